@@ -1,0 +1,239 @@
+package dev.panamax.launcher;
+
+import dev.panamax.core.bus.Bus;
+import dev.panamax.core.cpu.X86BootState;
+import dev.panamax.core.memory.AddressSpace;
+import dev.panamax.core.memory.GuestRam;
+import dev.panamax.core.sys.Errno;
+import dev.panamax.core.sys.LinuxException;
+import dev.panamax.firmware.BootException;
+import dev.panamax.firmware.BzImage;
+import dev.panamax.firmware.LinuxBoot;
+import dev.panamax.kvm.Kvm;
+import dev.panamax.kvm.KvmVcpu;
+import dev.panamax.kvm.KvmVm;
+import dev.panamax.launcher.devices.CmosRtc;
+import dev.panamax.launcher.devices.ExitPort;
+import dev.panamax.launcher.devices.I8042;
+import dev.panamax.launcher.devices.Serial16550;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * One x86 PC-like machine on KVM, assembled from the other modules, from first ioctl to last close:
+ *
+ * <ol>
+ * <li>open {@code /dev/kvm}, create the VM with its in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT;</li>
+ * <li>create guest RAM (one memfd) in the address space; the VM's memslot listener mirrors it;</li>
+ * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables, MP table);</li>
+ * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the exit port;</li>
+ * <li>create the vCPUs, give the boot vCPU the protocol's registers, run each on its own thread;</li>
+ * <li>wait for a verdict (exit port, reset, panic, timeout, error), stop every vCPU, close everything.</li>
+ * </ol>
+ */
+public final class Machine {
+    private static final Logger log = LoggerFactory.getLogger(Machine.class);
+    /** Lines of the guest console that tell Panamax something. */
+    static final String PANIC_LINE = "Kernel panic - not syncing";
+    static final String PANIC_END_LINE = "---[ end Kernel panic";
+    static final String[] INIT_LINES = {"panamax: init reached", "Run /init as init process"};
+
+    private final MachineConfig config;
+    private final AtomicReference<Verdict> verdict = new AtomicReference<>();
+    private final CountDownLatch done = new CountDownLatch(1);
+    private volatile String panicLine;
+    private volatile boolean initSeen;
+
+    private Machine(MachineConfig config) {
+        this.config = config;
+    }
+
+    /** Boots the configured guest and returns how it ended. Errors the user can fix throw {@link PanamaxException}. */
+    public static Verdict boot(MachineConfig config) {
+        return new Machine(config).run();
+    }
+
+    /** Logs the verdict for the user and returns the process exit status. */
+    public static int report(Verdict v) {
+        switch (v.kind()) {
+            case GUEST_EXIT, RESET -> log.info("{}", v.detail());
+            default -> log.error("{}", v.detail());
+        }
+        return v.exitStatus();
+    }
+
+    /** The first verdict wins; later ones (a reset after a panic, say) are ignored. */
+    private void finish(Verdict v) {
+        if (verdict.compareAndSet(null, v)) {
+            done.countDown();
+        }
+    }
+
+    private Verdict run() {
+        BzImage kernel = readKernel(config.kernel());
+        byte[] initrd = config.initrd() == null ? null : readFile(config.initrd(), "initrd");
+        try (Kvm kvm = Kvm.open();
+             KvmVm vm = kvm.createVm()) {
+            AddressSpace space = new AddressSpace();
+            space.addListener(vm.memslotListener());
+            try (GuestRam ram = allocate(space)) {
+                X86BootState boot = load(ram, kernel, initrd);
+                Bus pio = new Bus("pio");
+                Bus mmio = new Bus("mmio");
+                Serial16550 com1 = attachDevices(vm, pio);
+                if (config.consoleInput()) {
+                    Console.pumpInput(System.in, com1::receive);
+                }
+                List<KvmVcpu> vcpus = new ArrayList<>();
+                try {
+                    for (int id = 0; id < config.cpus(); id++) {
+                        vcpus.add(vm.createVcpu(id, config.cpus()));
+                    }
+                    vcpus.getFirst().setBootState(boot);
+                    return runVcpus(vcpus, pio, mmio);
+                } finally {
+                    for (KvmVcpu v : vcpus) {
+                        v.close();
+                    }
+                }
+            }
+        }
+    }
+
+    private GuestRam allocate(AddressSpace space) {
+        try {
+            return new GuestRam(space, config.memoryBytes());
+        } catch (LinuxException e) {
+            if (e.errno() == Errno.ENOMEM || e.errno() == Errno.ENOSPC) {
+                throw new PanamaxException("cannot get " + (config.memoryBytes() >> 20)
+                        + " MiB of guest memory from the host (" + e.getMessage() + "); try a smaller --memory");
+            }
+            throw e;
+        }
+    }
+
+    private X86BootState load(GuestRam ram, BzImage kernel, byte[] initrd) {
+        try {
+            return LinuxBoot.load(ram.low().host(), ram.highBytes(), kernel, initrd, config.cmdline(), config.cpus());
+        } catch (BootException e) {
+            throw new PanamaxException(e.getMessage(), e);
+        }
+    }
+
+    /** Puts the PC's legacy devices on the I/O bus; returns COM1 for console input. */
+    private Serial16550 attachDevices(KvmVm vm, Bus pio) {
+        Console console = new Console(this::watchConsole);
+        Serial16550 com1 = new Serial16550(level -> vm.setIrqLine(Serial16550.COM1_IRQ, level), console::guestOutput);
+        pio.register(Serial16550.COM1_PORT, Serial16550.PORT_COUNT, "com1", com1);
+        pio.register(I8042.BASE_PORT, I8042.PORT_COUNT, "i8042",
+                new I8042(() -> finish(afterReset("i8042 reset"))));
+        pio.register(CmosRtc.BASE_PORT, CmosRtc.PORT_COUNT, "rtc", new CmosRtc(Clock.systemUTC()));
+        pio.register(ExitPort.PORT, 1, "exit-port", new ExitPort(status -> finish(Verdict.guestExit(status))));
+        return com1;
+    }
+
+    /** A reset after a panic reports the panic; otherwise it is the guest's way to say "done". */
+    private Verdict afterReset(String how) {
+        String p = panicLine;
+        return p != null ? Verdict.panic(p) : Verdict.reset(how);
+    }
+
+    private void watchConsole(String line) {
+        if (!initSeen) {
+            for (String marker : INIT_LINES) {
+                if (line.contains(marker)) {
+                    initSeen = true;
+                    Instant start = ProcessHandle.current().info().startInstant().orElse(Instant.now());
+                    log.info("guest init reached {} ms after process start",
+                            Duration.between(start, Instant.now()).toMillis());
+                }
+            }
+        }
+        if (line.contains(PANIC_LINE) && panicLine == null) {
+            panicLine = line.substring(line.indexOf(PANIC_LINE)).strip();
+        } else if (line.contains(PANIC_END_LINE) && panicLine != null) {
+            finish(Verdict.panic(panicLine));
+        }
+    }
+
+    private Verdict runVcpus(List<KvmVcpu> vcpus, Bus pio, Bus mmio) {
+        List<Thread> threads = new ArrayList<>();
+        for (KvmVcpu vcpu : vcpus) {
+            Thread t = Thread.ofPlatform().name("vcpu-" + vcpu.id()).unstarted(() -> {
+                try {
+                    KvmVcpu.Stop stop = vcpu.run(pio, mmio);
+                    switch (stop) {
+                        case KvmVcpu.Stop.Kicked k -> { }
+                        case KvmVcpu.Stop.Shutdown s -> finish(afterReset(s.reason()));
+                    }
+                } catch (RuntimeException e) {
+                    log.debug("vCPU {} failed", vcpu.id(), e);
+                    finish(Verdict.error("vCPU " + vcpu.id() + ": " + e.getMessage()));
+                }
+            });
+            threads.add(t);
+        }
+        threads.forEach(Thread::start);
+        try {
+            boolean ended = config.timeout() == null
+                    ? awaitForever()
+                    : done.await(config.timeout().toMillis(), TimeUnit.MILLISECONDS);
+            if (!ended) {
+                finish(Verdict.timeout(config.timeout().toSeconds() + " s"));
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            finish(Verdict.error("interrupted"));
+        }
+        for (KvmVcpu vcpu : vcpus) {
+            vcpu.kick();
+        }
+        for (Thread t : threads) {
+            try {
+                t.join(5000);
+                if (t.isAlive()) {
+                    log.warn("{} did not stop within 5 s", t.getName());
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        return verdict.get();
+    }
+
+    private boolean awaitForever() throws InterruptedException {
+        done.await();
+        return true;
+    }
+
+    private static BzImage readKernel(Path path) {
+        try {
+            return BzImage.parse(path);
+        } catch (BootException e) {
+            throw new PanamaxException(e.getMessage(), e);
+        }
+    }
+
+    private static byte[] readFile(Path path, String what) {
+        if (!Files.isRegularFile(path)) {
+            throw new PanamaxException(what + " " + path + ": no such file");
+        }
+        try {
+            return Files.readAllBytes(path);
+        } catch (IOException e) {
+            throw new PanamaxException(what + " " + path + ": cannot read (" + e.getMessage() + ")", e);
+        }
+    }
+}

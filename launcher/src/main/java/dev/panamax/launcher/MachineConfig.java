@@ -1,0 +1,30 @@
+package dev.panamax.launcher;
+
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * What to boot and on how much machine.
+ *
+ * @param kernel      a bzImage (e.g. Debian's {@code /boot/vmlinuz-*})
+ * @param initrd      an initramfs, or {@code null}
+ * @param cmdline     the kernel command line
+ * @param cpus        number of vCPUs, 1..255
+ * @param memoryBytes guest RAM in bytes (a multiple of 2 MiB)
+ * @param timeout     wall-clock limit after which the VM is killed, or {@code null} for none
+ * @param consoleInput whether the host's standard input feeds the guest's serial console
+ */
+public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes,
+                            Duration timeout, boolean consoleInput) {
+    public MachineConfig {
+        if (cpus < 1 || cpus > 255) {
+            throw new PanamaxException("--cpus must be between 1 and 255, not " + cpus);
+        }
+        if (memoryBytes < (32L << 20)) {
+            throw new PanamaxException("--memory must be at least 32M for a Linux guest, not " + memoryBytes + " bytes");
+        }
+        if (memoryBytes % (2L << 20) != 0) {
+            throw new PanamaxException("--memory must be a multiple of 2M, not " + memoryBytes + " bytes");
+        }
+    }
+}

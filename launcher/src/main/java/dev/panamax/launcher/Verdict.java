@@ -1,0 +1,49 @@
+package dev.panamax.launcher;
+
+/**
+ * How a VM ended, and the exit status {@code panamax} returns for it.
+ *
+ * <table>
+ * <caption>Exit statuses</caption>
+ * <tr><td>the guest wrote N to the exit port (0xF4)</td><td>N (0..255)</td></tr>
+ * <tr><td>the guest reset or powered off without a verdict</td><td>0</td></tr>
+ * <tr><td>the guest kernel panicked</td><td>{@value #PANIC_STATUS}</td></tr>
+ * <tr><td>the guest ran past {@code --timeout}</td><td>{@value #TIMEOUT_STATUS}</td></tr>
+ * <tr><td>Panamax could not run the VM (bad input, no KVM, a vCPU error)</td><td>{@value #ERROR_STATUS}</td></tr>
+ * </table>
+ *
+ * @param kind       what happened
+ * @param exitStatus the process exit status for it
+ * @param detail     one line for the user
+ */
+public record Verdict(Kind kind, int exitStatus, String detail) {
+    /** Exit status for a guest kernel panic. */
+    public static final int PANIC_STATUS = 110;
+    /** Exit status for a guest killed at its timeout (as {@code timeout(1)}). */
+    public static final int TIMEOUT_STATUS = 124;
+    /** Exit status when Panamax itself fails (as {@code timeout(1)} for its own errors). */
+    public static final int ERROR_STATUS = 125;
+
+    /** What ended the VM. */
+    public enum Kind { GUEST_EXIT, RESET, PANIC, TIMEOUT, ERROR }
+
+    public static Verdict guestExit(int status) {
+        return new Verdict(Kind.GUEST_EXIT, status, "guest exited with status " + status + " (exit port)");
+    }
+
+    public static Verdict reset(String how) {
+        return new Verdict(Kind.RESET, 0, "guest reset (" + how + ")");
+    }
+
+    public static Verdict panic(String line) {
+        return new Verdict(Kind.PANIC, PANIC_STATUS, "guest kernel panic: " + line);
+    }
+
+    public static Verdict timeout(String after) {
+        return new Verdict(Kind.TIMEOUT, TIMEOUT_STATUS, "guest still running after " + after + ": killed");
+    }
+
+    public static Verdict error(String message) {
+        return new Verdict(Kind.ERROR, ERROR_STATUS, message);
+    }
+}

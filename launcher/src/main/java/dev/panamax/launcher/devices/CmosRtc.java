@@ -1,0 +1,72 @@
+package dev.panamax.launcher.devices;
+
+import dev.panamax.core.bus.BusDevice;
+
+import java.time.Clock;
+import java.time.ZonedDateTime;
+
+/**
+ * The PC's CMOS real-time clock (Motorola MC146818) at ports 0x70 (index) and 0x71 (data), enough
+ * for Linux to read the wall-clock time at boot: seconds, minutes, hours, day of week, day, month,
+ * year and century in BCD, 24-hour mode, never "update in progress". Writes to the time registers
+ * are ignored (the guest's clock is the host's); the rest of the 128-byte CMOS RAM reads back what
+ * was written. No alarm or periodic interrupt (IRQ 8) is generated.
+ */
+public final class CmosRtc implements BusDevice {
+    /** The index port; the data port is the next one. */
+    public static final int BASE_PORT = 0x70;
+    /** Ports decoded: 0x70 and 0x71. */
+    public static final int PORT_COUNT = 2;
+
+    private static final int SECONDS = 0x00, MINUTES = 0x02, HOURS = 0x04, DAY_OF_WEEK = 0x06,
+            DAY_OF_MONTH = 0x07, MONTH = 0x08, YEAR = 0x09, REG_A = 0x0A, REG_B = 0x0B, REG_C = 0x0C,
+            REG_D = 0x0D, CENTURY = 0x32;
+
+    private final Clock clock;
+    private final byte[] ram = new byte[128];
+    private int index;
+
+    /** @param clock the time the guest reads (UTC) */
+    public CmosRtc(Clock clock) {
+        this.clock = clock;
+        ram[REG_A] = 0x26;        // 32.768 kHz time base, 1024 Hz rate, UIP clear
+        ram[REG_B] = 0x02;        // 24-hour mode, BCD, no interrupts
+        ram[REG_D] = (byte) 0x80; // "valid RAM and time": the battery is fine
+    }
+
+    @Override
+    public synchronized long read(long offset, int size) {
+        if (offset == 0) {
+            return 0xFF;
+        }
+        ZonedDateTime t = ZonedDateTime.now(clock);
+        return switch (index) {
+            case SECONDS -> bcd(t.getSecond());
+            case MINUTES -> bcd(t.getMinute());
+            case HOURS -> bcd(t.getHour());
+            case DAY_OF_WEEK -> bcd(t.getDayOfWeek().getValue() % 7 + 1); // 1 = Sunday
+            case DAY_OF_MONTH -> bcd(t.getDayOfMonth());
+            case MONTH -> bcd(t.getMonthValue());
+            case YEAR -> bcd(t.getYear() % 100);
+            case CENTURY -> bcd(t.getYear() / 100);
+            case REG_C -> 0; // no interrupt flags
+            default -> ram[index] & 0xFF;
+        };
+    }
+
+    @Override
+    public synchronized void write(long offset, int size, long value) {
+        if (offset == 0) {
+            index = (int) (value & 0x7F); // bit 7 is the NMI mask
+        } else if (index > REG_D && index != CENTURY) {
+            ram[index] = (byte) value;
+        } else if (index == REG_B) {
+            ram[REG_B] = (byte) (value & ~0x04 | 0x02); // stay in BCD, 24-hour mode
+        }
+    }
+
+    /** @return {@code v} (0..99) in binary-coded decimal */
+    static int bcd(int v) {
+        return (v / 10) << 4 | (v % 10);
+    }
+}

@@ -1,0 +1,178 @@
+package dev.panamax.launcher.devices;
+
+import dev.panamax.core.bus.BusDevice;
+import dev.panamax.core.irq.IrqLine;
+
+import java.util.ArrayDeque;
+import java.util.function.IntConsumer;
+
+/**
+ * A 16550A UART (the PC's COM1 at I/O port 0x3F8, ISA IRQ 4), interrupt driven.
+ *
+ * <p>Registers (offset from the base port; DLAB is LCR bit 7), after the National Semiconductor
+ * PC16550D datasheet:
+ * <pre>
+ * 0  RBR (read) / THR (write)      DLAB=1: DLL, divisor latch low
+ * 1  IER interrupt enable          DLAB=1: DLM, divisor latch high
+ * 2  IIR interrupt ident (read) / FCR FIFO control (write)
+ * 3  LCR line control    4  MCR modem control    5  LSR line status
+ * 6  MSR modem status    7  SCR scratch
+ * </pre>
+ * Transmission is instant: a byte written to THR goes straight to the host's output, and the
+ * transmitter is always empty again (LSR THRE and TEMT set). Received bytes wait in a host-side
+ * queue, delivered through RBR. The interrupt line is high while an enabled condition is pending:
+ * received data (IER bit 0) or an empty transmitter (IER bit 1), the latter cleared by reading IIR
+ * or writing THR, as Linux's 8250 driver expects.
+ */
+public final class Serial16550 implements BusDevice {
+    /** COM1's base port. */
+    public static final int COM1_PORT = 0x3F8;
+    /** COM1's ISA IRQ. */
+    public static final int COM1_IRQ = 4;
+    /** Number of ports the UART decodes. */
+    public static final int PORT_COUNT = 8;
+
+    private static final int RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7;
+    private static final int IER_RDI = 0x01, IER_THRI = 0x02;
+    private static final int IIR_NO_INT = 0x01, IIR_THRI = 0x02, IIR_RDI = 0x04, IIR_FIFO_ENABLED = 0xC0;
+    private static final int LCR_DLAB = 0x80;
+    private static final int LSR_DR = 0x01, LSR_THRE = 0x20, LSR_TEMT = 0x40;
+    private static final int MCR_DTR = 0x01, MCR_RTS = 0x02, MCR_OUT1 = 0x04, MCR_OUT2 = 0x08, MCR_LOOP = 0x10;
+    private static final int MSR_CTS = 0x10, MSR_DSR = 0x20, MSR_RI = 0x40, MSR_DCD = 0x80;
+    /** Bytes the host may queue for the guest before input is dropped. */
+    private static final int RX_LIMIT = 4096;
+
+    private final IrqLine irq;
+    private final IntConsumer output;
+    private final ArrayDeque<Integer> rx = new ArrayDeque<>();
+    private int ier, lcr, mcr, scr, fcr;
+    private int dll = 0x0C, dlm; // 9600 baud, as after a BIOS
+    private boolean thrInterrupt;
+    private boolean irqLevel;
+
+    /**
+     * @param irq    the line the UART raises (ISA IRQ 4 for COM1)
+     * @param output receives each byte the guest transmits (0..255)
+     */
+    public Serial16550(IrqLine irq, IntConsumer output) {
+        this.irq = irq;
+        this.output = output;
+    }
+
+    /**
+     * Queues bytes typed on the host for the guest to receive. Called from the console's input
+     * thread; bytes past a 4 KiB backlog are dropped, as a UART overruns.
+     */
+    public synchronized void receive(byte[] data, int length) {
+        for (int i = 0; i < length && rx.size() < RX_LIMIT; i++) {
+            rx.add(data[i] & 0xFF);
+        }
+        updateIrq();
+    }
+
+    @Override
+    public synchronized long read(long offset, int size) {
+        int value;
+        switch ((int) offset) {
+            case RBR_THR -> {
+                if ((lcr & LCR_DLAB) != 0) {
+                    value = dll;
+                } else {
+                    Integer b = rx.poll();
+                    value = b == null ? 0 : b;
+                    updateIrq();
+                }
+            }
+            case IER -> value = (lcr & LCR_DLAB) != 0 ? dlm : ier;
+            case IIR_FCR -> {
+                value = interruptIdentification() | ((fcr & 1) != 0 ? IIR_FIFO_ENABLED : 0);
+                if ((value & 0x0F) == IIR_THRI) {
+                    thrInterrupt = false; // reading IIR acknowledges "transmitter empty"
+                    updateIrq();
+                }
+            }
+            case LCR -> value = lcr;
+            case MCR -> value = mcr;
+            case LSR -> value = LSR_THRE | LSR_TEMT | (rx.isEmpty() ? 0 : LSR_DR);
+            case MSR -> value = modemStatus();
+            case SCR -> value = scr;
+            default -> value = 0xFF;
+        }
+        return value;
+    }
+
+    @Override
+    public synchronized void write(long offset, int size, long v) {
+        int value = (int) (v & 0xFF);
+        switch ((int) offset) {
+            case RBR_THR -> {
+                if ((lcr & LCR_DLAB) != 0) {
+                    dll = value;
+                } else {
+                    thrInterrupt = false;
+                    updateIrq();
+                    if ((mcr & MCR_LOOP) != 0) {
+                        if (rx.size() < RX_LIMIT) {
+                            rx.add(value); // loopback: what is sent is received
+                        }
+                    } else {
+                        output.accept(value);
+                    }
+                    thrInterrupt = true; // sent at once: THR is empty again
+                    updateIrq();
+                }
+            }
+            case IER -> {
+                if ((lcr & LCR_DLAB) != 0) {
+                    dlm = value;
+                } else {
+                    boolean thriNewlyEnabled = (value & IER_THRI) != 0 && (ier & IER_THRI) == 0;
+                    ier = value & 0x0F;
+                    if (thriNewlyEnabled) {
+                        thrInterrupt = true; // THR is empty, so enabling THRI raises it at once
+                    }
+                    updateIrq();
+                }
+            }
+            case IIR_FCR -> {
+                fcr = value;
+                if ((value & 0x02) != 0) { // clear receive FIFO
+                    rx.clear();
+                    updateIrq();
+                }
+            }
+            case LCR -> lcr = value;
+            case MCR -> mcr = value & 0x1F;
+            case SCR -> scr = value;
+            default -> { } // LSR and MSR are read-only
+        }
+    }
+
+    /** IIR bits 3:0 for the highest-priority pending interrupt (RX data above THR empty). */
+    private int interruptIdentification() {
+        if ((ier & IER_RDI) != 0 && !rx.isEmpty()) {
+            return IIR_RDI;
+        }
+        if ((ier & IER_THRI) != 0 && thrInterrupt) {
+            return IIR_THRI;
+        }
+        return IIR_NO_INT;
+    }
+
+    /** MSR: in loopback the outputs feed the inputs (RTS->CTS, DTR->DSR, OUT1->RI, OUT2->DCD); else a connected line. */
+    private int modemStatus() {
+        if ((mcr & MCR_LOOP) != 0) {
+            return ((mcr & MCR_RTS) != 0 ? MSR_CTS : 0) | ((mcr & MCR_DTR) != 0 ? MSR_DSR : 0)
+                    | ((mcr & MCR_OUT1) != 0 ? MSR_RI : 0) | ((mcr & MCR_OUT2) != 0 ? MSR_DCD : 0);
+        }
+        return MSR_DCD | MSR_DSR | MSR_CTS;
+    }
+
+    private void updateIrq() {
+        boolean level = interruptIdentification() != IIR_NO_INT;
+        if (level != irqLevel) {
+            irqLevel = level;
+            irq.set(level);
+        }
+    }
+}
