@@ -185,20 +185,9 @@ public final class ImageBuilder {
         Path kernelTree = packages.extract(kernelDeb);
         Path vmlinuz = findKernel(kernelTree, kernelDeb);
         String release = vmlinuz.getFileName().toString().substring("vmlinuz-".length());
-        Path modulesRoot = Stream.of("lib/modules/", "usr/lib/modules/")
-                .map(p -> kernelTree.resolve(p + release))
-                .filter(p -> Files.isRegularFile(p.resolve("modules.dep")))
-                .findFirst()
-                .orElseThrow(() -> new IllegalArgumentException("kernel package " + kernelDeb.name() + " has no lib/modules/"
-                        + release + "/modules.dep"));
-        ModuleTree tree = ModuleTree.open(modulesRoot);
+        ModuleTree tree = ModuleTree.open(modulesDep(kernelTree, release, kernelDeb));
         List<KernelModule> mods = tree.resolve(modules);
-        for (KernelModule m : mods) {
-            if (m.compressed()) {
-                throw new IllegalArgumentException("kernel module " + m.relativePath() + " is compressed (" + m.compression()
-                        + "); busybox insmod loads only uncompressed .ko files");
-            }
-        }
+        requireUncompressed(mods);
 
         // Userland: busybox and a symlink per applet.
         DebPackage busyboxDeb = packages.fetch(busyboxPackage);
@@ -250,8 +239,46 @@ public final class ImageBuilder {
         GuestImage.JSON.writeValue(dir.resolve(GuestImage.MANIFEST).toFile(), manifest);
     }
 
+    /**
+     * Rejects compressed module files: busybox insmod passes the file to init_module(2) as is, and cannot
+     * decompress zstd; the guest kernel would refuse the compressed bytes.
+     *
+     * @throws IllegalArgumentException naming the first compressed module
+     */
+    static void requireUncompressed(List<KernelModule> mods) {
+        for (KernelModule m : mods) {
+            if (m.compressed()) {
+                throw new IllegalArgumentException("kernel module " + m.relativePath() + " is compressed (" + m.compression()
+                        + "); busybox insmod loads only uncompressed .ko files");
+            }
+        }
+    }
+
     private static ImageManifest.PackageInfo info(String role, DebPackage p) {
         return new ImageManifest.PackageInfo(role, p.name(), p.version(), p.file().getFileName().toString(), p.sha256());
+    }
+
+    /**
+     * The package's lib/modules/VER, with a modules.dep. Debian's kernel packages do not ship modules.dep (their
+     * postinst runs depmod), so it is generated once into the unpacked tree with the host's
+     * {@code depmod -b TREE VER} (package kmod; no root needed).
+     */
+    static Path modulesDep(Path kernelTree, String release, DebPackage deb) {
+        Path root = kernelTree.resolve("lib/modules/" + release);
+        if (!Files.isDirectory(root)) {
+            throw new IllegalArgumentException("kernel package " + deb.name() + " " + deb.version() + " has no /lib/modules/" + release);
+        }
+        if (Files.isRegularFile(root.resolve("modules.dep"))) {
+            return root;
+        }
+        String depmod = Stream.of("/usr/sbin/depmod", "/sbin/depmod").filter(p -> Files.isExecutable(Path.of(p)))
+                .findFirst().orElse("depmod");
+        log.info("generating modules.dep for {} with depmod", release);
+        Command.Result r = Command.run(List.of(depmod, "-b", kernelTree.toString(), release), null, 600);
+        if (r.exitCode() != 0 || !Files.isRegularFile(root.resolve("modules.dep"))) {
+            throw new IllegalStateException("depmod -b " + kernelTree + " " + release + " failed: " + r.errorLine());
+        }
+        return root;
     }
 
     /** The package's single /boot/vmlinuz-VER. */
