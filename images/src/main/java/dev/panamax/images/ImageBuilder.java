@@ -133,6 +133,8 @@ public final class ImageBuilder {
         }
         try {
             buildInto(tmp);
+            // createTempDirectory makes it 0700; an image is as readable as any build output.
+            Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
             replace(tmp, target);
             log.info("guest image written to {}", target);
             return GuestImage.verify(target);

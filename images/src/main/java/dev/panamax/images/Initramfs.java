@@ -165,6 +165,7 @@ public final class Initramfs {
                  GzipCompressorOutputStream gz = new GzipCompressorOutputStream(file, gzipParameters())) {
                 writeCpio(gz);
             }
+            Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
             Files.move(tmp, out, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } finally {
             Files.deleteIfExists(tmp);

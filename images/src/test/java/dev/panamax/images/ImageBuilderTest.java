@@ -91,6 +91,8 @@ class ImageBuilderTest {
             assertEquals(Hashes.sha256(packages.cacheDir().resolve("debs").resolve(p.file())), p.sha256(), p.file());
             assertFalse(p.version().isEmpty());
         }
+        assertEquals("rwxr-xr-x", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(image.dir())));
+        assertEquals("rw-r--r--", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(image.initramfs())));
         assertEquals(Hashes.sha256(image.kernel()), m.outputs().get("vmlinuz"));
         assertEquals(Hashes.sha256(image.initramfs()), m.outputs().get("initramfs.cpio.gz"));
         assertEquals(List.of("/etc/hello.txt", "/opt/tree/sub/data", "/usr/local/bin/tool"),
