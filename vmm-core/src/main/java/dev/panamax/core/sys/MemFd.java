@@ -1,0 +1,68 @@
+package dev.panamax.core.sys;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * An anonymous memory file ({@code memfd_create(2)}) mapped shared into this process. Guest RAM
+ * lives in one, so that another process (a vfio-user server) can map the same pages when it gets
+ * the fd over {@code SCM_RIGHTS}.
+ */
+public final class MemFd implements AutoCloseable {
+    private final String name;
+    private final int fd;
+    private final long size;
+    private final MemorySegment mapping;
+    private boolean closed;
+
+    /**
+     * Creates the file, sizes it and maps it read-write, shared.
+     *
+     * @param name a name for {@code /proc/PID/fd} and {@code /proc/PID/maps}
+     * @param size bytes, a multiple of the page size
+     * @throws LinuxException e.g. ENOMEM when the host cannot give that much
+     */
+    public MemFd(String name, long size) {
+        this.name = name;
+        this.size = size;
+        this.fd = Libc.memfdCreate(name, Libc.MFD_CLOEXEC | Libc.MFD_ALLOW_SEALING);
+        MemorySegment m;
+        try {
+            Libc.ftruncate(fd, size);
+            m = Libc.mmap(size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | Libc.MAP_NORESERVE, fd, 0, name);
+        } catch (LinuxException e) {
+            Libc.close(fd);
+            throw e;
+        }
+        this.mapping = m;
+    }
+
+    /** @return the memfd (owned by this object) */
+    public int fd() {
+        return fd;
+    }
+
+    /** @return the size in bytes */
+    public long size() {
+        return size;
+    }
+
+    /** @return the whole file as mapped here; its {@code address()} is host-virtual */
+    public MemorySegment mapping() {
+        return mapping;
+    }
+
+    /** @return the name given at creation */
+    public String name() {
+        return name;
+    }
+
+    /** Unmaps and closes. Segments sliced from {@link #mapping()} must not be used afterwards. */
+    @Override
+    public synchronized void close() {
+        if (!closed) {
+            closed = true;
+            Libc.munmap(mapping);
+            Libc.close(fd);
+        }
+    }
+}
