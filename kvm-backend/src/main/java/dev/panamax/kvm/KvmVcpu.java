@@ -57,8 +57,8 @@ public final class KvmVcpu implements AutoCloseable {
      * The signal that kicks a vCPU thread out of {@code KVM_RUN}: SIGRTMIN+6. glibc reserves signals 32
      * and 33 for itself (thread cancellation, setxid), so its SIGRTMIN is 34 at run time. HotSpot on Linux
      * uses SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGPIPE, SIGXFSZ, SIGQUIT (thread dumps), SIGHUP/SIGINT/SIGTERM
-     * (shutdown hooks) and SIGUSR2 (thread suspend/resume, {@code -XX:+UseSignalChaining}/
-     * {@code _JAVA_SR_SIGNUM}); no real-time signal. Firecracker uses SIGRTMIN+0 for the same purpose; the
+     * (shutdown hooks) and SIGUSR2 (thread suspend/resume; the environment variable {@code _JAVA_SR_SIGNUM}
+     * can move it); no real-time signal. Firecracker uses SIGRTMIN+0 for the same purpose; the
      * offset leaves the first real-time signals to libraries that take SIGRTMIN itself. It must be at most 64
      * to fit the kernel's 8-byte sigset of {@code KVM_SET_SIGNAL_MASK}.
      */
