@@ -1,0 +1,234 @@
+package dev.panamax.kvm;
+
+import dev.panamax.core.irq.IrqLine;
+import dev.panamax.core.memory.MemoryListener;
+import dev.panamax.core.memory.MemoryRegion;
+import dev.panamax.core.memory.RamRegion;
+import dev.panamax.core.sys.Libc;
+import dev.panamax.kvm.bindings.kvm_h;
+import dev.panamax.kvm.bindings.kvm_irq_level;
+import dev.panamax.kvm.bindings.kvm_irqfd;
+import dev.panamax.kvm.bindings.kvm_pit_config;
+import dev.panamax.kvm.bindings.kvm_userspace_memory_region;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One KVM virtual machine (api.rst section 4, "vm ioctls"), set up as an x86 PC: the TSS and EPT
+ * identity-map pages at the top of the 32-bit space, the in-kernel irqchip (two 8259 PICs, an IOAPIC and
+ * a local APIC per vCPU) and the in-kernel 8254 PIT.
+ *
+ * <p>Guest RAM reaches KVM through {@link #memoryListener()}: each {@link RamRegion} of the address
+ * space becomes a memory slot ({@code KVM_SET_USER_MEMORY_REGION}); other regions are left unmapped so
+ * that guest accesses to them exit as MMIO.
+ */
+public final class KvmVm implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(KvmVm.class);
+
+    /**
+     * Guest-physical address of the three pages KVM needs for the real-mode TSS on Intel
+     * ({@code KVM_SET_TSS_ADDR}), and of the one page for the EPT identity map just below it
+     * ({@code KVM_SET_IDENTITY_MAP_ADDR}): just below the 4 GiB BIOS area, where QEMU and Firecracker put them.
+     * The machine's memory map must keep {@code [IDENTITY_MAP_ADDR, TSS_ADDR + 3 pages)} free of RAM and devices.
+     */
+    public static final long TSS_ADDR = 0xfffbd000L;
+    public static final long IDENTITY_MAP_ADDR = 0xfffbc000L;
+    private static final long PAGE = 4096;
+
+    private final Kvm kvm;
+    private final int fd;
+    private final Memslots memslots;
+    private final Map<RamRegion, Integer> slotOf = new HashMap<>();
+    private final List<KvmVcpu> vcpus = new ArrayList<>();
+    /** One kvm_irq_level per thread that raises interrupts, so KVM_IRQ_LINE does not allocate. */
+    private final ThreadLocal<MemorySegment> irqLevel =
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(kvm_irq_level.layout()));
+    private boolean closed;
+
+    KvmVm(Kvm kvm) {
+        this.kvm = kvm;
+        this.fd = Libc.ioctl(kvm.fd(), kvm_h.KVM_CREATE_VM(), 0, "KVM_CREATE_VM");
+        this.memslots = new Memslots(kvm.nrMemslots());
+        try {
+            // Both before any vCPU exists (api.rst: KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR).
+            Libc.ioctl(fd, kvm_h.KVM_SET_TSS_ADDR(), TSS_ADDR, "KVM_SET_TSS_ADDR");
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment addr = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_LONG, IDENTITY_MAP_ADDR);
+                Libc.ioctl(fd, kvm_h.KVM_SET_IDENTITY_MAP_ADDR(), addr, "KVM_SET_IDENTITY_MAP_ADDR");
+                Libc.ioctl(fd, kvm_h.KVM_CREATE_IRQCHIP(), 0, "KVM_CREATE_IRQCHIP");
+                // flags 0: no KVM_PIT_SPEAKER_DUMMY; port 0x61 then exits to user space.
+                MemorySegment pit = kvm_pit_config.allocate(arena);
+                Libc.ioctl(fd, kvm_h.KVM_CREATE_PIT2(), pit, "KVM_CREATE_PIT2");
+            }
+        } catch (RuntimeException e) {
+            Libc.close(fd);
+            throw e;
+        }
+        log.debug("VM fd {}: TSS at 0x{}, identity map at 0x{}, in-kernel irqchip and PIT", fd,
+                Long.toHexString(TSS_ADDR), Long.toHexString(IDENTITY_MAP_ADDR));
+    }
+
+    /** @return the VM file descriptor */
+    public int fd() {
+        return fd;
+    }
+
+    /** @return the {@link Kvm} this VM was created from */
+    public Kvm kvm() {
+        return kvm;
+    }
+
+    /**
+     * The listener that mirrors guest RAM into memory slots: add it to the machine's address space.
+     * Regions other than {@link RamRegion} are ignored (MMIO must stay unmapped to exit).
+     */
+    public MemoryListener memoryListener() {
+        return new MemoryListener() {
+            @Override
+            public void regionAdded(MemoryRegion region) {
+                if (region instanceof RamRegion ram) {
+                    addRam(ram);
+                }
+            }
+
+            @Override
+            public void regionRemoved(MemoryRegion region) {
+                if (region instanceof RamRegion ram) {
+                    removeRam(ram);
+                }
+            }
+        };
+    }
+
+    private synchronized void addRam(RamRegion ram) {
+        long hva = ram.host().address();
+        if (ram.guestPhysicalAddress() % PAGE != 0 || ram.size() % PAGE != 0 || hva % PAGE != 0) {
+            throw new IllegalArgumentException(String.format(
+                    "RAM region %s: guest-physical 0x%x, size 0x%x, host 0x%x must all be multiples of 4 KiB",
+                    ram.name(), ram.guestPhysicalAddress(), ram.size(), hva));
+        }
+        int slot = memslots.allocate(ram.name());
+        try {
+            setUserMemoryRegion(slot, ram.guestPhysicalAddress(), ram.size(), hva);
+        } catch (RuntimeException e) {
+            memslots.free(slot);
+            throw e;
+        }
+        slotOf.put(ram, slot);
+        log.debug("memslot {}: guest-physical [0x{}, +0x{}) <- host 0x{} ({})", slot,
+                Long.toHexString(ram.guestPhysicalAddress()), Long.toHexString(ram.size()), Long.toHexString(hva), ram.name());
+    }
+
+    private synchronized void removeRam(RamRegion ram) {
+        Integer slot = slotOf.remove(ram);
+        if (slot == null) {
+            return;
+        }
+        // api.rst: "Deleting a slot is done by passing zero for memory_size."
+        setUserMemoryRegion(slot, ram.guestPhysicalAddress(), 0, ram.host().address());
+        memslots.free(slot);
+        log.debug("memslot {} removed ({})", slot, ram.name());
+    }
+
+    private void setUserMemoryRegion(int slot, long gpa, long bytes, long hva) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment r = kvm_userspace_memory_region.allocate(arena);
+            kvm_userspace_memory_region.slot(r, slot);
+            kvm_userspace_memory_region.flags(r, 0);
+            kvm_userspace_memory_region.guest_phys_addr(r, gpa);
+            kvm_userspace_memory_region.memory_size(r, bytes);
+            kvm_userspace_memory_region.userspace_addr(r, hva);
+            Libc.ioctl(fd, kvm_h.KVM_SET_USER_MEMORY_REGION(), r, String.format(
+                    "KVM_SET_USER_MEMORY_REGION slot %d guest-physical 0x%x size 0x%x host 0x%x", slot, gpa, bytes, hva));
+        }
+    }
+
+    /**
+     * Drives an interrupt line of the in-kernel irqchip ({@code KVM_IRQ_LINE}). On x86, GSIs 0-15 reach both
+     * the PIC and the IOAPIC, 16-23 the IOAPIC. For an edge, assert then deassert.
+     *
+     * @param gsi   the global system interrupt number
+     * @param level {@code true} to assert
+     */
+    public void setIrqLine(int gsi, boolean level) {
+        MemorySegment irq = irqLevel.get();
+        kvm_irq_level.irq(irq, gsi);
+        kvm_irq_level.level(irq, level ? 1 : 0);
+        Libc.ioctl(fd, kvm_h.KVM_IRQ_LINE(), irq, "KVM_IRQ_LINE");
+    }
+
+    /** @return an {@link IrqLine} driving {@code gsi} through {@link #setIrqLine} */
+    public IrqLine irqLine(int gsi) {
+        return level -> setIrqLine(gsi, level);
+    }
+
+    /**
+     * Makes an eventfd inject {@code gsi} when signalled ({@code KVM_IRQFD}); for edge-triggered or MSI
+     * routes. The eventfd stays the caller's to close.
+     */
+    public void assignIrqfd(int eventFd, int gsi) {
+        irqfd(eventFd, gsi, 0, "KVM_IRQFD assign");
+    }
+
+    /** Undoes {@link #assignIrqfd} ({@code KVM_IRQFD} with {@code KVM_IRQFD_FLAG_DEASSIGN}). */
+    public void deassignIrqfd(int eventFd, int gsi) {
+        irqfd(eventFd, gsi, kvm_h.KVM_IRQFD_FLAG_DEASSIGN(), "KVM_IRQFD deassign");
+    }
+
+    private void irqfd(int eventFd, int gsi, int flags, String what) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = kvm_irqfd.allocate(arena);
+            kvm_irqfd.fd(s, eventFd);
+            kvm_irqfd.gsi(s, gsi);
+            kvm_irqfd.flags(s, flags);
+            Libc.ioctl(fd, kvm_h.KVM_IRQFD(), s, what + " fd " + eventFd + " gsi " + gsi);
+        }
+    }
+
+    /**
+     * Creates and configures a vCPU: CPUID with APIC id {@code id} in a VM of {@code vcpuCount} vCPUs, the
+     * boot MSRs, the FPU and the local APIC's LINT0/LINT1 (see {@link KvmVcpu}). The boot vCPU then needs
+     * {@link KvmVcpu#setBootState}; the others wait for INIT/SIPI in the in-kernel LAPIC.
+     *
+     * @param id        the vCPU id, also its APIC id, 0..vcpuCount-1
+     * @param vcpuCount how many vCPUs the VM will have (for the CPUID topology)
+     */
+    public synchronized KvmVcpu createVcpu(int id, int vcpuCount) {
+        KvmVcpu vcpu = new KvmVcpu(this, id, vcpuCount);
+        vcpus.add(vcpu);
+        return vcpu;
+    }
+
+    /** @return the vCPUs created so far, by creation order */
+    public synchronized List<KvmVcpu> vcpus() {
+        return List.copyOf(vcpus);
+    }
+
+    /** Closes the vCPUs (unmapping their kvm_run) and the VM; KVM frees the memory slots with it. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        RuntimeException first = null;
+        for (KvmVcpu v : vcpus) {
+            try {
+                v.close();
+            } catch (RuntimeException e) {
+                first = first == null ? e : first;
+            }
+        }
+        Libc.close(fd);
+        if (first != null) {
+            throw first;
+        }
+    }
+}
