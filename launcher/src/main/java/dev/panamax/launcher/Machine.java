@@ -12,6 +12,7 @@ import dev.panamax.firmware.LinuxBoot;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmVm;
+import dev.panamax.kvm.VcpuExit;
 import dev.panamax.launcher.devices.CmosRtc;
 import dev.panamax.launcher.devices.ExitPort;
 import dev.panamax.launcher.devices.I8042;
@@ -87,7 +88,7 @@ public final class Machine {
         try (Kvm kvm = Kvm.open();
              KvmVm vm = kvm.createVm()) {
             AddressSpace space = new AddressSpace();
-            space.addListener(vm.memslotListener());
+            space.addListener(vm.memoryListener());
             try (GuestRam ram = allocate(space)) {
                 X86BootState boot = load(ram, kernel, initrd);
                 Bus pio = new Bus("pio");
@@ -173,10 +174,12 @@ public final class Machine {
         for (KvmVcpu vcpu : vcpus) {
             Thread t = Thread.ofPlatform().name("vcpu-" + vcpu.id()).unstarted(() -> {
                 try {
-                    KvmVcpu.Stop stop = vcpu.run(pio, mmio);
-                    switch (stop) {
-                        case KvmVcpu.Stop.Kicked k -> { }
-                        case KvmVcpu.Stop.Shutdown s -> finish(afterReset(s.reason()));
+                    VcpuExit exit = vcpu.run(pio, mmio);
+                    switch (exit.reason()) {
+                        case STOPPED -> { } // we asked for it
+                        case SHUTDOWN, RESET, POWER_OFF, SYSTEM_EVENT -> finish(afterReset(exit.detail()));
+                        case CRASH -> finish(Verdict.panic(exit.detail()));
+                        case HALTED -> finish(Verdict.error(exit.detail() + " with interrupts off: nothing can wake it"));
                     }
                 } catch (RuntimeException e) {
                     log.debug("vCPU {} failed", vcpu.id(), e);
@@ -198,7 +201,7 @@ public final class Machine {
             finish(Verdict.error("interrupted"));
         }
         for (KvmVcpu vcpu : vcpus) {
-            vcpu.kick();
+            vcpu.requestStop();
         }
         for (Thread t : threads) {
             try {
@@ -220,7 +223,7 @@ public final class Machine {
 
     private static BzImage readKernel(Path path) {
         try {
-            return BzImage.parse(path);
+            return BzImage.read(path);
         } catch (BootException e) {
             throw new PanamaxException(e.getMessage(), e);
         }

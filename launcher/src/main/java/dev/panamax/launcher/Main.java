@@ -1,6 +1,7 @@
 package dev.panamax.launcher;
 
 import dev.panamax.core.sys.LinuxException;
+import dev.panamax.kvm.KvmException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -14,7 +15,7 @@ import java.io.UncheckedIOException;
  */
 @Command(name = "panamax", mixinStandardHelpOptions = true, version = "panamax 0.1.0",
         description = "A minimal VMM on Linux KVM for PCI device passthrough.",
-        subcommands = {RunCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {RunCommand.class, TestCommand.class, ImageCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -37,7 +38,7 @@ public final class Main implements Runnable {
 
     private static int handle(Exception e, CommandLine cl, CommandLine.ParseResult parsed) {
         PrintWriter err = cl.getErr();
-        if (e instanceof PanamaxException || e instanceof LinuxException || e instanceof IOException
+        if (e instanceof PanamaxException || e instanceof LinuxException || e instanceof KvmException || e instanceof IOException
                 || e instanceof UncheckedIOException || e instanceof IllegalArgumentException) {
             err.println("panamax: error: " + e.getMessage());
         } else {

@@ -24,19 +24,12 @@ public final class SizeConverter implements CommandLine.ITypeConverter<Long> {
         } else if (s.endsWith("B") && s.length() > 1 && !Character.isDigit(s.charAt(s.length() - 2))) {
             s = s.substring(0, s.length() - 1);
         }
-        long unit = 1L << 20; // bare number: MiB
-        if (!s.isEmpty()) {
-            switch (s.charAt(s.length() - 1)) {
-                case 'K' -> unit = 1L << 10;
-                case 'M' -> unit = 1L << 20;
-                case 'G' -> unit = 1L << 30;
-                case 'T' -> unit = 1L << 40;
-                default -> unit = 0;
-            }
-        }
-        String digits = unit == 0 ? s : s.substring(0, s.length() - 1);
-        if (unit == 0) {
-            unit = 1L << 20;
+        long unit = 1L << 20; // a bare number is MiB
+        String digits = s;
+        int suffix = "KMGT".indexOf(s.isEmpty() ? '?' : s.charAt(s.length() - 1));
+        if (suffix >= 0) {
+            unit = 1L << (10 * (suffix + 1));
+            digits = s.substring(0, s.length() - 1);
         }
         try {
             long n = Long.parseLong(digits);

@@ -1,0 +1,89 @@
+package dev.panamax.launcher;
+
+import dev.panamax.images.GuestImage;
+import dev.panamax.images.ImageBuilder;
+import dev.panamax.images.Initramfs;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code panamax test}: boot an image, run a script as the guest's init job, exit with the
+ * script's status. The script travels in a second, tiny cpio appended to the image's initramfs
+ * (the kernel unpacks concatenated archives in order), so the image itself stays as built.
+ */
+@Command(name = "test", mixinStandardHelpOptions = true,
+        description = {"Boot IMAGE, run SCRIPT in the guest, and exit with the script's exit status.",
+                "A guest still running at --timeout is killed (status " + Verdict.TIMEOUT_STATUS + "); "
+                        + "a kernel panic gives " + Verdict.PANIC_STATUS + "."})
+public final class TestCommand implements Callable<Integer> {
+    /** The kernel command line of a test boot: serial console, quiet, reboot at once on panic, reset by the i8042. */
+    public static final String TEST_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=k";
+
+    @Mixin
+    LoggingOptions logging;
+
+    @Option(names = "--image", required = true, paramLabel = "DIR", description = "A directory made by 'panamax image build'.")
+    Path image;
+
+    @Option(names = "--script", required = true, paramLabel = "FILE", description = "The shell script to run in the guest.")
+    Path script;
+
+    @Option(names = "--timeout", paramLabel = "DURATION", defaultValue = "300s", converter = DurationConverter.class,
+            description = "Kill the guest after this long (default: ${DEFAULT-VALUE}).")
+    Duration timeout;
+
+    @Option(names = {"-c", "--cpus"}, paramLabel = "N", defaultValue = "1", description = "vCPUs (default: ${DEFAULT-VALUE}).")
+    int cpus;
+
+    @Option(names = {"-m", "--memory"}, paramLabel = "SIZE", defaultValue = "512M", converter = SizeConverter.class,
+            description = "Guest RAM (default: ${DEFAULT-VALUE}).")
+    long memory;
+
+    @Option(names = {"-p", "--cmdline", "--append"}, paramLabel = "ARGS", defaultValue = TEST_CMDLINE,
+            description = "The kernel command line (default: ${DEFAULT-VALUE}).")
+    String cmdline;
+
+    @Override
+    public Integer call() throws IOException {
+        GuestImage verified = GuestImage.verify(image);
+        if (!Files.isRegularFile(script)) {
+            throw new PanamaxException("--script " + script + ": no such file");
+        }
+        Path initrd = Files.createTempFile("panamax-test-", ".cpio.gz");
+        try {
+            writeInitrdWithScript(verified.initramfs(), script, initrd);
+            MachineConfig config = new MachineConfig(verified.kernel(), initrd, cmdline, cpus, memory, timeout, false);
+            return Machine.report(Machine.boot(config));
+        } finally {
+            Files.deleteIfExists(initrd);
+        }
+    }
+
+    /** Writes {@code base} followed by a gzip'd cpio holding {@code script} at the path the image's init runs. */
+    static void writeInitrdWithScript(Path base, Path script, Path out) {
+        try {
+            Path overlay = Files.createTempFile(out.getParent(), "panamax-script-", ".cpio.gz");
+            try {
+                Initramfs.builder().file(ImageBuilder.SCRIPT_GUEST_PATH.substring(1), script, 0755).writeGzip(overlay);
+                try (OutputStream o = Files.newOutputStream(out, StandardOpenOption.TRUNCATE_EXISTING)) {
+                    Files.copy(base, o);
+                    Files.copy(overlay, o);
+                }
+            } finally {
+                Files.deleteIfExists(overlay);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the test initrd " + out + ": " + e.getMessage(), e);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+package dev.panamax.launcher;
+
+import dev.panamax.core.bus.Bus;
+import dev.panamax.launcher.devices.CmosRtc;
+import dev.panamax.launcher.devices.ExitPort;
+import dev.panamax.launcher.devices.I8042;
+import dev.panamax.launcher.devices.Serial16550;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.time.Clock;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The legacy devices driven through a port I/O bus, as the guest's drivers drive them. */
+class DevicesTest {
+    private final Bus pio = new Bus("pio");
+    private final List<Boolean> irq = new ArrayList<>();
+    private final ByteArrayOutputStream out = new ByteArrayOutputStream();
+    private final Serial16550 uart = new Serial16550(irq::add, out::write);
+
+    DevicesTest() {
+        pio.register(Serial16550.COM1_PORT, Serial16550.PORT_COUNT, "com1", uart);
+    }
+
+    private int in(int port) {
+        return (int) pio.read(port, 1);
+    }
+
+    private void out(int port, int value) {
+        pio.write(port, 1, value);
+    }
+
+    @Test
+    void uartPassesLinuxAutoconfigAsA16550A() {
+        // Scratch register.
+        out(0x3ff, 0xa5);
+        assertEquals(0xa5, in(0x3ff));
+        // Loopback test of serial8250's autoconfig(): MCR = LOOP | 0x0A must read MSR & 0xF0 == 0x90.
+        out(0x3fc, 0x10);
+        assertEquals(0, in(0x3fe) & 0xf0);
+        out(0x3fc, 0x1a);
+        assertEquals(0x90, in(0x3fe) & 0xf0);
+        out(0x3fc, 0x00);
+        // FIFO enabled: IIR bits 7:6 both set means a 16550A.
+        out(0x3fa, 0xe7);
+        assertEquals(0xc0, in(0x3fa) & 0xc0);
+        // Divisor latch is separate from THR/IER.
+        out(0x3fb, 0x80);
+        out(0x3f8, 0x01);
+        out(0x3f9, 0x00);
+        assertEquals(0x01, in(0x3f8));
+        out(0x3fb, 0x03);
+        assertEquals(0, out.size());
+    }
+
+    @Test
+    void transmitRaisesAndAcknowledgesTheThreInterrupt() {
+        assertEquals(0x60, in(0x3fd) & 0x60); // THRE and TEMT
+        assertEquals(1, in(0x3fa) & 0x0f);    // no interrupt pending
+        out(0x3f9, 0x02);                      // enable THRI: THR is empty, so it fires at once
+        assertEquals(List.of(true), irq);
+        assertEquals(0x02, in(0x3fa) & 0x0f);  // reading IIR acknowledges it
+        assertEquals(List.of(true, false), irq);
+        out(0x3f8, 'h');
+        out(0x3f8, 'i');
+        assertEquals("hi", out.toString());
+        assertEquals(List.of(true, false, true, false, true), irq); // an edge per byte
+    }
+
+    @Test
+    void receivedBytesAreReadInOrderWithAnInterrupt() {
+        out(0x3f9, 0x01); // RX data interrupt
+        assertTrue(irq.isEmpty());
+        uart.receive("ls\n".getBytes(), 3);
+        assertEquals(List.of(true), irq);
+        assertEquals(0x04, in(0x3fa) & 0x0f);
+        assertEquals(1, in(0x3fd) & 1);
+        assertEquals('l', in(0x3f8));
+        assertEquals('s', in(0x3f8));
+        assertEquals('\n', in(0x3f8));
+        assertEquals(0, in(0x3fd) & 1);
+        assertEquals(List.of(true, false), irq);
+    }
+
+    @Test
+    void loopbackSendsToTheReceiverNotTheHost() {
+        out(0x3fc, 0x10);
+        out(0x3f8, 0x42);
+        assertEquals(0x42, in(0x3f8));
+        assertEquals(0, out.size());
+    }
+
+    @Test
+    void i8042AnswersTheDriverAndResets() {
+        List<String> resets = new ArrayList<>();
+        pio.register(I8042.BASE_PORT, I8042.PORT_COUNT, "i8042", new I8042(() -> resets.add("reset")));
+        assertEquals(0, in(0x64) & 1);       // output buffer empty
+        out(0x64, 0x20);                     // read CTR
+        assertEquals(1, in(0x64) & 1);
+        assertEquals(0x45, in(0x60));
+        out(0x64, 0x60);                     // write CTR
+        out(0x60, 0x47);
+        out(0x64, 0x20);
+        assertEquals(0x47, in(0x60));
+        out(0x64, 0xaa);                     // self test
+        assertEquals(0x55, in(0x60));
+        assertTrue(resets.isEmpty());
+        out(0x64, 0xfe);
+        assertEquals(List.of("reset"), resets);
+    }
+
+    @Test
+    void exitPortHandsOverTheByte() {
+        List<Integer> statuses = new ArrayList<>();
+        pio.register(ExitPort.PORT, 1, "exit", new ExitPort(statuses::add));
+        out(0xf4, 3);
+        pio.write(0xf4, 4, 0x1ff);
+        assertEquals(List.of(3, 0xff), statuses);
+    }
+
+    @Test
+    void rtcReadsTheClockInBcd() {
+        Clock clock = Clock.fixed(Instant.parse("2026-11-26T07:42:59Z"), ZoneOffset.UTC);
+        pio.register(CmosRtc.BASE_PORT, CmosRtc.PORT_COUNT, "rtc", new CmosRtc(clock));
+        int[][] expected = {{0x00, 0x59}, {0x02, 0x42}, {0x04, 0x07}, {0x07, 0x26}, {0x08, 0x11},
+                {0x09, 0x26}, {0x32, 0x20}, {0x06, 0x05}}; // Thursday = 5 (Sunday = 1)
+        for (int[] e : expected) {
+            out(0x70, e[0]);
+            assertEquals(e[1], in(0x71), "register 0x" + Integer.toHexString(e[0]));
+        }
+        out(0x70, 0x0a);
+        assertFalse((in(0x71) & 0x80) != 0, "update in progress must stay clear");
+        out(0x70, 0x40);
+        out(0x71, 0x99);
+        assertEquals(0x99, in(0x71));
+    }
+}
