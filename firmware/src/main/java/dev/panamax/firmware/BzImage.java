@@ -52,10 +52,13 @@ public final class BzImage {
     public static BzImage read(Path path) throws BootException {
         String name = String.valueOf(path.getFileName());
         byte[] bytes;
+        if (!Files.isRegularFile(path)) {
+            throw new BootException("kernel " + path + ": no such file");
+        }
         try {
             bytes = Files.readAllBytes(path);
         } catch (IOException | OutOfMemoryError e) {
-            throw new BootException(name + ": cannot read kernel (" + e + ")", e);
+            throw new BootException("kernel " + path + ": cannot read it (" + e.getMessage() + ")", e);
         }
         return parse(name, bytes);
     }

@@ -26,8 +26,11 @@ import java.util.concurrent.Callable;
                 "A guest still running at --timeout is killed (status " + Verdict.TIMEOUT_STATUS + "); "
                         + "a kernel panic gives " + Verdict.PANIC_STATUS + "."})
 public final class TestCommand implements Callable<Integer> {
-    /** The kernel command line of a test boot: serial console, quiet, reboot at once on panic, reset by the i8042. */
-    public static final String TEST_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=k";
+    /**
+     * The kernel command line of a test boot: serial console, quiet, reboot at once on panic, reset by the
+     * i8042; no ACPI tables and no PCI bus yet, so the kernel is told not to look for them.
+     */
+    public static final String TEST_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=k acpi=off pci=off";
 
     @Mixin
     LoggingOptions logging;
