@@ -28,9 +28,9 @@ import java.util.concurrent.Callable;
 public final class TestCommand implements Callable<Integer> {
     /**
      * The kernel command line of a test boot: serial console, quiet, reboot at once on panic, reset by the
-     * i8042; no ACPI tables and no PCI bus yet, so the kernel is told not to look for them.
+     * i8042; no ACPI tables yet, so the kernel is told not to look for them.
      */
-    public static final String TEST_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=k acpi=off pci=off";
+    public static final String TEST_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=k acpi=off";
 
     @Mixin
     LoggingOptions logging;

@@ -90,6 +90,19 @@ class DevicesTest {
     }
 
     @Test
+    void bytesTypedBeforeTheDriverListensWaitForIt() {
+        uart.receive("echo".getBytes(), 4);
+        assertEquals(0, in(0x3fd) & 1);  // the driver probing: no data yet
+        assertEquals(0, in(0x3f8));      // and its RBR reads eat nothing
+        out(0x3fa, 0x07);                // FIFO reset
+        assertTrue(irq.isEmpty());
+        out(0x3f9, 0x01);                // the tty is opened: receive interrupt on
+        assertEquals(List.of(true), irq);
+        assertEquals('e', in(0x3f8));
+        assertEquals('c', in(0x3f8));
+    }
+
+    @Test
     void loopbackSendsToTheReceiverNotTheHost() {
         out(0x3fc, 0x10);
         out(0x3f8, 0x42);

@@ -22,7 +22,10 @@ import java.util.function.IntConsumer;
  * transmitter is always empty again (LSR THRE and TEMT set). Received bytes wait in a host-side
  * queue, delivered through RBR. The interrupt line is high while an enabled condition is pending:
  * received data (IER bit 0) or an empty transmitter (IER bit 1), the latter cleared by reading IIR
- * or writing THR, as Linux's 8250 driver expects.
+ * or writing THR, as Linux's 8250 driver expects. Bytes typed before the guest's driver starts wait
+ * in the backlog until the driver first enables the receive interrupt (the tty is opened): the
+ * driver's probing reads and FIFO resets do not eat them, so input piped to {@code panamax run}
+ * reaches the guest's shell whole.
  */
 public final class Serial16550 implements BusDevice {
     /** COM1's base port. */
@@ -48,6 +51,8 @@ public final class Serial16550 implements BusDevice {
     private int ier, lcr, mcr, scr, fcr;
     private int dll = 0x0C, dlm; // 9600 baud, as after a BIOS
     private boolean thrInterrupt;
+    /** Set once the guest's driver first enables the receive interrupt: until then typed bytes wait. */
+    private boolean receiverOpened;
     private boolean irqLevel;
 
     /**
@@ -78,7 +83,7 @@ public final class Serial16550 implements BusDevice {
                 if ((lcr & LCR_DLAB) != 0) {
                     value = dll;
                 } else {
-                    Integer b = rx.poll();
+                    Integer b = dataReady() ? rx.poll() : null;
                     value = b == null ? 0 : b;
                     updateIrq();
                 }
@@ -93,7 +98,7 @@ public final class Serial16550 implements BusDevice {
             }
             case LCR -> value = lcr;
             case MCR -> value = mcr;
-            case LSR -> value = LSR_THRE | LSR_TEMT | (rx.isEmpty() ? 0 : LSR_DR);
+            case LSR -> value = LSR_THRE | LSR_TEMT | (dataReady() ? LSR_DR : 0);
             case MSR -> value = modemStatus();
             case SCR -> value = scr;
             default -> value = 0xFF;
@@ -128,19 +133,14 @@ public final class Serial16550 implements BusDevice {
                 } else {
                     boolean thriNewlyEnabled = (value & IER_THRI) != 0 && (ier & IER_THRI) == 0;
                     ier = value & 0x0F;
+                    receiverOpened |= (ier & IER_RDI) != 0;
                     if (thriNewlyEnabled) {
                         thrInterrupt = true; // THR is empty, so enabling THRI raises it at once
                     }
                     updateIrq();
                 }
             }
-            case IIR_FCR -> {
-                fcr = value;
-                if ((value & 0x02) != 0) { // clear receive FIFO
-                    rx.clear();
-                    updateIrq();
-                }
-            }
+            case IIR_FCR -> fcr = value; // "clear receive FIFO" keeps the host's backlog: typed bytes are never lost
             case LCR -> lcr = value;
             case MCR -> mcr = value & 0x1F;
             case SCR -> scr = value;
@@ -150,13 +150,18 @@ public final class Serial16550 implements BusDevice {
 
     /** IIR bits 3:0 for the highest-priority pending interrupt (RX data above THR empty). */
     private int interruptIdentification() {
-        if ((ier & IER_RDI) != 0 && !rx.isEmpty()) {
+        if ((ier & IER_RDI) != 0 && dataReady()) {
             return IIR_RDI;
         }
         if ((ier & IER_THRI) != 0 && thrInterrupt) {
             return IIR_THRI;
         }
         return IIR_NO_INT;
+    }
+
+    /** LSR DR: a byte is there for the guest (the loopback's own bytes always are). */
+    private boolean dataReady() {
+        return !rx.isEmpty() && (receiverOpened || (mcr & MCR_LOOP) != 0);
     }
 
     /** MSR: in loopback the outputs feed the inputs (RTS->CTS, DTR->DSR, OUT1->RI, OUT2->DCD); else a connected line. */
