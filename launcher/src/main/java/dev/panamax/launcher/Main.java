@@ -15,7 +15,8 @@ import java.io.UncheckedIOException;
  */
 @Command(name = "panamax", mixinStandardHelpOptions = true, version = "panamax 0.1.0",
         description = "A minimal VMM on Linux KVM for PCI device passthrough.",
-        subcommands = {RunCommand.class, TestCommand.class, ImageCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {RunCommand.class, TestCommand.class, ImageCommand.class, DemoCommand.class,
+                CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -3,6 +3,7 @@ package dev.panamax.launcher;
 import dev.panamax.images.GuestImage;
 import dev.panamax.images.ImageBuilder;
 import dev.panamax.images.Initramfs;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -14,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
@@ -56,9 +58,18 @@ public final class TestCommand implements Callable<Integer> {
             description = "The kernel command line (default: ${DEFAULT-VALUE}).")
     String cmdline;
 
+    @Option(names = "--nested", description = "Run the test inside the nested L1 VM under QEMU (for hosts without usable KVM).")
+    boolean nested;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
     @Override
-    public Integer call() throws IOException {
+    public Integer call() throws IOException, InterruptedException {
         GuestImage verified = GuestImage.verify(image);
+        if (nested) {
+            return runNested();
+        }
         if (!Files.isRegularFile(script)) {
             throw new PanamaxException("--script " + script + ": no such file");
         }
@@ -70,6 +81,33 @@ public final class TestCommand implements Callable<Integer> {
         } finally {
             Files.deleteIfExists(initrd);
         }
+    }
+
+    /**
+     * Runs this same command, without {@code --nested}, in the nested L1 VM; its working directory and
+     * files must not be under /tmp, which L1 replaces with an empty tmpfs.
+     */
+    private int runNested() throws IOException, InterruptedException {
+        Path cwd = Path.of("").toAbsolutePath();
+        for (Path p : new Path[]{cwd, image.toAbsolutePath(), script.toAbsolutePath()}) {
+            if (p.startsWith("/tmp")) {
+                throw new PanamaxException("with --nested, " + p + " must not be under /tmp: the nested VM sees an empty /tmp");
+            }
+        }
+        StringBuilder command = new StringBuilder(
+                shellQuote(Path.of(System.getProperty("panamax.home", ".")).resolve("panamax").toString()));
+        for (String arg : spec.root().commandLine().getParseResult().originalArgs()) {
+            if (!arg.equals("--nested")) {
+                command.append(' ').append(shellQuote(arg));
+            }
+        }
+        int status = NestedRunner.load().run(command.toString(), cwd, Map.of("PANAMAX_NO_BUILD", "1"),
+                timeout.plusMinutes(5), false);
+        return status < 0 ? Verdict.TIMEOUT_STATUS : status;
+    }
+
+    static String shellQuote(String s) {
+        return "'" + s.replace("'", "'\\''") + "'";
     }
 
     /** Writes {@code base} followed by a gzip'd cpio holding {@code script} at the path the image's init runs. */
