@@ -160,7 +160,7 @@ public final class LinuxBoot {
         writePageTables(lowRam);
         int mpBytes = MpTable.standard(cpus).writeTo(lowRam, MpTable.ADDRESS);
 
-        log.info("{}: protocol {}, {} bytes at 0x{}, entry 0x{}; initrd {} bytes at 0x{}; cmdline \"{}\"; "
+        log.debug("{}: protocol {}, {} bytes at 0x{}, entry 0x{}; initrd {} bytes at 0x{}; cmdline \"{}\"; "
                         + "MP table {} bytes for {} CPUs; RAM {} MiB low + {} MiB high",
                 kernel.name(), kernel.protocolVersionString(), kernel.protectedModeKernel().byteSize(),
                 Long.toHexString(KERNEL_ADDRESS), Long.toHexString(KERNEL_ADDRESS + BzImage.ENTRY_64_OFFSET),

@@ -96,8 +96,12 @@ class DevicesTest {
         assertEquals(0, in(0x3f8));      // and its RBR reads eat nothing
         out(0x3fa, 0x07);                // FIFO reset
         assertTrue(irq.isEmpty());
-        out(0x3f9, 0x01);                // the tty is opened: receive interrupt on
+        out(0x3f9, 0x01);                // start-up: receive interrupt on, the line rises
         assertEquals(List.of(true), irq);
+        assertEquals(0, in(0x3fd) & 1);  // "clear the interrupt registers for luck": LSR, RX...
+        assertEquals(0, in(0x3f8));
+        assertEquals(0x04, in(0x3fa) & 0x0f); // ...IIR says "data": from now on the driver sees it
+        assertEquals(1, in(0x3fd) & 1);
         assertEquals('e', in(0x3f8));
         assertEquals('c', in(0x3f8));
     }

@@ -23,8 +23,9 @@ import java.util.function.IntConsumer;
  * queue, delivered through RBR. The interrupt line is high while an enabled condition is pending:
  * received data (IER bit 0) or an empty transmitter (IER bit 1), the latter cleared by reading IIR
  * or writing THR, as Linux's 8250 driver expects. Bytes typed before the guest's driver starts wait
- * in the backlog until the driver first enables the receive interrupt (the tty is opened): the
- * driver's probing reads and FIFO resets do not eat them, so input piped to {@code panamax run}
+ * in the backlog, unseen in LSR and RBR, until the driver first takes a receive interrupt (reads IIR
+ * while it reports received data): Linux's probing and start-up reads ("clear the interrupt
+ * registers for luck") and FIFO resets do not eat them, so input piped to {@code panamax run}
  * reaches the guest's shell whole.
  */
 public final class Serial16550 implements BusDevice {
@@ -51,7 +52,10 @@ public final class Serial16550 implements BusDevice {
     private int ier, lcr, mcr, scr, fcr;
     private int dll = 0x0C, dlm; // 9600 baud, as after a BIOS
     private boolean thrInterrupt;
-    /** Set once the guest's driver first enables the receive interrupt: until then typed bytes wait. */
+    /**
+     * Set once the guest's driver has taken a receive interrupt (read IIR while it said "data"): until
+     * then the host's bytes wait unseen, so the probing and start-up reads of a driver do not eat them.
+     */
     private boolean receiverOpened;
     private boolean irqLevel;
 
@@ -91,6 +95,9 @@ public final class Serial16550 implements BusDevice {
             case IER -> value = (lcr & LCR_DLAB) != 0 ? dlm : ier;
             case IIR_FCR -> {
                 value = interruptIdentification() | ((fcr & 1) != 0 ? IIR_FIFO_ENABLED : 0);
+                if ((value & 0x0F) == IIR_RDI) {
+                    receiverOpened = true; // the driver handles receive interrupts: show it the data
+                }
                 if ((value & 0x0F) == IIR_THRI) {
                     thrInterrupt = false; // reading IIR acknowledges "transmitter empty"
                     updateIrq();
@@ -133,7 +140,6 @@ public final class Serial16550 implements BusDevice {
                 } else {
                     boolean thriNewlyEnabled = (value & IER_THRI) != 0 && (ier & IER_THRI) == 0;
                     ier = value & 0x0F;
-                    receiverOpened |= (ier & IER_RDI) != 0;
                     if (thriNewlyEnabled) {
                         thrInterrupt = true; // THR is empty, so enabling THRI raises it at once
                     }
@@ -150,7 +156,7 @@ public final class Serial16550 implements BusDevice {
 
     /** IIR bits 3:0 for the highest-priority pending interrupt (RX data above THR empty). */
     private int interruptIdentification() {
-        if ((ier & IER_RDI) != 0 && dataReady()) {
+        if ((ier & IER_RDI) != 0 && !rx.isEmpty()) {
             return IIR_RDI;
         }
         if ((ier & IER_THRI) != 0 && thrInterrupt) {

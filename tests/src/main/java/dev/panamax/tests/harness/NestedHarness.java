@@ -184,7 +184,7 @@ public final class NestedHarness implements GuestRunner {
         try {
             String nonce = UUID.randomUUID().toString().replace("-", "").substring(0, 16);
             Path initrd = work.resolve("initrd.gz");
-            writeInitrd(base, runArchive(command, nonce), initrd);
+            writeInitrd(base, runArchive(command, nonce, false), initrd);
             List<String> argv = qemuCommandLine(initrd);
             LOG.info("L1: booting {} to run: {} (in {}, timeout {} s)", kernel, command.script(),
                     command.workingDirectory(), command.timeout().toSeconds());
@@ -216,6 +216,30 @@ public final class NestedHarness implements GuestRunner {
             Result r = parseConsole(lines, nonce, elapsed, p.exitValue(), errors);
             LOG.info("L1: exit status {} after {} ms", r.exitStatus(), elapsed.toMillis());
             return r;
+        } finally {
+            deleteTree(work);
+        }
+    }
+
+    /**
+     * Runs {@code command} in L1 with L1's serial console on this process's terminal, input included:
+     * for a person at a shell (e.g. {@code panamax demo} on a host without KVM). Nothing is captured;
+     * QEMU's {@code -nographic} puts the terminal in raw mode and gives it back when L1 powers off.
+     *
+     * @return QEMU's exit status (0 when L1 powered off normally), or {@link Result#TIMED_OUT}
+     */
+    public int runInteractive(GuestCommand command) throws IOException, InterruptedException {
+        Path work = Files.createTempDirectory("panamax-l1-");
+        try {
+            Path initrd = work.resolve("initrd.gz");
+            writeInitrd(image(), runArchive(command, "interactive", true), initrd);
+            Process p = new ProcessBuilder(qemuCommandLine(initrd)).inheritIO().start();
+            if (!p.waitFor(command.timeout().toNanos(), TimeUnit.NANOSECONDS)) {
+                p.destroyForcibly();
+                p.waitFor(10, TimeUnit.SECONDS);
+                return Result.TIMED_OUT;
+            }
+            return p.exitValue();
         } finally {
             deleteTree(work);
         }
@@ -290,7 +314,7 @@ public final class NestedHarness implements GuestRunner {
     }
 
     /** The per-run archive: /panamax/run.conf and /panamax/run.sh. */
-    private byte[] runArchive(GuestCommand command, String nonce) {
+    private byte[] runArchive(GuestCommand command, String nonce, boolean interactive) {
         var conf = new StringBuilder("# one run of dev.panamax.tests.harness.NestedHarness; sourced by /init\n");
         conf.append("PANAMAX_NONCE=").append(nonce).append('\n');
         for (int i = 0; i < writable.size(); i++) {
@@ -305,7 +329,15 @@ public final class NestedHarness implements GuestRunner {
                 .append(" || { echo \"panamax-l1: cannot cd to ").append(command.workingDirectory().toString().replace("\"", "\\\""))
                 .append("\" >&2; exit 125; }\n");
         env.forEach((k, v) -> sh.append("export ").append(k).append('=').append(shellQuote(v)).append('\n'));
-        sh.append("exec /bin/sh -c ").append(shellQuote(command.script())).append(" </dev/null\n");
+        if (interactive) {
+            // The console is the user's terminal (QEMU puts it in raw mode); make L1's tty pass every byte
+            // through untouched too, so the command (and the shell of its guest) does the echo and editing.
+            sh.append("stty raw -echo 2>/dev/null\n");
+            sh.append("/bin/sh -c ").append(shellQuote(command.script())).append("\n");
+            sh.append("status=$?\nstty sane 2>/dev/null\nexit $status\n");
+        } else {
+            sh.append("exec /bin/sh -c ").append(shellQuote(command.script())).append(" </dev/null\n");
+        }
         return Initramfs.builder()
                 .directory("panamax", 0755)
                 .file("panamax/run.conf", conf.toString().getBytes(StandardCharsets.UTF_8), 0644)
