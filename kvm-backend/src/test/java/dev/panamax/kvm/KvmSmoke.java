@@ -23,7 +23,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * Needs /dev/kvm; {@code KvmSmokeTest} runs it where there is one, and {@link #main} runs it by hand.
  */
 public final class KvmSmoke {
-    static final long RAM = 2 << 20;
+    /** RAM below the MMIO probe, so that 0xd0000 is not backed by a memslot and traps. */
+    static final long RAM = 0xd0000;
     static final long CODE = 0x1000;
     static final long DATA = 0x1100;
     static final long MMIO_BASE = 0xd0000;

@@ -83,6 +83,11 @@ public final class Machine {
     }
 
     private Verdict run() {
+        long hostBytes = hostMemoryBytes();
+        if (hostBytes > 0 && config.memoryBytes() > hostBytes) {
+            throw new PanamaxException("--memory " + (config.memoryBytes() >> 20) + " MiB is more than this host has ("
+                    + (hostBytes >> 20) + " MiB in /proc/meminfo MemTotal)");
+        }
         BzImage kernel = readKernel(config.kernel());
         byte[] initrd = config.initrd() == null ? null : readFile(config.initrd(), "initrd");
         try (Kvm kvm = Kvm.open();
@@ -219,6 +224,20 @@ public final class Machine {
     private boolean awaitForever() throws InterruptedException {
         done.await();
         return true;
+    }
+
+    /** @return the host's MemTotal in bytes, or 0 if /proc/meminfo cannot say */
+    static long hostMemoryBytes() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
+                if (line.startsWith("MemTotal:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            log.debug("cannot read MemTotal from /proc/meminfo", e);
+        }
+        return 0;
     }
 
     private static BzImage readKernel(Path path) {

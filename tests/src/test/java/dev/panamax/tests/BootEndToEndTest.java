@@ -77,7 +77,7 @@ class BootEndToEndTest {
         String e2e = REPO.relativize(WORK).toString();
         String cmdline = "console=ttyS0 quiet panic=-1 reboot=k acpi=off";
         String script = String.join("\n",
-                "java --enable-native-access=ALL-UNNAMED -cp 'kvm-backend/target/test-classes:launcher/target/lib/*'"
+                Path.of(System.getProperty("java.home"), "bin", "java") + " --enable-native-access=ALL-UNNAMED -cp 'kvm-backend/target/test-classes:launcher/target/lib/*'"
                         + " dev.panamax.kvm.KvmSmoke; echo \"E2E kvm-smoke=$?\"",
                 "./panamax test --image " + img + " --script " + e2e + "/check-machine.sh -c 2 -m 512M"
                         + " --cmdline '" + cmdline + " panamax.e2e=boot-42' --timeout 300s; echo \"E2E boot=$?\"",
@@ -93,7 +93,7 @@ class BootEndToEndTest {
 
         String out = r.output();
         Map<String, Integer> status = new LinkedHashMap<>();
-        Matcher m = Pattern.compile("E2E (\\w+)=(\\d+)").matcher(out);
+        Matcher m = Pattern.compile("E2E ([\\w-]+)=(\\d+)").matcher(out);
         while (m.find()) {
             status.put(m.group(1), Integer.parseInt(m.group(2)));
         }
