@@ -24,9 +24,6 @@ public final class PanamaxNestedRunner implements NestedRunner {
         if (interactive) {
             return harness.runInteractive(c);
         }
-        Result r = harness.run(c);
-        System.out.print(r.output());
-        System.out.flush();
-        return r.exitStatus();
+        return harness.run(c).exitStatus(); // the console was logged line by line as it came
     }
 }
