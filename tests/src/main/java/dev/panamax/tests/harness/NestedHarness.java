@@ -184,8 +184,9 @@ public final class NestedHarness implements GuestRunner {
         try {
             String nonce = UUID.randomUUID().toString().replace("-", "").substring(0, 16);
             Path initrd = work.resolve("initrd.gz");
-            writeInitrd(base, runArchive(command, nonce, false), initrd);
-            List<String> argv = qemuCommandLine(initrd);
+            List<Path> shares = shares(command);
+            writeInitrd(base, runArchive(command, nonce, false, shares), initrd);
+            List<String> argv = qemuCommandLine(initrd, shares);
             LOG.info("L1: booting {} to run: {} (in {}, timeout {} s)", kernel, command.script(),
                     command.workingDirectory(), command.timeout().toSeconds());
             LOG.debug("L1: {}", String.join(" ", argv));
@@ -232,8 +233,9 @@ public final class NestedHarness implements GuestRunner {
         Path work = Files.createTempDirectory("panamax-l1-");
         try {
             Path initrd = work.resolve("initrd.gz");
-            writeInitrd(image(), runArchive(command, "interactive", true), initrd);
-            Process p = new ProcessBuilder(qemuCommandLine(initrd)).inheritIO().start();
+            List<Path> shares = shares(command);
+            writeInitrd(image(), runArchive(command, "interactive", true, shares), initrd);
+            Process p = new ProcessBuilder(qemuCommandLine(initrd, shares)).inheritIO().start();
             if (!p.waitFor(command.timeout().toNanos(), TimeUnit.NANOSECONDS)) {
                 p.destroyForcibly();
                 p.waitFor(10, TimeUnit.SECONDS);
@@ -297,8 +299,21 @@ public final class NestedHarness implements GuestRunner {
         return sb.toString();
     }
 
+    /**
+     * The writable shares of one run: the builder's, plus the command's working directory when it lies
+     * under /tmp (L1 puts an empty tmpfs there, which would hide it; a CI checkout may well be there).
+     */
+    List<Path> shares(GuestCommand command) {
+        List<Path> shares = new ArrayList<>(writable);
+        Path dir = command.workingDirectory().toAbsolutePath().normalize();
+        if (dir.startsWith("/tmp") && shares.stream().noneMatch(dir::startsWith)) {
+            shares.add(dir);
+        }
+        return shares;
+    }
+
     /** The QEMU command line for one run. */
-    List<String> qemuCommandLine(Path initrd) {
+    List<String> qemuCommandLine(Path initrd, List<Path> writable) {
         List<String> argv = new ArrayList<>(List.of(qemu,
                 "-machine", "q35", "-cpu", "EPYC,+svm", "-smp", Integer.toString(cpus), "-m", Integer.toString(memoryMiB),
                 "-accel", "tcg,thread=multi", "-nographic", "-no-reboot", "-nic", "none",
@@ -314,7 +329,7 @@ public final class NestedHarness implements GuestRunner {
     }
 
     /** The per-run archive: /panamax/run.conf and /panamax/run.sh. */
-    private byte[] runArchive(GuestCommand command, String nonce, boolean interactive) {
+    private byte[] runArchive(GuestCommand command, String nonce, boolean interactive, List<Path> writable) {
         var conf = new StringBuilder("# one run of dev.panamax.tests.harness.NestedHarness; sourced by /init\n");
         conf.append("PANAMAX_NONCE=").append(nonce).append('\n');
         for (int i = 0; i < writable.size(); i++) {
