@@ -31,12 +31,8 @@ public final class RunCommand implements Callable<Integer> {
             description = "The kernel command line (default: ${DEFAULT-VALUE}).")
     String cmdline;
 
-    @Option(names = {"-c", "--cpus"}, paramLabel = "N", defaultValue = "1", description = "vCPUs (default: ${DEFAULT-VALUE}).")
-    int cpus;
-
-    @Option(names = {"-m", "--memory"}, paramLabel = "SIZE", defaultValue = "512M", converter = SizeConverter.class,
-            description = "Guest RAM, e.g. 512M or 2G; a bare number is MiB (default: ${DEFAULT-VALUE}).")
-    long memory;
+    @Mixin
+    MachineSizeOptions size;
 
     @Option(names = "--timeout", paramLabel = "DURATION", converter = DurationConverter.class,
             description = "Kill the guest after this long, e.g. 120s or 5m (exit status " + Verdict.TIMEOUT_STATUS + ").")
@@ -44,7 +40,7 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        MachineConfig config = new MachineConfig(kernel, initrd, cmdline, cpus, memory, timeout, true);
+        MachineConfig config = new MachineConfig(kernel, initrd, cmdline, size.cpus, size.memory, timeout, true);
         Verdict verdict = Machine.boot(config);
         return Machine.report(verdict);
     }

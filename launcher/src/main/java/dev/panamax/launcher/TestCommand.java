@@ -47,12 +47,8 @@ public final class TestCommand implements Callable<Integer> {
             description = "Kill the guest after this long (default: ${DEFAULT-VALUE}).")
     Duration timeout;
 
-    @Option(names = {"-c", "--cpus"}, paramLabel = "N", defaultValue = "1", description = "vCPUs (default: ${DEFAULT-VALUE}).")
-    int cpus;
-
-    @Option(names = {"-m", "--memory"}, paramLabel = "SIZE", defaultValue = "512M", converter = SizeConverter.class,
-            description = "Guest RAM (default: ${DEFAULT-VALUE}).")
-    long memory;
+    @Mixin
+    MachineSizeOptions size;
 
     @Option(names = {"-p", "--cmdline", "--append"}, paramLabel = "ARGS", defaultValue = TEST_CMDLINE,
             description = "The kernel command line (default: ${DEFAULT-VALUE}).")
@@ -76,7 +72,7 @@ public final class TestCommand implements Callable<Integer> {
         Path initrd = Files.createTempFile("panamax-test-", ".cpio.gz");
         try {
             writeInitrdWithScript(verified.initramfs(), script, initrd);
-            MachineConfig config = new MachineConfig(verified.kernel(), initrd, cmdline, cpus, memory, timeout, false);
+            MachineConfig config = new MachineConfig(verified.kernel(), initrd, cmdline, size.cpus, size.memory, timeout, false);
             return Machine.report(Machine.boot(config));
         } finally {
             Files.deleteIfExists(initrd);
