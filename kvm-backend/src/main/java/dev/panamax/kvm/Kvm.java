@@ -128,8 +128,12 @@ public final class Kvm implements AutoCloseable {
         return Optional.empty();
     }
 
-    /** @return whether any "flags" line of {@code cpuinfo} lists vmx (Intel VT-x) or svm (AMD-V) */
-    static boolean hasHardwareVirtualization(Path cpuinfo) {
+    /**
+     * @param cpuinfo normally {@link #PROC_CPUINFO}
+     * @return whether any "flags" line of {@code cpuinfo} lists vmx (Intel VT-x) or svm (AMD-V)
+     * @throws UncheckedIOException if it cannot be read
+     */
+    public static boolean hasHardwareVirtualization(Path cpuinfo) {
         try {
             for (String line : Files.readAllLines(cpuinfo)) {
                 if (line.startsWith("flags")) {

@@ -1,10 +1,9 @@
 package dev.panamax.tests.harness;
 
-import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.regex.Pattern;
+import dev.panamax.kvm.Kvm;
 
 /**
  * What hardware virtualization this host offers, as far as running Panamax's end-to-end tests goes.
@@ -37,7 +36,6 @@ public record HostVirtualization(boolean cpuFlagVmxOrSvm, boolean devKvm, boolea
     /** The environment variable that forces a mode: {@code direct} or {@code nested}. */
     public static final String MODE_VARIABLE = "PANAMAX_TEST_MODE";
 
-    private static final Pattern VIRT_FLAG = Pattern.compile("(?m)^flags\\s*:.*\\b(vmx|svm)\\b");
 
     /** Probes this host: {@code /proc/cpuinfo}, {@code /dev/kvm}, {@code /sys/module/kvm_pvm}. */
     public static HostVirtualization probe() {
@@ -50,14 +48,7 @@ public record HostVirtualization(boolean cpuFlagVmxOrSvm, boolean devKvm, boolea
      * @throws UncheckedIOException if {@code cpuinfo} exists but cannot be read
      */
     public static HostVirtualization probe(Path cpuinfo, Path devKvm, Path kvmPvmModule) {
-        boolean flag = false;
-        if (Files.isReadable(cpuinfo)) {
-            try {
-                flag = VIRT_FLAG.matcher(Files.readString(cpuinfo)).find();
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot read " + cpuinfo + ": " + e.getMessage(), e);
-            }
-        }
+        boolean flag = Files.isReadable(cpuinfo) && Kvm.hasHardwareVirtualization(cpuinfo);
         return new HostVirtualization(flag, Files.exists(devKvm), Files.exists(kvmPvmModule));
     }
 
@@ -71,7 +62,7 @@ public record HostVirtualization(boolean cpuFlagVmxOrSvm, boolean devKvm, boolea
         if (usableKvm()) {
             return "hardware virtualization (vmx/svm) with /dev/kvm";
         }
-        if (pvm) {
+        if (pvm && devKvm) {
             return "/dev/kvm is PVM (kvm_pvm, no vmx/svm): it cannot boot a stock Linux guest (hangs after \"Probing EDD\")";
         }
         if (!devKvm) {
