@@ -103,10 +103,19 @@ public record VfioUserHeader(int messageId, VfioUserCommand command, int message
         long size = in.readUnsignedIntLE();
         int flags = in.readIntLE();
         int error = in.readIntLE();
-        checkSize(size, maxMessageSize);
-        VfioUserCommand command = VfioUserCommand.of(code);
+        VfioUserCommand command;
+        try {
+            checkSize(size, maxMessageSize);
+            command = VfioUserCommand.of(code);
+        } catch (VfioUserProtocolException e) {
+            throw e.at(id, code);
+        }
         VfioUserHeader header = new VfioUserHeader(id, command, (int) size, flags, error);
-        header.checkFlags();
+        try {
+            header.checkFlags();
+        } catch (VfioUserProtocolException e) {
+            throw e.at(id, code);
+        }
         return header;
     }
 
@@ -135,19 +144,19 @@ public record VfioUserHeader(int messageId, VfioUserCommand command, int message
     public void checkFlags() {
         int type = flags & TYPE_MASK;
         if (type != TYPE_COMMAND && type != TYPE_REPLY) {
-            throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": message type " + type + " is neither command (0) nor reply (1)", this);
+            throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": message type " + type + " is neither command (0) nor reply (1)");
         }
         if ((flags & ~KNOWN_FLAGS) != 0) {
-            throw new VfioUserProtocolException(Errno.EINVAL, String.format("vfio-user %s: undefined flag bits 0x%x", command, flags & ~KNOWN_FLAGS), this);
+            throw new VfioUserProtocolException(Errno.EINVAL, String.format("vfio-user %s: undefined flag bits 0x%x", command, flags & ~KNOWN_FLAGS));
         }
         if (type == TYPE_REPLY && noReply()) {
-            throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": No_reply set in a reply", this);
+            throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": No_reply set in a reply");
         }
         if (type == TYPE_COMMAND && isError()) {
-            throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": Error set in a command", this);
+            throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": Error set in a command");
         }
         if (isError() && messageSize != SIZE) {
-            throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": error reply of " + messageSize + " bytes, must be the 16-byte header alone", this);
+            throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": error reply of " + messageSize + " bytes, must be the 16-byte header alone");
         }
     }
 }
