@@ -251,6 +251,20 @@ public final class DeviceGetRegionInfoCodec {
         return new Reply(argsz, new RegionInfo(flags, index, size, offset, caps));
     }
 
+    /**
+     * Checks the fds that came with a reply: one exactly when the region has FLAG_MMAP ("When this
+     * flag is set, the reply will include a file descriptor in its meta-data").
+     *
+     * @throws VfioUserProtocolException EINVAL otherwise
+     */
+    public static void checkFds(RegionInfo info, int fdCount) {
+        int expected = (info.flags & VFIO_REGION_INFO_FLAG_MMAP) != 0 ? 1 : 0;
+        if (fdCount != expected) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_REGION_INFO reply for region " + info.index
+                    + " came with " + fdCount + " fds, its flags 0x" + Integer.toHexString(info.flags) + " need " + expected);
+        }
+    }
+
     private static SparseMmap sparse(ByteBuf cap, int bodyBytes) {
         capBody(bodyBytes, SPARSE_AREAS_OFFSET - CAP_HEADER_SIZE, "sparse mmap");
         long n = cap.readUnsignedIntLE();

@@ -52,4 +52,20 @@ public final class DmaMapCodec {
         }
         return new Request(flags, in.readLongLE(), in.readLongLE(), in.readLongLE());
     }
+
+    /**
+     * Checks the fds that came with a request: at most one ("If the DMA region being added can be
+     * directly mapped by the server, a file descriptor must be sent"); without one, the offset must be 0
+     * ("or zero if the region is not mappable").
+     *
+     * @throws VfioUserProtocolException EINVAL otherwise
+     */
+    public static void checkFds(Request r, int fdCount) {
+        if (fdCount > 1) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DMA_MAP came with " + fdCount + " fds, at most 1");
+        }
+        if (fdCount == 0 && r.offset != 0) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DMA_MAP without fd has offset " + r.offset + ", must be 0");
+        }
+    }
 }

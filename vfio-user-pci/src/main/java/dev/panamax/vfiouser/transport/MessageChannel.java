@@ -91,6 +91,9 @@ public final class MessageChannel implements AutoCloseable {
         if (fds.length > peerMaxFds) {
             throw new IllegalArgumentException(header.command() + ": " + fds.length + " fds exceed the peer's max_msg_fds " + peerMaxFds);
         }
+        if (header.isError() && fds.length > 0) {
+            throw new IllegalArgumentException(header.command() + " error reply may carry no fds, not " + fds.length);
+        }
         if (fds.length > header.command().maxFds(header.isReply())) {
             throw new IllegalArgumentException(header.command() + (header.isReply() ? " reply" : " request")
                     + " may carry at most " + header.command().maxFds(header.isReply()) + " fds, not " + fds.length);
@@ -254,7 +257,10 @@ public final class MessageChannel implements AutoCloseable {
         return truncated;
     }
 
-    /** Closes the socket; a receive blocked in another thread returns with {@link PeerClosedException} or an error. */
+    /**
+     * Shuts the socket down and closes it. Stop receiving threads first: one blocked in
+     * {@link #receive} wakes on the shutdown with {@link PeerClosedException} or an error.
+     */
     @Override
     public void close() {
         socket.shutdown();

@@ -11,8 +11,6 @@ import java.util.Arrays;
  * Not thread-safe: one thread handles one message.
  */
 public final class ReceivedFds implements AutoCloseable {
-    /** No fds. */
-    public static final ReceivedFds NONE = new ReceivedFds(new int[0]);
     private final int[] fds;
     private final boolean[] taken;
     private boolean closed;

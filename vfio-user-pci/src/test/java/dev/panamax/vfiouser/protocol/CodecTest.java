@@ -134,6 +134,10 @@ class CodecTest {
         ByteBuf badArgsz = b.copy();
         badArgsz.setIntLE(0, 24);
         fails(Errno.EINVAL, () -> DmaMapCodec.decode(badArgsz));
+        DmaMapCodec.checkFds(r, 1);
+        fails(Errno.EINVAL, () -> DmaMapCodec.checkFds(r, 0));      // offset without fd
+        fails(Errno.EINVAL, () -> DmaMapCodec.checkFds(r, 2));
+        DmaMapCodec.checkFds(new DmaMapCodec.Request(DmaMapCodec.FLAG_READ, 0, 0x1000, 0x1000), 0);
         ByteBuf badFlags = b.copy();
         badFlags.setIntLE(4, 4);
         fails(Errno.EINVAL, () -> DmaMapCodec.decode(badFlags));
@@ -223,6 +227,10 @@ class CodecTest {
         assertEquals(32 + 48, b.getIntLE(32 + 4), "next of the first capability");
         assertEquals(0, b.getIntLE(32 + 48 + 16 + 16 + 4), "next of the last capability");
         assertEquals(new Reply(size, info), DeviceGetRegionInfoCodec.decodeReply(b.copy()));
+        DeviceGetRegionInfoCodec.checkFds(info, 1);
+        fails(Errno.EINVAL, () -> DeviceGetRegionInfoCodec.checkFds(info, 0));
+        DeviceGetRegionInfoCodec.checkFds(new RegionInfo(VFIO_REGION_INFO_FLAG_READ, 1, 8, 0, List.of()), 0);
+        fails(Errno.EINVAL, () -> DeviceGetRegionInfoCodec.checkFds(new RegionInfo(VFIO_REGION_INFO_FLAG_READ, 1, 8, 0, List.of()), 1));
 
         // The client's argsz is too small: only the struct comes, argsz says how much is needed.
         ByteBuf cut = enc(o -> DeviceGetRegionInfoCodec.encodeReply(info, size - 1, o));
