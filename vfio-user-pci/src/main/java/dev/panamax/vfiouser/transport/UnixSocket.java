@@ -1,0 +1,243 @@
+package dev.panamax.vfiouser.transport;
+
+import dev.panamax.core.sys.Errno;
+import dev.panamax.core.sys.Libc;
+import dev.panamax.core.sys.LinuxException;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.time.Duration;
+
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+/**
+ * An {@code AF_UNIX} {@code SOCK_STREAM} socket (close-on-exec), through FFM: listen on a path,
+ * accept, connect, socketpair, and {@code sendmsg}/{@code recvmsg} with file descriptors passed as
+ * {@code SCM_RIGHTS} control messages (unix(7), cmsg(3)). The vfio-user transport (spec, "Socket").
+ */
+public final class UnixSocket implements AutoCloseable {
+    private final int fd;
+    private final String name;
+    private boolean closed;
+
+    private UnixSocket(int fd, String name) {
+        this.fd = fd;
+        this.name = name;
+    }
+
+    /** @return two connected sockets (socketpair(2)), e.g. one per process side of a fork, or for tests */
+    public static UnixSocket[] pair() {
+        int[] sv = SocketLibc.socketpair(SocketLibc.AF_UNIX, SocketLibc.SOCK_STREAM | SocketLibc.SOCK_CLOEXEC, 0);
+        return new UnixSocket[] {new UnixSocket(sv[0], "socketpair[0]"), new UnixSocket(sv[1], "socketpair[1]")};
+    }
+
+    /**
+     * Creates a socket bound to {@code path} and listening. The file must not exist.
+     *
+     * @throws LinuxException e.g. EADDRINUSE when the path exists, ENOENT when its directory does not
+     * @throws IllegalArgumentException when the path is longer than 107 bytes
+     */
+    public static UnixSocket listen(Path path, int backlog) {
+        int fd = SocketLibc.socket(SocketLibc.AF_UNIX, SocketLibc.SOCK_STREAM | SocketLibc.SOCK_CLOEXEC, 0);
+        try (Arena arena = Arena.ofConfined()) {
+            SocketLibc.bind(fd, SocketLibc.sockaddrUn(arena, path.toString()), path.toString());
+            SocketLibc.listen(fd, backlog);
+            return new UnixSocket(fd, "listening on " + path);
+        } catch (RuntimeException e) {
+            Libc.close(fd);
+            throw e;
+        }
+    }
+
+    /**
+     * Connects to a listening socket at {@code path}.
+     *
+     * @throws LinuxException e.g. ENOENT (no such file), ECONNREFUSED (nobody listens)
+     */
+    public static UnixSocket connect(Path path) {
+        int fd = SocketLibc.socket(SocketLibc.AF_UNIX, SocketLibc.SOCK_STREAM | SocketLibc.SOCK_CLOEXEC, 0);
+        try (Arena arena = Arena.ofConfined()) {
+            SocketLibc.connect(fd, SocketLibc.sockaddrUn(arena, path.toString()), path.toString());
+            return new UnixSocket(fd, "connected to " + path);
+        } catch (RuntimeException e) {
+            Libc.close(fd);
+            throw e;
+        }
+    }
+
+    /**
+     * Waits for and accepts one connection on a listening socket.
+     *
+     * @param timeout null to wait forever
+     * @throws ReceiveTimeoutException when nobody connects in time
+     */
+    public UnixSocket accept(Duration timeout) {
+        if (!poll(SocketLibc.POLLIN, timeout)) {
+            throw new ReceiveTimeoutException("no connection within " + timeout + " on socket " + name);
+        }
+        while (true) {
+            int r = SocketLibc.accept4Raw(fd, SocketLibc.SOCK_CLOEXEC);
+            if (r >= 0) {
+                return new UnixSocket(r, "accepted on " + name);
+            }
+            if (r != -Errno.EINTR) {
+                throw new LinuxException("accept4 on " + name, -r);
+            }
+        }
+    }
+
+    /** @return the socket's fd (owned by this object) */
+    public int fd() {
+        return fd;
+    }
+
+    /**
+     * Waits until {@code events} (POLLIN, POLLOUT) are ready; POLLHUP and POLLERR also count as
+     * ready so that the next call reports them.
+     *
+     * @param timeout null to wait forever, else at least one millisecond is waited
+     * @return false on timeout
+     */
+    public boolean poll(short events, Duration timeout) {
+        long deadline = timeout == null ? Long.MAX_VALUE : System.nanoTime() + timeout.toNanos();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pfd = arena.allocate(SocketLibc.POLLFD_SIZE, 4);
+            while (true) {
+                pfd.set(JAVA_INT, 0, fd);
+                pfd.set(JAVA_SHORT, 4, events);
+                pfd.set(JAVA_SHORT, 6, (short) 0);
+                int millis = -1;
+                if (timeout != null) {
+                    long left = deadline - System.nanoTime();
+                    millis = (int) Math.min(Integer.MAX_VALUE, Math.max(0, (left + 999_999) / 1_000_000));
+                }
+                int r = SocketLibc.pollRaw(pfd, 1, millis);
+                if (r == -Errno.EINTR) {
+                    continue;
+                }
+                if (r < 0) {
+                    throw new LinuxException("poll socket " + name, -r);
+                }
+                if (r > 0) {
+                    if ((pfd.get(JAVA_SHORT, 6) & SocketLibc.POLLNVAL) != 0) {
+                        throw new LinuxException("poll socket " + name, Errno.EBADF);
+                    }
+                    return true;
+                }
+                if (timeout != null && deadline - System.nanoTime() <= 0) {
+                    return false;
+                }
+            }
+        }
+    }
+
+    /**
+     * One {@code sendmsg(2)} of {@code data} with {@code fds} as one SCM_RIGHTS control message
+     * (MSG_NOSIGNAL: a closed peer gives EPIPE, not SIGPIPE).
+     *
+     * @return bytes sent (maybe fewer than {@code data.byteSize()}; the fds went with the first byte), or {@code -errno}
+     */
+    public long sendRaw(MemorySegment data, int[] fds) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment iov = arena.allocate(SocketLibc.IOVEC_SIZE, 8);
+            iov.set(JAVA_LONG, 0, data.address());
+            iov.set(JAVA_LONG, 8, data.byteSize());
+            MemorySegment msg = arena.allocate(SocketLibc.MSGHDR_SIZE, 8);
+            msg.set(JAVA_LONG, SocketLibc.MSG_IOV, iov.address());
+            msg.set(JAVA_LONG, SocketLibc.MSG_IOVLEN, 1);
+            if (fds.length > 0) {
+                long dataBytes = 4L * fds.length;
+                MemorySegment control = arena.allocate(SocketLibc.cmsgSpace(dataBytes), 8);
+                control.set(JAVA_LONG, SocketLibc.CMSG_LEN_OFFSET, SocketLibc.cmsgLen(dataBytes));
+                control.set(JAVA_INT, SocketLibc.CMSG_LEVEL_OFFSET, SocketLibc.SOL_SOCKET);
+                control.set(JAVA_INT, SocketLibc.CMSG_TYPE_OFFSET, SocketLibc.SCM_RIGHTS);
+                for (int i = 0; i < fds.length; i++) {
+                    control.set(JAVA_INT, SocketLibc.CMSGHDR_SIZE + 4L * i, fds[i]);
+                }
+                msg.set(JAVA_LONG, SocketLibc.MSG_CONTROL, control.address());
+                msg.set(JAVA_LONG, SocketLibc.MSG_CONTROLLEN, control.byteSize());
+            }
+            return SocketLibc.sendmsgRaw(fd, msg, SocketLibc.MSG_NOSIGNAL);
+        }
+    }
+
+    /**
+     * What one {@code recvmsg} gave.
+     *
+     * @param bytes            bytes read into the buffer, 0 at end of stream, or {@code -errno}
+     * @param fds              the fds that came (now owned by the caller), close-on-exec
+     * @param controlTruncated MSG_CTRUNC: more fds were sent than fit; the kernel closed the rest
+     */
+    public record Received(long bytes, int[] fds, boolean controlTruncated) {
+    }
+
+    /**
+     * One {@code recvmsg(2)} into {@code buffer}, with room for up to {@link SocketLibc#SCM_MAX_FD}
+     * fds (so that a peer sending too many is seen, not silently cut), MSG_CMSG_CLOEXEC.
+     */
+    public Received receiveRaw(MemorySegment buffer) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment iov = arena.allocate(SocketLibc.IOVEC_SIZE, 8);
+            iov.set(JAVA_LONG, 0, buffer.address());
+            iov.set(JAVA_LONG, 8, buffer.byteSize());
+            long controlSize = SocketLibc.cmsgSpace(4L * SocketLibc.SCM_MAX_FD);
+            MemorySegment control = arena.allocate(controlSize, 8);
+            MemorySegment msg = arena.allocate(SocketLibc.MSGHDR_SIZE, 8);
+            msg.set(JAVA_LONG, SocketLibc.MSG_IOV, iov.address());
+            msg.set(JAVA_LONG, SocketLibc.MSG_IOVLEN, 1);
+            msg.set(JAVA_LONG, SocketLibc.MSG_CONTROL, control.address());
+            msg.set(JAVA_LONG, SocketLibc.MSG_CONTROLLEN, controlSize);
+            long n = SocketLibc.recvmsgRaw(fd, msg, SocketLibc.MSG_CMSG_CLOEXEC);
+            if (n < 0) {
+                return new Received(n, new int[0], false);
+            }
+            int flags = msg.get(JAVA_INT, SocketLibc.MSG_FLAGS);
+            long used = msg.get(JAVA_LONG, SocketLibc.MSG_CONTROLLEN);
+            return new Received(n, fdsOf(control, used), (flags & SocketLibc.MSG_CTRUNC) != 0);
+        }
+    }
+
+    /** Walks the control messages (CMSG_FIRSTHDR/CMSG_NXTHDR) and collects every SCM_RIGHTS fd. */
+    private static int[] fdsOf(MemorySegment control, long used) {
+        int[] out = new int[0];
+        long at = 0;
+        while (at + SocketLibc.CMSGHDR_SIZE <= used) {
+            long len = control.get(JAVA_LONG, at + SocketLibc.CMSG_LEN_OFFSET);
+            if (len < SocketLibc.CMSGHDR_SIZE || at + len > used) {
+                break;
+            }
+            if (control.get(JAVA_INT, at + SocketLibc.CMSG_LEVEL_OFFSET) == SocketLibc.SOL_SOCKET
+                    && control.get(JAVA_INT, at + SocketLibc.CMSG_TYPE_OFFSET) == SocketLibc.SCM_RIGHTS) {
+                int n = (int) ((len - SocketLibc.cmsgLen(0)) / 4);
+                int old = out.length;
+                out = java.util.Arrays.copyOf(out, old + n);
+                for (int i = 0; i < n; i++) {
+                    out[old + i] = control.get(JAVA_INT, at + SocketLibc.CMSGHDR_SIZE + 4L * i);
+                }
+            }
+            at += SocketLibc.cmsgAlign(len);
+        }
+        return out;
+    }
+
+    /** Shuts both directions down: the peer sees end of stream, a blocked receive here returns. */
+    public void shutdown() {
+        SocketLibc.shutdownRaw(fd, SocketLibc.SHUT_RDWR);
+    }
+
+    @Override
+    public synchronized void close() {
+        if (!closed) {
+            closed = true;
+            Libc.close(fd);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "UnixSocket(fd " + fd + ", " + name + ")";
+    }
+}
