@@ -107,12 +107,24 @@ public final class LinuxBoot {
      */
     public static X86BootState load(MemorySegment lowRam, long highRamBytes, BzImage kernel, byte[] initrd,
                                     String cmdline, int cpus) throws BootException {
+        if (cpus < 1 || cpus > MpTable.MAX_CPUS) {
+            throw new BootException("cpus: " + cpus + " is out of range 1.." + MpTable.MAX_CPUS);
+        }
+        return load(lowRam, highRamBytes, kernel, initrd, cmdline, MpTable.standard(cpus));
+    }
+
+    /**
+     * {@link #load(MemorySegment, long, BzImage, byte[], String, int)} with the machine's own MP table, e.g.
+     * {@link MpTable#standard} with a PCI bus and its interrupt entries added.
+     *
+     * @param mpTable written at {@link MpTable#ADDRESS}; it describes the CPUs, buses and interrupt routing
+     * @throws BootException as the other {@code load}
+     */
+    public static X86BootState load(MemorySegment lowRam, long highRamBytes, BzImage kernel, byte[] initrd,
+                                    String cmdline, MpTable mpTable) throws BootException {
         long ramEnd = lowRam.byteSize();
         if (ramEnd > E820Map.HIGH_RAM_START) {
             throw new IllegalArgumentException(String.format("low RAM of 0x%X bytes reaches above 4 GiB", ramEnd));
-        }
-        if (cpus < 1 || cpus > MpTable.MAX_CPUS) {
-            throw new BootException("cpus: " + cpus + " is out of range 1.." + MpTable.MAX_CPUS);
         }
         long kernelEnd = kernelEnd(kernel);
         if (ramEnd < kernelEnd) {
@@ -158,13 +170,13 @@ public final class LinuxBoot {
         writeGdt(lowRam);
         lowRam.asSlice(IDT_ADDRESS, 8).fill((byte) 0);
         writePageTables(lowRam);
-        int mpBytes = MpTable.standard(cpus).writeTo(lowRam, MpTable.ADDRESS);
+        int mpBytes = mpTable.writeTo(lowRam, MpTable.ADDRESS);
 
         log.debug("{}: protocol {}, {} bytes at 0x{}, entry 0x{}; initrd {} bytes at 0x{}; cmdline \"{}\"; "
-                        + "MP table {} bytes for {} CPUs; RAM {} MiB low + {} MiB high",
+                        + "MP table {} bytes, {} entries; RAM {} MiB low + {} MiB high",
                 kernel.name(), kernel.protocolVersionString(), kernel.protectedModeKernel().byteSize(),
                 Long.toHexString(KERNEL_ADDRESS), Long.toHexString(KERNEL_ADDRESS + BzImage.ENTRY_64_OFFSET),
-                initrdSize, Long.toHexString(initrdAddress), cmdline, mpBytes, cpus, ramEnd >> 20, highRamBytes >> 20);
+                initrdSize, Long.toHexString(initrdAddress), cmdline, mpBytes, mpTable.entries().size(), ramEnd >> 20, highRamBytes >> 20);
 
         return new X86BootState(
                 KERNEL_ADDRESS + BzImage.ENTRY_64_OFFSET, STACK_POINTER, ZERO_PAGE_ADDRESS, 0x2,
