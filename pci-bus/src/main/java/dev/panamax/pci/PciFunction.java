@@ -21,8 +21,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
  *
  * <p>A BAR decodes when its command enable bit is set and its address is valid: not 0, and the whole range
  * inside the space (below 64 KiB for I/O on x86, below 4 GiB for 32-bit memory, where the top page is the
- * sizing pattern and counts as unmapped, as QEMU does; for 64-bit memory, the low dword must not hold the
- * all-ones sizing pattern).
+ * sizing pattern and counts as unmapped, as QEMU does; for 64-bit memory, neither dword may hold the
+ * all-ones sizing pattern, since Linux sizes the two halves one after the other).
  *
  * <p>All guest accesses take this object's lock, so a function is safe to use from several vCPU threads.
  */
@@ -230,11 +230,16 @@ public class PciFunction implements PciDevice {
             case IO -> last < IO_SPACE_SIZE ? address : UNMAPPED;
             case MEMORY32 -> last < 0xFFFF_FFFFL ? address : UNMAPPED;
             case MEMORY64 -> {
-                int lowMask = config.writableMask(BASE_ADDRESS_0 + 4 * index, 4);
-                boolean sizing = lowMask != 0 && (config.get32(BASE_ADDRESS_0 + 4 * index) & lowMask) == lowMask;
+                boolean sizing = sizingPattern(BASE_ADDRESS_0 + 4 * index) || sizingPattern(BASE_ADDRESS_0 + 4 * index + 4);
                 yield sizing || Long.compareUnsigned(last, address) < 0 || last == -1 ? UNMAPPED : address;
             }
         };
+    }
+
+    /** @return true if the dword at {@code offset} has all its RW bits set: software is sizing the BAR */
+    private boolean sizingPattern(int offset) {
+        int mask = config.writableMask(offset, 4);
+        return mask != 0 && (config.get32(offset) & mask) == mask;
     }
 
     /** Connects the function's INTx# pin to an interrupt controller input (see {@link PciBus#gsi}). */
