@@ -37,6 +37,8 @@ public final class PciBus {
     public static final int CONFIG_DATA = 0xCFC;
     /** Number of ports each of the two registers takes. */
     public static final int PORT_COUNT = 4;
+    /** Bytes of ECAM window per bus: 32 devices x 8 functions x 4 KiB. */
+    public static final long ECAM_BUS_SIZE = 1 << 20;
     /** CONFIG_ADDRESS bit 31: configuration access enabled. */
     public static final int CONFIG_ENABLE = 0x8000_0000;
     /** Devices per bus. */
@@ -224,6 +226,43 @@ public final class PciBus {
                 }
             }
         };
+    }
+
+    /**
+     * The PCI Express enhanced configuration access mechanism (ECAM, PCIe Base Spec 7.2.2) for bus 0: a 1 MiB
+     * MMIO window where function f of device d has its 4 KiB of config space at {@code d << 15 | f << 12}.
+     * Register it on the MMIO bus at a 1 MiB-aligned base with length {@link #ECAM_BUS_SIZE}. 1, 2 and 4-byte
+     * accesses within a dword reach the function; others, and absent functions, read all ones. Linux uses it
+     * only when an ACPI MCFG table names it.
+     */
+    public BusDevice ecam() {
+        return new BusDevice() {
+            @Override
+            public long read(long offset, int size) {
+                synchronized (PciBus.this) {
+                    PciDevice d = ecamSelected(offset, size);
+                    return d == null ? Bus.ones(size)
+                            : Integer.toUnsignedLong(d.configRead((int) (offset & 0xFFF), size)) & Bus.ones(size);
+                }
+            }
+
+            @Override
+            public void write(long offset, int size, long value) {
+                synchronized (PciBus.this) {
+                    PciDevice d = ecamSelected(offset, size);
+                    if (d != null) {
+                        d.configWrite((int) (offset & 0xFFF), size, (int) value);
+                    }
+                }
+            }
+        };
+    }
+
+    private PciDevice ecamSelected(long offset, int size) {
+        if (offset < 0 || offset >= ECAM_BUS_SIZE || (size != 1 && size != 2 && size != 4) || (offset & 3) + size > 4) {
+            return null;
+        }
+        return slots[(int) (offset >>> 15) & 0x1F][(int) (offset >>> 12) & 0x7];
     }
 
     /** Registers {@link #configAddressPort()} and {@link #configDataPort()} on the PIO bus. */

@@ -72,13 +72,21 @@ public class PciFunction implements PciDevice {
         return this;
     }
 
+    /** Reads config space; registers beyond its size (extended registers of a 256-byte space) read as 0. */
     @Override
     public synchronized int configRead(int offset, int size) {
+        if (offset < 0 || offset + size > config.size()) {
+            return 0;
+        }
         return config.read(offset, size);
     }
 
+    /** Writes config space through its masks; writes beyond its size are dropped. */
     @Override
     public synchronized void configWrite(int offset, int size, int value) {
+        if (offset < 0 || offset + size > config.size()) {
+            return;
+        }
         config.write(offset, size, value);
         int end = offset + size;
         if (offset < BASE_ADDRESS_0 + 4 * BAR_COUNT && end > COMMAND) {

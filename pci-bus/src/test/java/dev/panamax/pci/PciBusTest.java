@@ -190,4 +190,49 @@ class PciBusTest {
             assertTrue(locals.stream().allMatch(l -> l.sourceBusId() == 1));
         }
     }
+
+    @Test
+    void ecamReachesTheSameConfigSpace() {
+        var bus = new PciBus(null);
+        var mmio = new Bus("mmio");
+        long base = 0xE000_0000L;
+        mmio.register(base, PciBus.ECAM_BUS_SIZE, "ecam", bus.ecam());
+        var f = scratchFunction(0);
+        bus.attach(3, 2, f);
+        assertEquals(0x29C08086L, mmio.read(base, 4));
+        long fn = base + (3 << 15 | 2 << 12);
+        mmio.write(fn + 0x41, 2, 0xBEEF);
+        assertEquals(0xBEEF00L, f.configRead(0x40, 4));
+        assertEquals(0xBE, mmio.read(fn + 0x42, 1));
+        assertEquals(0, mmio.read(fn + 0x100, 4)); // no extended config space: reads 0
+        mmio.write(fn + 0xFFC, 4, 0x1234); // dropped
+        assertEquals(0xFFFFFFFFL, mmio.read(base + (1 << 15), 4)); // absent device
+        assertEquals(0xFFFF, mmio.read(fn + 0x43, 2)); // crosses a dword
+        assertEquals(-1L, mmio.read(fn + 0x40, 8));
+    }
+
+    @Test
+    void overlappingBarsDoNotCrashOrStealRanges() {
+        var pio = new Bus("pio");
+        var mmio = new Bus("mmio");
+        var mapper = new BusBarMapper(pio, mmio);
+        var a = scratchFunction(0);
+        var b = scratchFunction(0);
+        var regionA = new PciFunctionTest.Scratch();
+        var regionB = new PciFunctionTest.Scratch();
+        a.setBar(0, PciBar.memory32(0x1000), regionA);
+        b.setBar(0, PciBar.memory32(0x1000), regionB);
+        a.addBarListener(mapper);
+        b.addBarListener(mapper);
+        a.setBarAddress(0, 0xC000_0000L);
+        b.setBarAddress(0, 0xC000_0000L);
+        a.configWrite(PciConfigSpace.COMMAND, 2, PciConfigSpace.COMMAND_MEMORY);
+        b.configWrite(PciConfigSpace.COMMAND, 2, PciConfigSpace.COMMAND_MEMORY); // overlaps: not mapped
+        assertEquals(1, mmio.mappings().size());
+        b.configWrite(PciConfigSpace.COMMAND, 2, 0); // must not remove a's range
+        assertEquals(regionA, mmio.find(0xC000_0000L).device());
+        b.configWrite(PciConfigSpace.BASE_ADDRESS_0, 4, 0xC000_1000);
+        b.configWrite(PciConfigSpace.COMMAND, 2, PciConfigSpace.COMMAND_MEMORY);
+        assertEquals(regionB, mmio.find(0xC000_1000L).device());
+    }
 }
