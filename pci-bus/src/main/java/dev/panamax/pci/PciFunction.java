@@ -250,6 +250,20 @@ public class PciFunction implements PciDevice {
         return mask != 0 && (config.get32(offset) & mask) == mask;
     }
 
+    /**
+     * Declares the function's interrupt pin (config offset 0x3D, read-only to software). Call before
+     * {@link PciBus#attach}, which routes the pin.
+     *
+     * @param pin 0 for none, 1..4 for INTA#..INTD#
+     * @throws IllegalArgumentException for another value
+     */
+    public synchronized void setInterruptPin(int pin) {
+        if (pin < 0 || pin > 4) {
+            throw new IllegalArgumentException(name + ": interrupt pin " + pin + " is not 0..4");
+        }
+        config.set8(PciConfigSpace.INTERRUPT_PIN, pin);
+    }
+
     /** Connects the function's INTx# pin to an interrupt controller input (see {@link PciBus#gsi}). */
     public synchronized void connectIntx(IrqLine line) {
         this.intx = line;

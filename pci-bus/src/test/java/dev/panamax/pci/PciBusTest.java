@@ -36,7 +36,7 @@ class PciBusTest {
         var f = new PciFunction("scratch", new PciConfigSpace(PciConfigSpace.SIZE));
         f.config().initHeader(0x1AF4, 0x1234, 0, 0x0000FF, 0, 0);
         f.config().setWritable(0x40, 4, 0xFFFFFFFF);
-        f.config().set8(PciConfigSpace.INTERRUPT_PIN, pin);
+        f.setInterruptPin(pin);
         return f;
     }
 
@@ -128,6 +128,14 @@ class PciBusTest {
         assertEquals(1, bus.attach(scratchFunction(0)));
         assertEquals(2, bus.attach(scratchFunction(0)));
         assertTrue(bus.device(0, 0) instanceof PciHostBridge);
+    }
+
+    @Test
+    void interruptPinIsChecked() {
+        var f = scratchFunction(4);
+        assertEquals(4, f.interruptPin());
+        assertThrows(IllegalArgumentException.class, () -> f.setInterruptPin(5));
+        assertThrows(IllegalArgumentException.class, () -> f.setInterruptPin(-1));
     }
 
     @Test
