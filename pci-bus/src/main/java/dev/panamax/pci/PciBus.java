@@ -1,0 +1,288 @@
+package dev.panamax.pci;
+
+import dev.panamax.core.bus.Bus;
+import dev.panamax.core.bus.BusDevice;
+import dev.panamax.core.irq.IrqLine;
+import dev.panamax.firmware.MpTable;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.IntFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * PCI bus 0 with configuration mechanism #1 (PCI Local Bus Spec 3.0, 3.2.2.3.2), the host bridge at
+ * 00:00.0, and INTx# routing to I/O APIC inputs.
+ *
+ * <h2>Ports (register both on the PIO {@link Bus})</h2>
+ * <ul>
+ * <li>{@link #CONFIG_ADDRESS} 0xCF8, 4 ports: {@link #configAddressPort()}. Only 32-bit accesses at 0xCF8 reach
+ * CONFIG_ADDRESS; narrower ones (Linux's probe writes a byte to 0xCFB) read all ones and are dropped.</li>
+ * <li>{@link #CONFIG_DATA} 0xCFC, 4 ports: {@link #configDataPort()}. 1, 2 and 4-byte accesses at any offset
+ * that stays within the dword reach the register CONFIG_ADDRESS selects plus that offset.</li>
+ * </ul>
+ * CONFIG_ADDRESS: bit 31 enable, bits 23..16 bus, 15..11 device, 10..8 function, 7..2 register (dword);
+ * bits 30..24 and 1..0 read as 0. With enable clear, or for a bus other than 0, or an absent device, reads
+ * return all ones (a master abort) and writes are dropped.
+ *
+ * <h2>INTx#</h2>
+ * Device d's pin p (1..4 = INTA#..INTD#) goes to I/O APIC input {@code 16 + (d + p - 1) mod 4} (the usual
+ * "swizzle", as kvmtool does): level-triggered, active low. {@link #mpTable} writes that into the MP table.
+ */
+public final class PciBus {
+    private static final Logger log = LoggerFactory.getLogger(PciBus.class);
+    /** The CONFIG_ADDRESS port. */
+    public static final int CONFIG_ADDRESS = 0xCF8;
+    /** The CONFIG_DATA port (through 0xCFF). */
+    public static final int CONFIG_DATA = 0xCFC;
+    /** Number of ports each of the two registers takes. */
+    public static final int PORT_COUNT = 4;
+    /** Bytes of ECAM window per bus: 32 devices x 8 functions x 4 KiB. */
+    public static final long ECAM_BUS_SIZE = 1 << 20;
+    /** CONFIG_ADDRESS bit 31: configuration access enabled. */
+    public static final int CONFIG_ENABLE = 0x8000_0000;
+    /** Devices per bus. */
+    public static final int DEVICES = 32;
+    /** Functions per device. */
+    public static final int FUNCTIONS = 8;
+    /** The I/O APIC input of INTA# of device 0; PCI interrupts take inputs 16..19 (above the 16 ISA IRQs). */
+    public static final int FIRST_GSI = 16;
+    /** Number of I/O APIC inputs PCI interrupts are spread over. */
+    public static final int GSI_COUNT = 4;
+    /** MP table interrupt flags PO = 11 (active low), EL = 11 (level-triggered): PCI's INTx# (MP spec 4.3.4). */
+    public static final int MP_FLAGS_LEVEL_LOW = 0x3 | 0x3 << 2;
+
+    private final PciDevice[][] slots = new PciDevice[DEVICES][FUNCTIONS];
+    private final IntFunction<IrqLine> gsiLines;
+    private final PciHostBridge hostBridge = new PciHostBridge();
+    private int configAddress;
+
+    /**
+     * @param gsiLines gives the interrupt line for a GSI (e.g. {@code gsi -> level -> vm.irqLine(gsi, level)});
+     *                 attached {@link PciFunction}s with an interrupt pin are connected through it; null for none
+     */
+    public PciBus(IntFunction<IrqLine> gsiLines) {
+        this.gsiLines = gsiLines;
+        attach(0, 0, hostBridge);
+    }
+
+    /** @return the host bridge at 00:00.0 */
+    public PciHostBridge hostBridge() {
+        return hostBridge;
+    }
+
+    /**
+     * Puts {@code device} at {@code slot}.{@code function}; an emulated function with an interrupt pin gets its
+     * INTx# line connected, and its interrupt line register set to the GSI (as PC firmware does).
+     *
+     * @throws IllegalArgumentException if the slot is out of range or taken
+     */
+    public synchronized void attach(int slot, int function, PciDevice device) {
+        if (slot < 0 || slot >= DEVICES || function < 0 || function >= FUNCTIONS) {
+            throw new IllegalArgumentException(String.format("PCI %s: 00:%02x.%d is not a device/function", device.name(), slot, function));
+        }
+        if (slots[slot][function] != null) {
+            throw new IllegalArgumentException(String.format("PCI %s: 00:%02x.%d is taken by %s",
+                    device.name(), slot, function, slots[slot][function].name()));
+        }
+        slots[slot][function] = device;
+        int pin = device.interruptPin();
+        if (pin >= 1 && pin <= 4 && device instanceof PciFunction f) {
+            int gsi = gsi(slot, pin);
+            f.config().set8(PciConfigSpace.INTERRUPT_LINE, gsi);
+            if (gsiLines != null) {
+                f.connectIntx(gsiLines.apply(gsi));
+            }
+        }
+        log.debug("PCI 00:{}.{} {}", String.format("%02x", slot), function, device.name());
+    }
+
+    /**
+     * Puts {@code device} as function 0 of the first free device number.
+     *
+     * @return the device number
+     * @throws IllegalStateException if all 32 are taken
+     */
+    public synchronized int attach(PciDevice device) {
+        for (int slot = 0; slot < DEVICES; slot++) {
+            if (slots[slot][0] == null) {
+                attach(slot, 0, device);
+                return slot;
+            }
+        }
+        throw new IllegalStateException("PCI bus 0 is full: no device number for " + device.name());
+    }
+
+    /** @return the device at {@code slot}.{@code function}, or null */
+    public synchronized PciDevice device(int slot, int function) {
+        return slots[slot][function];
+    }
+
+    /**
+     * The INTx# swizzle.
+     *
+     * @param slot device number 0..31
+     * @param pin  1..4 for INTA#..INTD#
+     * @return the I/O APIC input (GSI) the pin drives, 16..19
+     */
+    public static int gsi(int slot, int pin) {
+        if (pin < 1 || pin > 4) {
+            throw new IllegalArgumentException("PCI interrupt pin " + pin + " is not 1..4 (INTA#..INTD#)");
+        }
+        return FIRST_GSI + (slot + pin - 1) % GSI_COUNT;
+    }
+
+    /**
+     * The MP table entries for this bus (MP spec 4.3.2 and 4.3.4): a bus entry "PCI" with id {@code busId} and
+     * one I/O interrupt entry per device with an interrupt pin (source bus IRQ = (device &lt;&lt; 2) | (pin - 1)),
+     * level-triggered active low, to {@code ioApicId}'s input {@link #gsi}.
+     *
+     * <p>Linux looks PCI interrupts up by MP bus id equal to the PCI bus number, so {@code busId} must be 0
+     * for bus 0: see {@link #mpTable}, which moves the ISA bus out of the way.
+     */
+    public synchronized List<MpTable.Entry> mpEntries(int busId, int ioApicId) {
+        var list = new ArrayList<MpTable.Entry>();
+        list.add(new MpTable.Bus(busId, "PCI"));
+        for (int slot = 0; slot < DEVICES; slot++) {
+            for (int fn = 0; fn < FUNCTIONS; fn++) {
+                PciDevice d = slots[slot][fn];
+                int pin = d == null ? 0 : d.interruptPin();
+                if (pin >= 1 && pin <= 4) {
+                    var entry = new MpTable.IoInterrupt(MpTable.INT, MP_FLAGS_LEVEL_LOW, busId, slot << 2 | (pin - 1),
+                            ioApicId, gsi(slot, pin));
+                    if (!list.contains(entry)) { // functions of one device may share a pin
+                        list.add(entry);
+                    }
+                }
+            }
+        }
+        return list;
+    }
+
+    /**
+     * A copy of {@code base} (e.g. {@link MpTable#standard}) with this PCI bus added as MP bus 0: the bus
+     * ids of the table's own entries are moved up by one (ISA becomes bus 1, its interrupt entries follow),
+     * as kvmtool numbers them, then {@link #mpEntries mpEntries(0, base.ioApicId())} are added.
+     */
+    public MpTable mpTable(MpTable base) {
+        var list = new ArrayList<MpTable.Entry>();
+        for (MpTable.Entry e : base.entries()) {
+            list.add(switch (e) {
+                case MpTable.Bus b -> new MpTable.Bus(b.busId() + 1, b.busType());
+                case MpTable.IoInterrupt i -> new MpTable.IoInterrupt(i.interruptType(), i.flags(), i.sourceBusId() + 1,
+                        i.sourceBusIrq(), i.destIoApicId(), i.destIoApicPin());
+                case MpTable.LocalInterrupt l -> new MpTable.LocalInterrupt(l.interruptType(), l.flags(),
+                        l.sourceBusId() + 1, l.sourceBusIrq(), l.destApicId(), l.destApicLint());
+                default -> e;
+            });
+        }
+        list.addAll(mpEntries(0, base.ioApicId()));
+        return new MpTable(base.localApicAddress(), base.oemId(), base.productId(), list);
+    }
+
+    /** @return the CONFIG_ADDRESS register as a device for ports 0xCF8..0xCFB */
+    public BusDevice configAddressPort() {
+        return new BusDevice() {
+            @Override
+            public long read(long offset, int size) {
+                if (offset != 0 || size != 4) {
+                    return Bus.ones(size);
+                }
+                synchronized (PciBus.this) {
+                    return Integer.toUnsignedLong(configAddress);
+                }
+            }
+
+            @Override
+            public void write(long offset, int size, long value) {
+                if (offset == 0 && size == 4) {
+                    synchronized (PciBus.this) {
+                        configAddress = (int) value & (CONFIG_ENABLE | 0x00FF_FFFC);
+                    }
+                }
+            }
+        };
+    }
+
+    /** @return the CONFIG_DATA register as a device for ports 0xCFC..0xCFF */
+    public BusDevice configDataPort() {
+        return new BusDevice() {
+            @Override
+            public long read(long offset, int size) {
+                synchronized (PciBus.this) {
+                    PciDevice d = selected(offset, size);
+                    return d == null ? Bus.ones(size)
+                            : Integer.toUnsignedLong(d.configRead(register(offset), size)) & Bus.ones(size);
+                }
+            }
+
+            @Override
+            public void write(long offset, int size, long value) {
+                synchronized (PciBus.this) {
+                    PciDevice d = selected(offset, size);
+                    if (d != null) {
+                        d.configWrite(register(offset), size, (int) value);
+                    }
+                }
+            }
+        };
+    }
+
+    /**
+     * The PCI Express enhanced configuration access mechanism (ECAM, PCIe Base Spec 7.2.2) for bus 0: a 1 MiB
+     * MMIO window where function f of device d has its 4 KiB of config space at {@code d << 15 | f << 12}.
+     * Register it on the MMIO bus at a 1 MiB-aligned base with length {@link #ECAM_BUS_SIZE}. 1, 2 and 4-byte
+     * accesses within a dword reach the function; others, and absent functions, read all ones. Linux uses it
+     * only when an ACPI MCFG table names it.
+     */
+    public BusDevice ecam() {
+        return new BusDevice() {
+            @Override
+            public long read(long offset, int size) {
+                synchronized (PciBus.this) {
+                    PciDevice d = ecamSelected(offset, size);
+                    return d == null ? Bus.ones(size)
+                            : Integer.toUnsignedLong(d.configRead((int) (offset & 0xFFF), size)) & Bus.ones(size);
+                }
+            }
+
+            @Override
+            public void write(long offset, int size, long value) {
+                synchronized (PciBus.this) {
+                    PciDevice d = ecamSelected(offset, size);
+                    if (d != null) {
+                        d.configWrite((int) (offset & 0xFFF), size, (int) value);
+                    }
+                }
+            }
+        };
+    }
+
+    private PciDevice ecamSelected(long offset, int size) {
+        if (offset < 0 || offset >= ECAM_BUS_SIZE || (size != 1 && size != 2 && size != 4) || (offset & 3) + size > 4) {
+            return null;
+        }
+        return slots[(int) (offset >>> 15) & 0x1F][(int) (offset >>> 12) & 0x7];
+    }
+
+    /** Registers {@link #configAddressPort()} and {@link #configDataPort()} on the PIO bus. */
+    public void registerPorts(Bus pio) {
+        pio.register(CONFIG_ADDRESS, PORT_COUNT, "pci-config-address", configAddressPort());
+        pio.register(CONFIG_DATA, PORT_COUNT, "pci-config-data", configDataPort());
+    }
+
+    /** @return the function CONFIG_ADDRESS selects for this CONFIG_DATA access, or null (master abort) */
+    private PciDevice selected(long offset, int size) {
+        if ((configAddress & CONFIG_ENABLE) == 0 || offset + size > PORT_COUNT || (size != 1 && size != 2 && size != 4)) {
+            return null;
+        }
+        int bus = (configAddress >>> 16) & 0xFF;
+        int slot = (configAddress >>> 11) & 0x1F;
+        int function = (configAddress >>> 8) & 0x7;
+        return bus == 0 ? slots[slot][function] : null;
+    }
+
+    private int register(long offset) {
+        return (configAddress & 0xFC) + (int) offset;
+    }
+}

@@ -1,0 +1,246 @@
+package dev.panamax.pci;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.core.bus.Bus;
+import dev.panamax.firmware.MpTable;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class PciBusTest {
+    private final Bus pio = new Bus("pio");
+
+    private static int address(int bus, int device, int function, int register) {
+        return PciBus.CONFIG_ENABLE | bus << 16 | device << 11 | function << 8 | register;
+    }
+
+    private long configRead(int device, int function, int register, int size) {
+        pio.write(0xCF8, 4, address(0, device, function, register & 0xFC));
+        return pio.read(0xCFC + (register & 3), size);
+    }
+
+    private void configWrite(int device, int function, int register, int size, long value) {
+        pio.write(0xCF8, 4, address(0, device, function, register & 0xFC));
+        pio.write(0xCFC + (register & 3), size, value);
+    }
+
+    /** A function with a fully writable scratch dword at 0x40. */
+    private static PciFunction scratchFunction(int pin) {
+        var f = new PciFunction("scratch", new PciConfigSpace(PciConfigSpace.SIZE));
+        f.config().initHeader(0x1AF4, 0x1234, 0, 0x0000FF, 0, 0);
+        f.config().setWritable(0x40, 4, 0xFFFFFFFF);
+        f.setInterruptPin(pin);
+        return f;
+    }
+
+    @Test
+    void hostBridgeIdentity() {
+        new PciBus(null).registerPorts(pio);
+        assertEquals(0x29C08086L, configRead(0, 0, 0x00, 4));
+        assertEquals(0x8086, configRead(0, 0, 0x00, 2));
+        assertEquals(0x29C0, configRead(0, 0, 0x02, 2));
+        assertEquals(0x0600, configRead(0, 0, PciConfigSpace.CLASS_DEVICE, 2)); // what pci_sanity_check reads
+        assertEquals(0x06000000L, configRead(0, 0, 0x08, 4));
+        assertEquals(0, configRead(0, 0, PciConfigSpace.HEADER_TYPE, 1));
+        assertEquals(0, configRead(0, 0, PciConfigSpace.INTERRUPT_PIN, 1));
+        assertEquals(0, configRead(0, 0, PciConfigSpace.BASE_ADDRESS_0, 4));
+    }
+
+    @Test
+    void linuxType1Probe() {
+        new PciBus(null).registerPorts(pio);
+        // arch/x86/pci/direct.c pci_check_type1
+        pio.write(0xCFB, 1, 0x01);
+        long tmp = pio.read(0xCF8, 4);
+        pio.write(0xCF8, 4, 0x80000000L);
+        assertEquals(0x80000000L, pio.read(0xCF8, 4));
+        pio.write(0xCF8, 4, tmp);
+        assertEquals(0, pio.read(0xCF8, 4));
+        // Reserved bits read as 0.
+        pio.write(0xCF8, 4, 0xFFFFFFFFL);
+        assertEquals(0x80FFFFFCL, pio.read(0xCF8, 4));
+        assertEquals(0xFF, pio.read(0xCF9, 1));
+        assertEquals(0xFFFF, pio.read(0xCF8, 2));
+    }
+
+    @Test
+    void configDataAtEveryWidthAndOffset() {
+        var bus = new PciBus(null);
+        bus.registerPorts(pio);
+        bus.attach(3, 2, scratchFunction(0));
+        configWrite(3, 2, 0x40, 4, 0x44332211L);
+        for (int i = 0; i < 4; i++) {
+            assertEquals(0x11L * (i + 1), configRead(3, 2, 0x40 + i, 1), "byte " + i);
+        }
+        for (int i = 0; i < 3; i++) {
+            assertEquals((0x11L * (i + 2)) << 8 | 0x11L * (i + 1), configRead(3, 2, 0x40 + i, 2), "word " + i);
+        }
+        assertEquals(0x44332211L, configRead(3, 2, 0x40, 4));
+        for (int i = 0; i < 4; i++) {
+            configWrite(3, 2, 0x40 + i, 1, 0xA0 + i);
+        }
+        assertEquals(0xA3A2A1A0L, configRead(3, 2, 0x40, 4));
+        configWrite(3, 2, 0x41, 2, 0xBEEF);
+        assertEquals(0xA3BEEFA0L, configRead(3, 2, 0x40, 4));
+        configWrite(3, 2, 0x42, 2, 0xCAFE);
+        assertEquals(0xCAFEEFA0L, configRead(3, 2, 0x40, 4));
+        // An access running past 0xCFF does not reach the device.
+        pio.write(0xCF8, 4, address(0, 3, 2, 0x40));
+        assertEquals(0xFFFF, pio.read(0xCFF, 2));
+        pio.write(0xCFF, 2, 0);
+        assertEquals(0xCAFEEFA0L, configRead(3, 2, 0x40, 4));
+    }
+
+    @Test
+    void absentDevicesReadAllOnes() {
+        var bus = new PciBus(null);
+        bus.registerPorts(pio);
+        for (int size : new int[] {1, 2, 4}) {
+            long ones = Bus.ones(size);
+            assertEquals(ones, configRead(1, 0, 0, size));
+            assertEquals(ones, configRead(0, 1, 0, size));
+            assertEquals(ones, configRead(31, 7, 0xFC, size));
+            pio.write(0xCF8, 4, address(1, 0, 0, 0)); // bus 1 does not exist
+            assertEquals(ones, pio.read(0xCFC, size));
+            pio.write(0xCF8, 4, 0); // enable bit clear
+            assertEquals(ones, pio.read(0xCFC, size));
+        }
+        configWrite(1, 0, 0, 4, 0); // dropped, no error
+        // With enable clear, a write does not reach the host bridge either.
+        pio.write(0xCF8, 4, 0x40);
+        pio.write(0xCFC, 4, 0);
+        assertEquals(0x29C08086L, configRead(0, 0, 0, 4));
+    }
+
+    @Test
+    void attachChecksSlots() {
+        var bus = new PciBus(null);
+        assertThrows(IllegalArgumentException.class, () -> bus.attach(0, 0, scratchFunction(0)));
+        assertThrows(IllegalArgumentException.class, () -> bus.attach(32, 0, scratchFunction(0)));
+        assertThrows(IllegalArgumentException.class, () -> bus.attach(1, 8, scratchFunction(0)));
+        assertEquals(1, bus.attach(scratchFunction(0)));
+        assertEquals(2, bus.attach(scratchFunction(0)));
+        assertTrue(bus.device(0, 0) instanceof PciHostBridge);
+    }
+
+    @Test
+    void interruptPinIsChecked() {
+        var f = scratchFunction(4);
+        assertEquals(4, f.interruptPin());
+        assertThrows(IllegalArgumentException.class, () -> f.setInterruptPin(5));
+        assertThrows(IllegalArgumentException.class, () -> f.setInterruptPin(-1));
+    }
+
+    @Test
+    void intxSwizzle() {
+        assertEquals(16, PciBus.gsi(0, 1));
+        assertEquals(17, PciBus.gsi(1, 1));
+        assertEquals(19, PciBus.gsi(3, 1));
+        assertEquals(16, PciBus.gsi(4, 1));
+        assertEquals(18, PciBus.gsi(1, 2));
+        assertEquals(16, PciBus.gsi(1, 4));
+        assertEquals(17, PciBus.gsi(31, 3));
+        assertThrows(IllegalArgumentException.class, () -> PciBus.gsi(1, 0));
+        assertThrows(IllegalArgumentException.class, () -> PciBus.gsi(1, 5));
+    }
+
+    @Test
+    void attachConnectsIntxToItsGsi() {
+        Map<Integer, List<Boolean>> lines = new HashMap<>();
+        var bus = new PciBus(gsi -> level -> lines.computeIfAbsent(gsi, g -> new ArrayList<>()).add(level));
+        var f = scratchFunction(2);
+        bus.attach(5, 0, f);
+        assertEquals(PciBus.gsi(5, 2), f.configRead(PciConfigSpace.INTERRUPT_LINE, 1));
+        f.setIntx(true);
+        f.setIntx(false);
+        assertEquals(Map.of(18, List.of(true, false)), lines);
+    }
+
+    @Test
+    void mpTableEntriesAndChecksums() {
+        var bus = new PciBus(null);
+        bus.attach(1, 0, scratchFunction(1));
+        bus.attach(2, 0, scratchFunction(1));
+        bus.attach(2, 1, scratchFunction(2));
+        bus.attach(2, 2, scratchFunction(2)); // shares INTB# with function 1: one entry
+        bus.attach(3, 0, scratchFunction(0)); // no pin: no entry
+        MpTable table = bus.mpTable(MpTable.standard(2));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ram = arena.allocate(0x100000);
+            table.writeTo(ram, MpTable.ADDRESS);
+            MpTable read = MpTable.readFrom(ram, MpTable.ADDRESS); // checks signatures and checksums
+            assertEquals(table, read);
+            var buses = read.entries().stream().filter(e -> e instanceof MpTable.Bus).toList();
+            assertEquals(List.of(new MpTable.Bus(0, "PCI"), new MpTable.Bus(1, "ISA")),
+                    buses.stream().sorted((a, b) -> ((MpTable.Bus) a).busId() - ((MpTable.Bus) b).busId()).toList());
+            var ints = read.entries().stream().filter(e -> e instanceof MpTable.IoInterrupt)
+                    .map(e -> (MpTable.IoInterrupt) e).toList();
+            assertEquals(16 + 3, ints.size());
+            for (var i : ints.subList(0, 16)) {
+                assertEquals(1, i.sourceBusId()); // ISA moved to bus 1
+                assertEquals(i.sourceBusIrq(), i.destIoApicPin());
+                assertEquals(MpTable.CONFORMS, i.flags());
+            }
+            int ioApic = read.ioApicId();
+            assertEquals(List.of(
+                    new MpTable.IoInterrupt(MpTable.INT, 0xF, 0, 1 << 2, ioApic, 17),
+                    new MpTable.IoInterrupt(MpTable.INT, 0xF, 0, 2 << 2, ioApic, 18),
+                    new MpTable.IoInterrupt(MpTable.INT, 0xF, 0, 2 << 2 | 1, ioApic, 19)), ints.subList(16, 19));
+            var locals = read.entries().stream().filter(e -> e instanceof MpTable.LocalInterrupt)
+                    .map(e -> (MpTable.LocalInterrupt) e).toList();
+            assertTrue(locals.stream().allMatch(l -> l.sourceBusId() == 1));
+        }
+    }
+
+    @Test
+    void ecamReachesTheSameConfigSpace() {
+        var bus = new PciBus(null);
+        var mmio = new Bus("mmio");
+        long base = 0xE000_0000L;
+        mmio.register(base, PciBus.ECAM_BUS_SIZE, "ecam", bus.ecam());
+        var f = scratchFunction(0);
+        bus.attach(3, 2, f);
+        assertEquals(0x29C08086L, mmio.read(base, 4));
+        long fn = base + (3 << 15 | 2 << 12);
+        mmio.write(fn + 0x41, 2, 0xBEEF);
+        assertEquals(0xBEEF00L, f.configRead(0x40, 4));
+        assertEquals(0xBE, mmio.read(fn + 0x42, 1));
+        assertEquals(0, mmio.read(fn + 0x100, 4)); // no extended config space: reads 0
+        mmio.write(fn + 0xFFC, 4, 0x1234); // dropped
+        assertEquals(0xFFFFFFFFL, mmio.read(base + (1 << 15), 4)); // absent device
+        assertEquals(0xFFFF, mmio.read(fn + 0x43, 2)); // crosses a dword
+        assertEquals(-1L, mmio.read(fn + 0x40, 8));
+    }
+
+    @Test
+    void overlappingBarsDoNotCrashOrStealRanges() {
+        var pio = new Bus("pio");
+        var mmio = new Bus("mmio");
+        var mapper = new BusBarMapper(pio, mmio);
+        var a = scratchFunction(0);
+        var b = scratchFunction(0);
+        var regionA = new PciFunctionTest.Scratch();
+        var regionB = new PciFunctionTest.Scratch();
+        a.setBar(0, PciBar.memory32(0x1000), regionA);
+        b.setBar(0, PciBar.memory32(0x1000), regionB);
+        a.addBarListener(mapper);
+        b.addBarListener(mapper);
+        a.setBarAddress(0, 0xC000_0000L);
+        b.setBarAddress(0, 0xC000_0000L);
+        a.configWrite(PciConfigSpace.COMMAND, 2, PciConfigSpace.COMMAND_MEMORY);
+        b.configWrite(PciConfigSpace.COMMAND, 2, PciConfigSpace.COMMAND_MEMORY); // overlaps: not mapped
+        assertEquals(1, mmio.mappings().size());
+        b.configWrite(PciConfigSpace.COMMAND, 2, 0); // must not remove a's range
+        assertEquals(regionA, mmio.find(0xC000_0000L).device());
+        b.configWrite(PciConfigSpace.BASE_ADDRESS_0, 4, 0xC000_1000);
+        b.configWrite(PciConfigSpace.COMMAND, 2, PciConfigSpace.COMMAND_MEMORY);
+        assertEquals(regionB, mmio.find(0xC000_1000L).device());
+    }
+}
