@@ -9,6 +9,7 @@ import dev.panamax.core.sys.LinuxException;
 import dev.panamax.firmware.BootException;
 import dev.panamax.firmware.BzImage;
 import dev.panamax.firmware.LinuxBoot;
+import dev.panamax.firmware.MpTable;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmVm;
@@ -17,6 +18,7 @@ import dev.panamax.launcher.devices.CmosRtc;
 import dev.panamax.launcher.devices.ExitPort;
 import dev.panamax.launcher.devices.I8042;
 import dev.panamax.launcher.devices.Serial16550;
+import dev.panamax.pci.PciBus;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -38,8 +40,10 @@ import java.util.concurrent.atomic.AtomicReference;
  * <ol>
  * <li>open {@code /dev/kvm}, create the VM with its in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT;</li>
  * <li>create guest RAM (one memfd) in the address space; the VM's memslot listener mirrors it;</li>
- * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables, MP table);</li>
- * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the exit port;</li>
+ * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the exit port;
+ *     and the PCI bus (host bridge at 00:00.0, configuration mechanism #1 at 0xCF8/0xCFC);</li>
+ * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables, and the MP table with the
+ *     PCI bus as MP bus 0);</li>
  * <li>create the vCPUs, give the boot vCPU the protocol's registers, run each on its own thread;</li>
  * <li>wait for a verdict (exit port, reset, panic, timeout, error), stop every vCPU, close everything.</li>
  * </ol>
@@ -95,10 +99,12 @@ public final class Machine {
             AddressSpace space = new AddressSpace();
             space.addListener(vm.memoryListener());
             try (GuestRam ram = allocate(space)) {
-                X86BootState boot = load(ram, kernel, initrd);
                 Bus pio = new Bus("pio");
                 Bus mmio = new Bus("mmio");
                 Serial16550 com1 = attachDevices(vm, pio);
+                PciBus pci = new PciBus(vm::irqLine);
+                pci.registerPorts(pio);
+                X86BootState boot = load(ram, kernel, initrd, pci.mpTable(MpTable.standard(config.cpus())));
                 if (config.consoleInput()) {
                     Console.pumpInput(System.in, com1::receive);
                 }
@@ -130,9 +136,9 @@ public final class Machine {
         }
     }
 
-    private X86BootState load(GuestRam ram, BzImage kernel, byte[] initrd) {
+    private X86BootState load(GuestRam ram, BzImage kernel, byte[] initrd, MpTable mpTable) {
         try {
-            return LinuxBoot.load(ram.low().host(), ram.highBytes(), kernel, initrd, config.cmdline(), config.cpus());
+            return LinuxBoot.load(ram.low().host(), ram.highBytes(), kernel, initrd, config.cmdline(), mpTable);
         } catch (BootException e) {
             throw new PanamaxException(e.getMessage(), e);
         }

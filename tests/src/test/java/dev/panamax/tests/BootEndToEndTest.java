@@ -30,7 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * <li>{@code kvm-smoke}: the KVM backend alone ({@code KvmSmoke}): a real-mode guest doing port and
  *     string I/O and MMIO, and a halted vCPU stopped from another thread;</li>
  * <li>{@code boot}: 2 vCPUs, 512 MiB; the guest's own script checks its CPU count, memory size and
- *     command line and returns its verdict through the exit port (0 = all good);</li>
+ *     command line and the PCI host bridge, and returns its verdict through the exit port (0 = all good);</li>
  * <li>{@code fail}: a script that exits 3 makes {@code panamax test} exit 3;</li>
  * <li>{@code input}: {@code panamax run} with the image's interactive shell fed from a pipe: the
  *     guest computes what it was asked on its serial console (UART receive path, its interrupt);</li>
@@ -60,6 +60,10 @@ class BootEndToEndTest {
                 # 512 MiB minus what the kernel keeps for itself: well above 400 MiB, never above 512 MiB.
                 [ "$mem_kb" -gt 409600 ] && [ "$mem_kb" -le 524288 ] || { echo "e2e-guest: FAIL memory"; fail=1; }
                 grep -q 'panamax.e2e=boot-42' /proc/cmdline || { echo "e2e-guest: FAIL cmdline"; fail=1; }
+                # The PCI host bridge at 00:00.0, found through configuration mechanism #1.
+                bridge=$(cat /sys/bus/pci/devices/0000:00:00.0/vendor /sys/bus/pci/devices/0000:00:00.0/device 2>/dev/null | tr '\\n' ' ')
+                echo "e2e-guest: pci 00:00.0 = $bridge"
+                [ "$bridge" = "0x8086 0x29c0 " ] || { echo "e2e-guest: FAIL pci host bridge"; fail=1; }
                 exit $fail
                 """);
         write("exit3.sh", "#!/bin/sh\necho e2e-guest: exiting with 3\nexit 3\n");
@@ -106,6 +110,7 @@ class BootEndToEndTest {
         assertEquals(0, r.exitStatus(), "the runner's command itself failed:\n" + out);
         assertEquals(Map.of("kvm-smoke", 0, "boot", 0, "fail", 3, "input", 0, "panic", 110, "timeout", 124), status, out);
         assertTrue(out.contains("e2e-guest: cpus=2 online=0-1"), out);
+        assertTrue(out.contains("e2e-guest: pci 00:00.0 = 0x8086 0x29c0"), out);
         assertTrue(out.contains("input-42-ok"), "the guest's shell did not answer piped input:\n" + out);
         assertTrue(out.contains("guest kernel panic: Kernel panic - not syncing: sysrq triggered crash"), out);
         assertTrue(out.contains("guest still running after 25 s: killed"), out);
