@@ -404,6 +404,33 @@ class VfioUserServerTest {
     }
 
     @Test
+    void dmaSpanningAMappedAndAMessageRangeAndReadOnlyMaps() {
+        client.version();
+        try (MemFd guest = new MemFd("guest", 4096); MemFd rom = new MemFd("rom", 4096)) {
+            client.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
+                    DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0, MEM_BASE - 4096, 4096), b)), guest.fd());
+            client.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
+                    DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0, MEM_BASE, client.memory.length), b)));
+            // 10 bytes land in the memfd, the other 15 go by one DMA_WRITE message.
+            regionWrite(0, DOORBELL_DMA_WRITE, le(MEM_BASE - 10, 8));
+            byte[] head = new byte[10];
+            MemorySegment.copy(guest.mapping(), JAVA_BYTE, 4086, head, 0, 10);
+            assertArrayEquals(Arrays.copyOf(PATTERN, 10), head);
+            assertArrayEquals(Arrays.copyOfRange(PATTERN, 10, PATTERN.length), Arrays.copyOf(client.memory, PATTERN.length - 10));
+            assertEquals(1, client.dmaMessages);
+            // A read-only mapping: mmapped PROT_READ, device writes are refused before touching it.
+            rom.mapping().set(JAVA_BYTE, 5, (byte) 0x66);
+            client.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
+                    DmaMapCodec.FLAG_READ, 0, 0x800000, 4096), b)), rom.fd());
+            byte[] one = new byte[1];
+            server.dma().read(0x800005, one);
+            assertEquals(0x66, one[0]);
+            assertThrows(DmaException.class, () -> server.dma().write(0x800005, one));
+            assertThrows(DmaException.class, () -> server.dma().read(0x801000, one));
+        }
+    }
+
+    @Test
     void resetReachesTheCallback() {
         client.version();
         client.ok(VfioUserCommand.DEVICE_RESET, Unpooled.EMPTY_BUFFER);
