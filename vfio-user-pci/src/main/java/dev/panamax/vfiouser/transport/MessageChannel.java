@@ -141,6 +141,41 @@ public final class MessageChannel implements AutoCloseable {
     }
 
     /**
+     * Sends an error reply to a message whose Command field names no {@link VfioUserCommand}
+     * (the header alone, that number echoed, spec "Header").
+     *
+     * @param commandCode the offending message's Command field, 0..65535
+     */
+    public void sendErrorRaw(int messageId, int commandCode, int errno) {
+        ByteBuf b = Unpooled.buffer(VfioUserHeader.SIZE);
+        b.writeShortLE(messageId);
+        b.writeShortLE(commandCode);
+        b.writeIntLE(VfioUserHeader.SIZE);
+        b.writeIntLE(VfioUserHeader.TYPE_REPLY | VfioUserHeader.FLAG_ERROR);
+        b.writeIntLE(errno);
+        synchronized (sendLock) {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment data = arena.allocate(VfioUserHeader.SIZE);
+                MemorySegment.copy(b.array(), b.arrayOffset(), data, JAVA_BYTE, 0, VfioUserHeader.SIZE);
+                long sent = 0;
+                while (sent < VfioUserHeader.SIZE) {
+                    long r = socket.sendRaw(data.asSlice(sent), new int[0]);
+                    if (r == -Errno.EINTR || r == -Errno.EAGAIN) {
+                        continue;
+                    }
+                    if (r == -Errno.EPIPE || r == -Errno.ECONNRESET) {
+                        throw new PeerClosedException("vfio-user peer closed the connection while sending an error reply");
+                    }
+                    if (r < 0) {
+                        throw new VfioUserTransportException("sending an error reply", new LinuxException("sendmsg", (int) -r));
+                    }
+                    sent += r;
+                }
+            }
+        }
+    }
+
+    /**
      * Receives one whole message.
      *
      * @param timeout for the whole message; null waits forever

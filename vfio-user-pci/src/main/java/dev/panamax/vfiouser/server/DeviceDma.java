@@ -1,0 +1,274 @@
+package dev.panamax.vfiouser.server;
+
+import dev.panamax.core.sys.Errno;
+import dev.panamax.core.sys.Libc;
+import dev.panamax.vfiouser.protocol.DmaMapCodec;
+import dev.panamax.vfiouser.protocol.DmaReadCodec;
+import dev.panamax.vfiouser.protocol.DmaUnmapCodec;
+import dev.panamax.vfiouser.protocol.DmaWriteCodec;
+import dev.panamax.vfiouser.protocol.VfioUserCommand;
+import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
+import dev.panamax.vfiouser.transport.ReceivedFds;
+import dev.panamax.vfiouser.transport.ReceivedMessage;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
+/**
+ * The device's view of client memory: the ranges the client gave with DMA_MAP (spec,
+ * "VFIO_USER_DMA_MAP"), by DMA address (IOVA, guest-physical for a VM). A range that came with an
+ * fd is mmapped here and accessed directly; one without is reached by DMA_READ / DMA_WRITE
+ * messages to the client, which the caller waits for. Any thread of the device may call
+ * {@link #read} and {@link #write}, also the server's request thread from a region callback.
+ */
+public final class DeviceDma {
+    /** Sends a server -&gt; client command and waits for its reply (implemented by the server). */
+    interface Requester {
+        ReceivedMessage request(VfioUserCommand command, ByteBuf payload);
+
+        /** The client's max_data_xfer_size: the largest DMA_READ/DMA_WRITE count. */
+        long maxDataXferSize();
+    }
+
+    /**
+     * One DMA_MAP range.
+     *
+     * @param iova    DMA address of its first byte
+     * @param size    bytes
+     * @param flags   DmaMapCodec.FLAG_READ | FLAG_WRITE
+     * @param mapping the whole mmap (from a page-aligned file offset) or null for message DMA
+     * @param data    the range's bytes within {@code mapping}, or null
+     */
+    private record Mapping(long iova, long size, int flags, MemorySegment mapping, MemorySegment data) {
+        long end() {
+            return iova + size;
+        }
+    }
+
+    private static final long PAGE = 4096;
+    private final TreeMap<Long, Mapping> maps = new TreeMap<>();
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private final Requester requester;
+    private final int maxMaps;
+
+    DeviceDma(Requester requester, int maxMaps) {
+        this.requester = requester;
+        this.maxMaps = maxMaps;
+    }
+
+    /**
+     * Copies {@code into.byteSize()} bytes of client memory from DMA address {@code iova}.
+     *
+     * @throws DmaException when part of the range is not mapped readable, or a DMA_READ failed
+     */
+    public void read(long iova, MemorySegment into) {
+        access(iova, into, false);
+    }
+
+    /** Reads {@code into.length} bytes at {@code iova}. @throws DmaException as {@link #read(long, MemorySegment)} */
+    public void read(long iova, byte[] into) {
+        MemorySegment s = MemorySegment.ofArray(into);
+        access(iova, s, false);
+    }
+
+    /**
+     * Copies {@code from} into client memory at DMA address {@code iova}.
+     *
+     * @throws DmaException when part of the range is not mapped writable, or a DMA_WRITE failed
+     */
+    public void write(long iova, MemorySegment from) {
+        access(iova, from, true);
+    }
+
+    /** Writes {@code from} at {@code iova}. @throws DmaException as {@link #write(long, MemorySegment)} */
+    public void write(long iova, byte[] from) {
+        access(iova, MemorySegment.ofArray(from), true);
+    }
+
+    /** @return true when DMA address {@code iova} lies in a DMA_MAP range */
+    public boolean mapped(long iova) {
+        lock.readLock().lock();
+        try {
+            return find(iova) != null;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private void access(long iova, MemorySegment buffer, boolean write) {
+        long done = 0;
+        long total = buffer.byteSize();
+        while (done < total) {
+            long at = iova + done;
+            long n;
+            Mapping m;
+            lock.readLock().lock();
+            try {
+                m = find(at);
+                if (m == null) {
+                    throw new DmaException(String.format("DMA %s of %d bytes at 0x%x: address 0x%x is not in any DMA_MAP range",
+                            write ? "write" : "read", total, iova, at));
+                }
+                int need = write ? DmaMapCodec.FLAG_WRITE : DmaMapCodec.FLAG_READ;
+                if ((m.flags & need) == 0) {
+                    throw new DmaException(String.format("DMA %s at 0x%x: the DMA_MAP range 0x%x+0x%x is not %s",
+                            write ? "write" : "read", at, m.iova, m.size, write ? "writeable" : "readable"));
+                }
+                n = Math.min(total - done, m.end() - at);
+                if (m.data != null) {
+                    if (write) {
+                        MemorySegment.copy(buffer, done, m.data, at - m.iova, n);
+                    } else {
+                        MemorySegment.copy(m.data, at - m.iova, buffer, done, n);
+                    }
+                }
+            } finally {
+                lock.readLock().unlock();
+            }
+            if (m.data == null) {
+                n = Math.min(n, requester.maxDataXferSize());
+                message(at, buffer.asSlice(done, n), write);
+            }
+            done += n;
+        }
+    }
+
+    /** One DMA_READ or DMA_WRITE message and its reply (spec, "VFIO_USER_DMA_READ", "VFIO_USER_DMA_WRITE"). */
+    private void message(long iova, MemorySegment buffer, boolean write) {
+        ByteBuf payload = Unpooled.buffer();
+        if (write) {
+            DmaWriteCodec.encode(new DmaWriteCodec.Request(iova, buffer.toArray(JAVA_BYTE)), payload);
+        } else {
+            DmaReadCodec.encode(new DmaReadCodec.Request(iova, buffer.byteSize()), payload);
+        }
+        VfioUserCommand command = write ? VfioUserCommand.DMA_WRITE : VfioUserCommand.DMA_READ;
+        try (ReceivedMessage reply = requester.request(command, payload)) {
+            if (reply.header().isError()) {
+                throw new DmaException(String.format("%s of %d bytes at 0x%x: the client answered %s",
+                        command, buffer.byteSize(), iova, Errno.name(reply.header().error())));
+            }
+            if (write) {
+                DmaWriteCodec.Reply r = DmaWriteCodec.decodeReply(reply.payloadBuffer());
+                if (r.address() != iova || r.count() != buffer.byteSize()) {
+                    throw new DmaException(String.format("DMA_WRITE of %d bytes at 0x%x: the client wrote %d bytes at 0x%x",
+                            buffer.byteSize(), iova, r.count(), r.address()));
+                }
+            } else {
+                DmaReadCodec.Reply r = DmaReadCodec.decodeReply(reply.payloadBuffer(), requester.maxDataXferSize());
+                if (r.address() != iova || r.data().length != buffer.byteSize()) {
+                    throw new DmaException(String.format("DMA_READ of %d bytes at 0x%x: the client sent %d bytes for 0x%x",
+                            buffer.byteSize(), iova, r.data().length, r.address()));
+                }
+                MemorySegment.copy(MemorySegment.ofArray(r.data()), 0, buffer, 0, buffer.byteSize());
+            }
+        } catch (VfioUserProtocolException e) {
+            throw new DmaException(command + " at 0x" + Long.toHexString(iova) + ": bad reply: " + e.getMessage(), e);
+        }
+    }
+
+    /** The mapping holding {@code iova}, or null. Hold the lock. */
+    private Mapping find(long iova) {
+        Map.Entry<Long, Mapping> e = maps.floorEntry(iova);
+        if (e == null) {
+            return null;
+        }
+        Mapping m = e.getValue();
+        return Long.compareUnsigned(iova - m.iova, m.size) < 0 ? m : null;
+    }
+
+    /**
+     * Adds a DMA_MAP range; with an fd, mmaps it (the fd is closed afterwards by the message).
+     *
+     * @throws VfioUserProtocolException EINVAL for an empty, wrapping or overlapping range, ENOSPC above max_dma_maps,
+     *         or the mmap errno
+     */
+    void map(DmaMapCodec.Request r, ReceivedFds fds) {
+        DmaMapCodec.checkFds(r, fds.count());
+        if (r.size() <= 0 || Long.compareUnsigned(r.address() + r.size() - 1, r.address()) < 0) {
+            throw new VfioUserProtocolException(Errno.EINVAL, String.format("DMA_MAP range 0x%x+0x%x is empty or wraps", r.address(), r.size()));
+        }
+        lock.writeLock().lock();
+        try {
+            Map.Entry<Long, Mapping> below = maps.floorEntry(r.address() + r.size() - 1);
+            if (below != null && Long.compareUnsigned(below.getValue().end(), r.address()) > 0) {
+                throw new VfioUserProtocolException(Errno.EINVAL, String.format("DMA_MAP range 0x%x+0x%x overlaps 0x%x+0x%x",
+                        r.address(), r.size(), below.getValue().iova, below.getValue().size));
+            }
+            if (maps.size() >= maxMaps) {
+                throw new VfioUserProtocolException(Errno.ENOSPC, "DMA_MAP: already " + maps.size() + " ranges, max_dma_maps is " + maxMaps);
+            }
+            Mapping m;
+            if (fds.count() == 1) {
+                long base = r.offset() & ~(PAGE - 1);
+                long skip = r.offset() - base;
+                int prot = ((r.flags() & DmaMapCodec.FLAG_READ) != 0 ? Libc.PROT_READ : 0)
+                        | ((r.flags() & DmaMapCodec.FLAG_WRITE) != 0 ? Libc.PROT_WRITE : 0);
+                MemorySegment whole;
+                try {
+                    whole = Libc.mmap(skip + r.size(), prot, Libc.MAP_SHARED, fds.peek(0), base,
+                            String.format("DMA_MAP 0x%x+0x%x", r.address(), r.size()));
+                } catch (dev.panamax.core.sys.LinuxException e) {
+                    throw new VfioUserProtocolException(e.errno(), e.getMessage());
+                }
+                m = new Mapping(r.address(), r.size(), r.flags(), whole, whole.asSlice(skip, r.size()));
+            } else {
+                m = new Mapping(r.address(), r.size(), r.flags(), null, null);
+            }
+            maps.put(r.address(), m);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /**
+     * Removes a range given with DMA_MAP, exactly as mapped.
+     *
+     * @throws VfioUserProtocolException EINVAL when no such range is mapped
+     */
+    void unmap(DmaUnmapCodec.Unmap u) {
+        lock.writeLock().lock();
+        try {
+            Mapping m = maps.get(u.address());
+            if (m == null || m.size != u.size()) {
+                throw new VfioUserProtocolException(Errno.EINVAL, String.format("DMA_UNMAP 0x%x+0x%x: no such DMA_MAP range", u.address(), u.size()));
+            }
+            maps.remove(u.address());
+            if (m.mapping != null) {
+                Libc.munmap(m.mapping);
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** @return how many DMA_MAP ranges are held */
+    public int count() {
+        lock.readLock().lock();
+        try {
+            return maps.size();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Unmaps everything (the client is gone). */
+    void unmapAll() {
+        lock.writeLock().lock();
+        try {
+            for (Mapping m : maps.values()) {
+                if (m.mapping != null) {
+                    Libc.munmap(m.mapping);
+                }
+            }
+            maps.clear();
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+}

@@ -1,0 +1,109 @@
+package dev.panamax.vfiouser.server;
+
+import java.util.Arrays;
+import java.util.Optional;
+
+/**
+ * What a vfio-user server exposes: PCI regions by vfio index, interrupt counts by vfio IRQ index
+ * (linux/vfio.h {@code VFIO_PCI_INTX_IRQ_INDEX} 0, {@code _MSI_} 1, {@code _MSIX_} 2, {@code _ERR_} 3,
+ * {@code _REQ_} 4), and callbacks for DEVICE_RESET and for the client going away. Build with
+ * {@link #builder}; the configuration space becomes region {@link VfioUserRegion#CONFIG}.
+ */
+public final class VfioUserDevice {
+    public static final int IRQ_INTX = 0;
+    public static final int IRQ_MSI = 1;
+    public static final int IRQ_MSIX = 2;
+    public static final int IRQ_ERR = 3;
+    public static final int IRQ_REQ = 4;
+    /** VFIO_PCI_NUM_IRQS. */
+    public static final int NUM_IRQS = 5;
+
+    private final VfioUserRegion[] regions;
+    private final int[] irqCounts;
+    private final Runnable onReset;
+    private final Runnable onDisconnect;
+
+    private VfioUserDevice(Builder b) {
+        this.regions = b.regions.clone();
+        this.irqCounts = b.irqCounts.clone();
+        this.onReset = b.onReset;
+        this.onDisconnect = b.onDisconnect;
+    }
+
+    /** @return a builder for a device with configuration space {@code config} */
+    public static Builder builder(PciConfigSpace config) {
+        return new Builder(config);
+    }
+
+    /** @return the region at vfio index {@code index}, if the device has one */
+    public Optional<VfioUserRegion> region(long index) {
+        return index >= 0 && index < regions.length ? Optional.ofNullable(regions[(int) index]) : Optional.empty();
+    }
+
+    /** @return interrupts of vfio IRQ index {@code index}; 0 when none or out of range */
+    public int irqCount(long index) {
+        return index >= 0 && index < NUM_IRQS ? irqCounts[(int) index] : 0;
+    }
+
+    void reset() {
+        onReset.run();
+    }
+
+    void disconnected() {
+        onDisconnect.run();
+    }
+
+    @Override
+    public String toString() {
+        return "VfioUserDevice" + Arrays.toString(regions) + " irqs " + Arrays.toString(irqCounts);
+    }
+
+    /** Declares a device; every part but the configuration space is optional. */
+    public static final class Builder {
+        private final VfioUserRegion[] regions = new VfioUserRegion[VfioUserRegion.NUM_REGIONS];
+        private final int[] irqCounts = new int[NUM_IRQS];
+        private Runnable onReset = () -> { };
+        private Runnable onDisconnect = () -> { };
+
+        private Builder(PciConfigSpace config) {
+            regions[VfioUserRegion.CONFIG] = VfioUserRegion.trapped(VfioUserRegion.CONFIG, PciConfigSpace.SIZE, config);
+        }
+
+        /** Adds a region; its index must be free (CONFIG is taken by the configuration space). */
+        public Builder region(VfioUserRegion region) {
+            if (regions[region.index()] != null) {
+                throw new IllegalArgumentException("region index " + region.index() + " is declared twice");
+            }
+            regions[region.index()] = region;
+            return this;
+        }
+
+        /** Declares {@code count} interrupts of vfio IRQ index {@code index} (INTx: at most 1). */
+        public Builder irqs(int index, int count) {
+            if (index < 0 || index >= NUM_IRQS) {
+                throw new IllegalArgumentException("IRQ index " + index + " is not 0.." + (NUM_IRQS - 1));
+            }
+            if (count < 0 || (index == IRQ_INTX && count > 1) || (index == IRQ_MSI && count > 32) || count > 2048) {
+                throw new IllegalArgumentException("IRQ index " + index + " cannot have " + count + " interrupts");
+            }
+            irqCounts[index] = count;
+            return this;
+        }
+
+        /** Called on the request thread for DEVICE_RESET. */
+        public Builder onReset(Runnable onReset) {
+            this.onReset = onReset;
+            return this;
+        }
+
+        /** Called once the client has gone and every fd and DMA mapping of it is closed. */
+        public Builder onDisconnect(Runnable onDisconnect) {
+            this.onDisconnect = onDisconnect;
+            return this;
+        }
+
+        public VfioUserDevice build() {
+            return new VfioUserDevice(this);
+        }
+    }
+}

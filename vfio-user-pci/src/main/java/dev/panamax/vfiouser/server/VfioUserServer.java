@@ -1,0 +1,432 @@
+package dev.panamax.vfiouser.server;
+
+import dev.panamax.core.sys.Errno;
+import dev.panamax.vfiouser.protocol.DeviceGetInfoCodec;
+import dev.panamax.vfiouser.protocol.DeviceGetIrqInfoCodec;
+import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
+import dev.panamax.vfiouser.protocol.DeviceResetCodec;
+import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
+import dev.panamax.vfiouser.protocol.DmaMapCodec;
+import dev.panamax.vfiouser.protocol.DmaUnmapCodec;
+import dev.panamax.vfiouser.protocol.RegionReadCodec;
+import dev.panamax.vfiouser.protocol.RegionWriteCodec;
+import dev.panamax.vfiouser.protocol.RegionWriteMultiCodec;
+import dev.panamax.vfiouser.protocol.VersionCodec;
+import dev.panamax.vfiouser.protocol.VersionCodec.Capabilities;
+import dev.panamax.vfiouser.protocol.VfioUserCommand;
+import dev.panamax.vfiouser.protocol.VfioUserHeader;
+import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
+import dev.panamax.vfiouser.transport.MessageChannel;
+import dev.panamax.vfiouser.transport.ReceivedMessage;
+import dev.panamax.vfiouser.transport.UnixSocket;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec.*;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
+/**
+ * A vfio-user server for one {@link VfioUserDevice} and one client (spec, "Protocol Specification"):
+ * negotiates VERSION, then answers the client's requests until it goes away. Two threads: a reader
+ * that takes every message off the socket (replies to this side's DMA_READ / DMA_WRITE go to the
+ * device thread waiting for them) and a request thread that serves the client's commands in order
+ * and calls the device's callbacks. Malformed or unknown requests get an error reply carrying the
+ * errno, and the server goes on. When the client disconnects (or {@link #close} is called) every
+ * eventfd and DMA mapping the client gave is closed and the device's disconnect callback runs.
+ */
+public final class VfioUserServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(VfioUserServer.class);
+    /** Our VERSION capabilities: most fds we accept in one message. */
+    public static final int MAX_MSG_FDS = 16;
+    /** Most data bytes we accept in one REGION_READ/WRITE or DMA_READ reply. */
+    public static final long MAX_DATA_XFER_SIZE = 1 << 20;
+    /** DMA map page sizes we support: 4 KiB. */
+    public static final long PGSIZES = 4096;
+    /** Most DMA_MAP ranges at once. */
+    public static final int MAX_DMA_MAPS = 1024;
+    /** How long a device DMA waits for the client's DMA_READ / DMA_WRITE reply. */
+    public static final Duration DMA_REPLY_TIMEOUT = Duration.ofSeconds(30);
+    private static final Object DISCONNECT = new Object();
+
+    private final VfioUserDevice device;
+    private final MessageChannel channel;
+    private final DeviceDma dma;
+    private final DeviceIrqs irqs;
+    private final BlockingQueue<Object> requests = new LinkedBlockingQueue<>();
+    private final ConcurrentHashMap<Integer, CompletableFuture<ReceivedMessage>> pending = new ConcurrentHashMap<>();
+    private final AtomicInteger nextId = new AtomicInteger();
+    private final CountDownLatch disconnected = new CountDownLatch(1);
+    private final Thread reader;
+    private final Thread worker;
+    private volatile Capabilities clientCapabilities;
+    private volatile boolean gone;
+
+    /**
+     * A server on an already connected socket (e.g. one end of {@link UnixSocket#pair()}).
+     * Call {@link #start()} to serve.
+     *
+     * @param socket connected, owned by the server from now on
+     */
+    public VfioUserServer(UnixSocket socket, VfioUserDevice device) {
+        this.device = device;
+        this.channel = new MessageChannel(socket, MAX_MSG_FDS, VfioUserHeader.SIZE + 16 + MAX_DATA_XFER_SIZE + 4096);
+        this.irqs = new DeviceIrqs(device);
+        this.dma = new DeviceDma(new DeviceDma.Requester() {
+            @Override
+            public ReceivedMessage request(VfioUserCommand command, ByteBuf payload) {
+                return requestClient(command, payload);
+            }
+
+            @Override
+            public long maxDataXferSize() {
+                Capabilities c = clientCapabilities;
+                return Math.min(MAX_DATA_XFER_SIZE, c == null ? VersionCodec.DEFAULT_MAX_DATA_XFER_SIZE : c.effectiveMaxDataXferSize());
+            }
+        }, MAX_DMA_MAPS);
+        this.reader = Thread.ofPlatform().name("vfio-user-reader").daemon().unstarted(this::readLoop);
+        this.worker = Thread.ofPlatform().name("vfio-user-server").daemon().unstarted(this::serveLoop);
+    }
+
+    /**
+     * Listens on {@code path}, accepts one client, removes the socket file and returns the server
+     * (not started).
+     *
+     * @throws dev.panamax.vfiouser.transport.VfioUserTransportException when no client comes within {@code timeout} or the socket fails
+     */
+    public static VfioUserServer accept(Path path, VfioUserDevice device, Duration timeout) {
+        try (UnixSocket listener = UnixSocket.listen(path, 1)) {
+            return new VfioUserServer(listener.accept(timeout), device);
+        } finally {
+            try {
+                Files.deleteIfExists(path);
+            } catch (java.io.IOException e) {
+                LOG.warn("could not remove vfio-user socket {}: {}", path, e.toString());
+            }
+        }
+    }
+
+    /** Starts the reader and request threads. */
+    public void start() {
+        reader.start();
+        worker.start();
+    }
+
+    /** @return the device's DMA into client memory */
+    public DeviceDma dma() {
+        return dma;
+    }
+
+    /** @return the device's interrupts */
+    public DeviceIrqs irqs() {
+        return irqs;
+    }
+
+    /** @return the client's VERSION capabilities, or null before VERSION */
+    public Capabilities clientCapabilities() {
+        return clientCapabilities;
+    }
+
+    /** @return true once the client has gone and everything of it is closed */
+    public boolean awaitDisconnect(Duration timeout) throws InterruptedException {
+        return disconnected.await(timeout.toNanos(), TimeUnit.NANOSECONDS);
+    }
+
+    /** Disconnects the client (if still there), waits for the cleanup and the threads. */
+    @Override
+    public void close() {
+        channel.socket().shutdown();
+        if (!reader.isAlive() && !worker.isAlive() && disconnected.getCount() > 0) {
+            // Never started: clean up here.
+            cleanup();
+        }
+        try {
+            reader.join();
+            worker.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    // ---- the reader thread ----
+
+    private void readLoop() {
+        try {
+            while (true) {
+                ReceivedMessage m;
+                try {
+                    m = channel.receive(null);
+                } catch (VfioUserProtocolException e) {
+                    LOG.warn("vfio-user: bad message from the client: {}", e.getMessage());
+                    if (e.messageId() >= 0) {
+                        channel.sendErrorRaw(e.messageId(), e.command(), e.errno());
+                    }
+                    continue; // a broken channel throws a transport exception next
+                }
+                if (m.header().isReply()) {
+                    CompletableFuture<ReceivedMessage> f = pending.remove(m.header().messageId());
+                    if (f == null) {
+                        LOG.warn("vfio-user: reply {} to {} that nobody waits for, dropped", m.header().messageId(), m.header().command());
+                        m.close();
+                    } else {
+                        f.complete(m);
+                    }
+                } else {
+                    requests.add(m);
+                }
+            }
+        } catch (RuntimeException e) {
+            LOG.info("vfio-user client gone: {}", e.getMessage());
+        } finally {
+            gone = true;
+            for (var f : pending.values()) {
+                f.completeExceptionally(new DmaException("the vfio-user client disconnected"));
+            }
+            pending.clear();
+            requests.add(DISCONNECT);
+        }
+    }
+
+    private ReceivedMessage requestClient(VfioUserCommand command, ByteBuf payload) {
+        int id = nextId.getAndIncrement() & 0xFFFF;
+        CompletableFuture<ReceivedMessage> f = new CompletableFuture<>();
+        pending.put(id, f);
+        if (gone) {
+            pending.remove(id);
+            throw new DmaException(command + ": the vfio-user client disconnected");
+        }
+        try {
+            channel.sendCommand(id, command, false, payload);
+            return f.get(DMA_REPLY_TIMEOUT.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (ExecutionException e) {
+            throw new DmaException(command + ": " + e.getCause().getMessage(), e.getCause());
+        } catch (TimeoutException e) {
+            throw new DmaException(command + ": no reply from the client within " + DMA_REPLY_TIMEOUT);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new DmaException(command + ": interrupted waiting for the client");
+        } catch (RuntimeException e) {
+            throw new DmaException(command + ": " + e.getMessage(), e);
+        } finally {
+            pending.remove(id);
+        }
+    }
+
+    // ---- the request thread ----
+
+    private void serveLoop() {
+        try {
+            while (true) {
+                Object o = requests.take();
+                if (o == DISCONNECT) {
+                    break;
+                }
+                try (ReceivedMessage m = (ReceivedMessage) o) {
+                    handle(m);
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            cleanup();
+        }
+    }
+
+    private synchronized void cleanup() {
+        if (disconnected.getCount() == 0) {
+            return;
+        }
+        try {
+            for (Object o : requests) {
+                if (o instanceof ReceivedMessage m) {
+                    m.close();
+                }
+            }
+            requests.clear();
+            irqs.closeAll();
+            dma.unmapAll();
+            channel.close();
+            device.disconnected();
+        } catch (RuntimeException e) {
+            LOG.error("vfio-user: cleanup after disconnect failed", e);
+        } finally {
+            disconnected.countDown();
+        }
+    }
+
+    private void handle(ReceivedMessage m) {
+        VfioUserHeader h = m.header();
+        try {
+            if (clientCapabilities == null && h.command() != VfioUserCommand.VERSION) {
+                throw new VfioUserProtocolException(Errno.EINVAL, h.command() + " before VERSION");
+            }
+            ByteBuf in = m.payloadBuffer();
+            ByteBuf out = Unpooled.buffer();
+            int[] fds = new int[0];
+            switch (h.command()) {
+                case VERSION -> version(in, out);
+                case DEVICE_GET_INFO -> {
+                    DeviceGetInfoCodec.decodeRequest(in);
+                    DeviceGetInfoCodec.encode(new DeviceGetInfoCodec.DeviceInfo(DeviceGetInfoCodec.SIZE,
+                            DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_PCI | DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_RESET,
+                            VfioUserRegion.NUM_REGIONS, VfioUserDevice.NUM_IRQS), out);
+                }
+                case DEVICE_GET_REGION_INFO -> fds = regionInfo(in, out);
+                case DEVICE_GET_IRQ_INFO -> irqInfo(in, out);
+                case DEVICE_SET_IRQS -> irqs.set(DeviceSetIrqsCodec.decode(in), m.fds());
+                case REGION_READ -> {
+                    RegionReadCodec.Request r = RegionReadCodec.decodeRequest(in, MAX_DATA_XFER_SIZE);
+                    byte[] data = new byte[(int) r.count()];
+                    access(r.region(), r.offset(), data, false);
+                    RegionReadCodec.encode(new RegionReadCodec.Reply(r.offset(), r.region(), data), out);
+                }
+                case REGION_WRITE -> {
+                    RegionWriteCodec.Request r = RegionWriteCodec.decodeRequest(in, MAX_DATA_XFER_SIZE);
+                    access(r.region(), r.offset(), r.data(), true);
+                    RegionWriteCodec.encode(new RegionWriteCodec.Reply(r.offset(), r.region(), r.data().length), out);
+                }
+                case REGION_WRITE_MULTI -> {
+                    List<RegionWriteMultiCodec.Write> writes = RegionWriteMultiCodec.decodeRequest(in);
+                    for (RegionWriteMultiCodec.Write w : writes) {
+                        access(w.region(), w.offset(), w.data(), true);
+                    }
+                    RegionWriteMultiCodec.encodeReply(writes.size(), out);
+                }
+                case DEVICE_RESET -> {
+                    DeviceResetCodec.decode(in);
+                    device.reset();
+                }
+                case DMA_MAP -> dma.map(DmaMapCodec.decode(in), m.fds());
+                case DMA_UNMAP -> {
+                    DmaUnmapCodec.Unmap u = DmaUnmapCodec.decode(in);
+                    dma.unmap(u);
+                    // "The server responds with the original DMA entry in the request."
+                    DmaUnmapCodec.encode(new DmaUnmapCodec.Unmap(DmaUnmapCodec.SIZE, 0, u.address(), u.size()), out);
+                }
+                case DEVICE_GET_REGION_IO_FDS -> throw new VfioUserProtocolException(Errno.EOPNOTSUPP, "DEVICE_GET_REGION_IO_FDS is not supported");
+                case DMA_READ, DMA_WRITE -> throw new VfioUserProtocolException(Errno.EINVAL, h.command() + " is sent by the server, not the client");
+            }
+            if (!h.noReply()) {
+                channel.sendReply(h, out, fds);
+            }
+        } catch (VfioUserProtocolException e) {
+            LOG.warn("vfio-user {} {}: {}", h.command(), h.messageId(), e.getMessage());
+            replyError(h, e.errno());
+        } catch (dev.panamax.vfiouser.transport.VfioUserTransportException e) {
+            LOG.info("vfio-user {} {}: reply not sent: {}", h.command(), h.messageId(), e.getMessage());
+        } catch (RuntimeException e) {
+            LOG.error("vfio-user {} {}: the device failed", h.command(), h.messageId(), e);
+            replyError(h, Errno.EIO);
+        }
+    }
+
+    private void replyError(VfioUserHeader h, int errno) {
+        if (h.noReply()) {
+            return;
+        }
+        try {
+            channel.sendError(h.messageId(), h.command(), errno);
+        } catch (RuntimeException e) {
+            LOG.info("vfio-user {} {}: error reply not sent: {}", h.command(), h.messageId(), e.getMessage());
+        }
+    }
+
+    /** VERSION (spec, "VFIO_USER_VERSION"): same major, minor at most the client's; our limits as capabilities. */
+    private void version(ByteBuf in, ByteBuf out) {
+        if (clientCapabilities != null) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "VERSION sent twice");
+        }
+        VersionCodec.Version v = VersionCodec.decode(in);
+        if (v.major() != VersionCodec.MAJOR) {
+            throw new VfioUserProtocolException(Errno.EOPNOTSUPP, "VERSION major " + v.major() + " is not " + VersionCodec.MAJOR);
+        }
+        Capabilities client = v.capabilities() == null ? Capabilities.NONE : v.capabilities();
+        int minor = Math.min(v.minor(), VersionCodec.MINOR);
+        // write_multiple only when the client offered it: the reply's list is a subset of the proposal.
+        Boolean writeMultiple = client.effectiveWriteMultiple() ? Boolean.TRUE : null;
+        VersionCodec.encode(new VersionCodec.Version(VersionCodec.MAJOR, minor,
+                new Capabilities(MAX_MSG_FDS, MAX_DATA_XFER_SIZE, PGSIZES, MAX_DMA_MAPS, null, writeMultiple)), out);
+        channel.setPeerMaxFds(client.effectiveMaxMsgFds());
+        clientCapabilities = client;
+    }
+
+    private int[] regionInfo(ByteBuf in, ByteBuf out) {
+        DeviceGetRegionInfoCodec.Request r = DeviceGetRegionInfoCodec.decodeRequest(in);
+        if (r.index() >= VfioUserRegion.NUM_REGIONS) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_REGION_INFO index " + r.index() + " is not below " + VfioUserRegion.NUM_REGIONS);
+        }
+        VfioUserRegion region = device.region(r.index()).orElse(null);
+        if (region == null) {
+            // An absent region: size 0, no flags (as vfio-pci reports an unimplemented BAR).
+            DeviceGetRegionInfoCodec.encodeReply(new RegionInfo(0, r.index(), 0, 0, List.of()), r.argsz(), out);
+            return new int[0];
+        }
+        int flags = (region.readable() ? VFIO_REGION_INFO_FLAG_READ : 0) | (region.writable() ? VFIO_REGION_INFO_FLAG_WRITE : 0);
+        if (!region.mappable()) {
+            DeviceGetRegionInfoCodec.encodeReply(new RegionInfo(flags, r.index(), region.size(), 0, List.of()), r.argsz(), out);
+            return new int[0];
+        }
+        RegionInfo info = new RegionInfo(flags | VFIO_REGION_INFO_FLAG_MMAP, r.index(), region.size(), region.fileOffset(),
+                List.of(new SparseMmap(region.mmapAreas())));
+        DeviceGetRegionInfoCodec.encodeReply(info, r.argsz(), out);
+        return new int[]{region.memFd().fd()};
+    }
+
+    private void irqInfo(ByteBuf in, ByteBuf out) {
+        DeviceGetIrqInfoCodec.IrqInfo r = DeviceGetIrqInfoCodec.decodeRequest(in);
+        if (r.index() >= VfioUserDevice.NUM_IRQS) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_IRQ_INFO index " + r.index() + " is not below " + VfioUserDevice.NUM_IRQS);
+        }
+        int flags = DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_EVENTFD | (r.index() == VfioUserDevice.IRQ_INTX
+                ? DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_MASKABLE : DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_NORESIZE);
+        DeviceGetIrqInfoCodec.encode(new DeviceGetIrqInfoCodec.IrqInfo(DeviceGetIrqInfoCodec.SIZE, flags, r.index(),
+                device.irqCount(r.index())), out);
+    }
+
+    /**
+     * A client access to a region, checked against its size and flags.
+     *
+     * @throws VfioUserProtocolException EINVAL for a region the device lacks, a range outside it, or a forbidden direction
+     */
+    private void access(long index, long offset, byte[] data, boolean write) {
+        VfioUserRegion region = device.region(index).orElseThrow(() -> new VfioUserProtocolException(Errno.EINVAL,
+                "region " + index + " does not exist"));
+        String what = (write ? "write" : "read") + " of " + data.length + " bytes at offset 0x" + Long.toHexString(offset) + " of region " + index;
+        if (offset < 0 || offset > region.size() || data.length > region.size() - offset) {
+            throw new VfioUserProtocolException(Errno.EINVAL, what + " lies outside its " + region.size() + " bytes");
+        }
+        if (write ? !region.writable() : !region.readable()) {
+            throw new VfioUserProtocolException(Errno.EINVAL, what + ": the region is not " + (write ? "writable" : "readable"));
+        }
+        if (region.handler() != null) {
+            if (write) {
+                region.handler().write(offset, data);
+            } else {
+                region.handler().read(offset, data);
+            }
+            return;
+        }
+        MemorySegment backing = region.memFd().mapping().asSlice(region.fileOffset(), region.size());
+        if (write) {
+            MemorySegment.copy(data, 0, backing, JAVA_BYTE, offset, data.length);
+        } else {
+            MemorySegment.copy(backing, JAVA_BYTE, offset, data, 0, data.length);
+        }
+    }
+}
