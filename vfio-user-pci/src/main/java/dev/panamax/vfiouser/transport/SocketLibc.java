@@ -1,16 +1,13 @@
 package dev.panamax.vfiouser.transport;
 
+import dev.panamax.core.sys.Libc;
 import dev.panamax.core.sys.LinuxException;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.StructLayout;
-import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -70,14 +67,6 @@ public final class SocketLibc {
     /** {@code struct pollfd}: int fd at 0, short events at 4, short revents at 6; 8 bytes. */
     public static final long POLLFD_SIZE = 8;
 
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final SymbolLookup C = LINKER.defaultLookup();
-    private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO =
-            CAPTURE_LAYOUT.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final ThreadLocal<MemorySegment> CAPTURE =
-            ThreadLocal.withInitial(() -> Arena.global().allocate(CAPTURE_LAYOUT));
-
     private static final MethodHandle SOCKET = call("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
     private static final MethodHandle SOCKETPAIR = call("socketpair",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
@@ -95,22 +84,15 @@ public final class SocketLibc {
     }
 
     private static MethodHandle call(String name, FunctionDescriptor descriptor) {
-        MemorySegment symbol = C.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name));
-        return LINKER.downcallHandle(symbol, descriptor, Linker.Option.captureCallState("errno"));
+        return Libc.errnoCall(name, descriptor);
     }
 
     private static int errno(MemorySegment capture) {
-        return (int) ERRNO.get(capture, 0L);
+        return Libc.errno(capture);
     }
 
     private static RuntimeException rethrow(Throwable t) {
-        if (t instanceof RuntimeException r) {
-            return r;
-        }
-        if (t instanceof Error e) {
-            throw e;
-        }
-        return new IllegalStateException(t);
+        return Libc.rethrow(t);
     }
 
     /** {@code CMSG_ALIGN}: round up to {@code sizeof(size_t)} (8 on x86-64). */
@@ -131,7 +113,7 @@ public final class SocketLibc {
     /** {@code socket(2)}. @throws LinuxException e.g. EMFILE */
     public static int socket(int domain, int type, int protocol) {
         try {
-            MemorySegment capture = CAPTURE.get();
+            MemorySegment capture = Libc.errnoCapture();
             int fd = (int) SOCKET.invokeExact(capture, domain, type, protocol);
             if (fd < 0) {
                 throw new LinuxException("socket", errno(capture));
@@ -145,7 +127,7 @@ public final class SocketLibc {
     /** {@code socketpair(2)}: two connected sockets. */
     public static int[] socketpair(int domain, int type, int protocol) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment capture = CAPTURE.get();
+            MemorySegment capture = Libc.errnoCapture();
             MemorySegment sv = arena.allocate(JAVA_INT, 2);
             int r = (int) SOCKETPAIR.invokeExact(capture, domain, type, protocol, sv);
             if (r < 0) {
@@ -176,7 +158,7 @@ public final class SocketLibc {
     /** {@code bind(2)} to a {@code struct sockaddr_un}; {@code what} names it in errors. */
     public static void bind(int fd, MemorySegment address, String what) {
         try {
-            MemorySegment capture = CAPTURE.get();
+            MemorySegment capture = Libc.errnoCapture();
             int r = (int) BIND.invokeExact(capture, fd, address, (int) address.byteSize());
             if (r < 0) {
                 throw new LinuxException("bind " + what, errno(capture));
@@ -189,7 +171,7 @@ public final class SocketLibc {
     /** {@code listen(2)}. */
     public static void listen(int fd, int backlog) {
         try {
-            MemorySegment capture = CAPTURE.get();
+            MemorySegment capture = Libc.errnoCapture();
             int r = (int) LISTEN.invokeExact(capture, fd, backlog);
             if (r < 0) {
                 throw new LinuxException("listen", errno(capture));
@@ -202,7 +184,7 @@ public final class SocketLibc {
     /** {@code accept4(2)} without the peer's address; returns the new fd or {@code -errno}. */
     public static int accept4Raw(int fd, int flags) {
         try {
-            MemorySegment capture = CAPTURE.get();
+            MemorySegment capture = Libc.errnoCapture();
             int r = (int) ACCEPT4.invokeExact(capture, fd, MemorySegment.NULL, MemorySegment.NULL, flags);
             return r < 0 ? -errno(capture) : r;
         } catch (Throwable t) {
@@ -213,7 +195,7 @@ public final class SocketLibc {
     /** {@code connect(2)} to a {@code struct sockaddr_un}. */
     public static void connect(int fd, MemorySegment address, String what) {
         try {
-            MemorySegment capture = CAPTURE.get();
+            MemorySegment capture = Libc.errnoCapture();
             int r = (int) CONNECT.invokeExact(capture, fd, address, (int) address.byteSize());
             if (r < 0) {
                 throw new LinuxException("connect " + what, errno(capture));
@@ -226,7 +208,7 @@ public final class SocketLibc {
     /** {@code sendmsg(2)}; returns the bytes sent or {@code -errno}. */
     public static long sendmsgRaw(int fd, MemorySegment msghdr, int flags) {
         try {
-            MemorySegment capture = CAPTURE.get();
+            MemorySegment capture = Libc.errnoCapture();
             long r = (long) SENDMSG.invokeExact(capture, fd, msghdr, flags);
             return r < 0 ? -errno(capture) : r;
         } catch (Throwable t) {
@@ -237,7 +219,7 @@ public final class SocketLibc {
     /** {@code recvmsg(2)}; returns the bytes received (0 at end of stream) or {@code -errno}. */
     public static long recvmsgRaw(int fd, MemorySegment msghdr, int flags) {
         try {
-            MemorySegment capture = CAPTURE.get();
+            MemorySegment capture = Libc.errnoCapture();
             long r = (long) RECVMSG.invokeExact(capture, fd, msghdr, flags);
             return r < 0 ? -errno(capture) : r;
         } catch (Throwable t) {
@@ -248,7 +230,7 @@ public final class SocketLibc {
     /** {@code poll(2)} on the {@code nfds} {@code struct pollfd} in {@code fds}; returns the ready count or {@code -errno}. */
     public static int pollRaw(MemorySegment fds, long nfds, int timeoutMillis) {
         try {
-            MemorySegment capture = CAPTURE.get();
+            MemorySegment capture = Libc.errnoCapture();
             int r = (int) POLL.invokeExact(capture, fds, nfds, timeoutMillis);
             return r < 0 ? -errno(capture) : r;
         } catch (Throwable t) {
@@ -259,7 +241,7 @@ public final class SocketLibc {
     /** {@code shutdown(2)}; returns 0 or {@code -errno} (ENOTCONN when the peer is gone is harmless). */
     public static int shutdownRaw(int fd, int how) {
         try {
-            MemorySegment capture = CAPTURE.get();
+            MemorySegment capture = Libc.errnoCapture();
             int r = (int) SHUTDOWN.invokeExact(capture, fd, how);
             return r < 0 ? -errno(capture) : r;
         } catch (Throwable t) {

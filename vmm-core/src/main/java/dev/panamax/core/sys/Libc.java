@@ -106,19 +106,32 @@ public final class Libc {
         return LINKER.downcallHandle(symbol, descriptor, options);
     }
 
-    private static MethodHandle errnoCall(String name, FunctionDescriptor descriptor, Linker.Option... extra) {
+    /**
+     * A downcall handle to libc's {@code name} that captures {@code errno}: its first argument is the
+     * capture segment ({@link #errnoCapture()}), then the C arguments. For other modules' calls (e.g.
+     * the vfio-user transport's sockets), so that all of them share this one way of binding libc.
+     *
+     * @throws UnsatisfiedLinkError if libc has no such symbol
+     */
+    public static MethodHandle errnoCall(String name, FunctionDescriptor descriptor, Linker.Option... extra) {
         Linker.Option[] options = new Linker.Option[extra.length + 1];
         options[0] = ERRNO_OPTION;
         System.arraycopy(extra, 0, options, 1, extra.length);
         return call(name, descriptor, options);
     }
 
-    /** @return the errno that the last errno-capturing call on this thread left */
-    private static int errno(MemorySegment capture) {
+    /** @return this thread's errno capture segment, allocated once per thread: pass it to an {@link #errnoCall} handle */
+    public static MemorySegment errnoCapture() {
+        return CAPTURE.get();
+    }
+
+    /** @return the errno that the last errno-capturing call left in {@code capture} */
+    public static int errno(MemorySegment capture) {
         return (int) ERRNO.get(capture, 0L);
     }
 
-    private static RuntimeException rethrow(Throwable t) {
+    /** Unchecked exceptions and errors from {@code invokeExact} as they are; anything else wrapped. */
+    public static RuntimeException rethrow(Throwable t) {
         if (t instanceof RuntimeException r) {
             return r;
         }
