@@ -147,7 +147,7 @@ public final class Machine {
     /** Puts the PC's legacy devices on the I/O bus; returns COM1 for console input. */
     private Serial16550 attachDevices(KvmVm vm, Bus pio) {
         Console console = new Console(this::watchConsole);
-        Serial16550 com1 = new Serial16550(level -> vm.setIrqLine(Serial16550.COM1_IRQ, level), console::guestOutput);
+        Serial16550 com1 = new Serial16550(vm.irqLine(Serial16550.COM1_IRQ), console::guestOutput);
         pio.register(Serial16550.COM1_PORT, Serial16550.PORT_COUNT, "com1", com1);
         pio.register(I8042.BASE_PORT, I8042.PORT_COUNT, "i8042",
                 new I8042(() -> finish(afterReset("i8042 reset"))));
