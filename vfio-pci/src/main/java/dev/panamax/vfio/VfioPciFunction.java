@@ -45,7 +45,7 @@ import static dev.panamax.pci.PciConfigSpace.STATUS_CAP_LIST;
  * registers 4 bytes lower than the 64-bit layout pci-bus emulates, which the translation absorbs.
  * See the 2012 vfio-pci review (config space virtualization) and PCI Local Bus Spec 3.0, 6.2.5 and 6.8.
  */
-public class VfioPciFunction extends PciFunction {
+public final class VfioPciFunction extends PciFunction {
     static final int CONFIG = vfio_h.VFIO_PCI_CONFIG_REGION_INDEX();
     private static final int ROM_ENABLE = 0x1;
     private static final int ROM_ADDRESS_MASK = 0xFFFF_F800;
