@@ -1,0 +1,344 @@
+package dev.panamax.vfio;
+
+import dev.panamax.core.bus.BusDevice;
+import dev.panamax.pci.MsiCapability;
+import dev.panamax.pci.MsiListener;
+import dev.panamax.pci.MsixCapability;
+import dev.panamax.pci.PciBar;
+import dev.panamax.pci.PciConfigSpace;
+import dev.panamax.pci.PciFunction;
+import dev.panamax.vfio.VfioRegionInfo.Area;
+import dev.panamax.vfio.bindings.vfio_h;
+
+import java.util.List;
+
+import static dev.panamax.pci.PciConfigSpace.BASE_ADDRESS_0;
+import static dev.panamax.pci.PciConfigSpace.CAPABILITY_LIST;
+import static dev.panamax.pci.PciConfigSpace.COMMAND;
+import static dev.panamax.pci.PciConfigSpace.COMMAND_IO;
+import static dev.panamax.pci.PciConfigSpace.COMMAND_MEMORY;
+import static dev.panamax.pci.PciConfigSpace.HEADER_END;
+import static dev.panamax.pci.PciConfigSpace.ROM_ADDRESS;
+import static dev.panamax.pci.PciConfigSpace.STATUS;
+import static dev.panamax.pci.PciConfigSpace.STATUS_CAP_LIST;
+
+/**
+ * An assigned (passthrough) PCI function: configuration space comes from the device through
+ * {@link VfioDeviceIo}, except the parts the VMM must own, which are emulated in this function's own
+ * {@link PciConfigSpace} (the "virtual" space) with pci-bus's machinery:
+ *
+ * <ul>
+ *   <li>BARs 0..5 and the expansion ROM BAR: emulated, sized from the region sizes VFIO reports; writes never
+ *       reach the device (the guest's addresses mean nothing to the host). BAR decode is reported to
+ *       {@link dev.panamax.pci.BarListener}s as for any {@link PciFunction}.</li>
+ *   <li>Command register: the I/O and memory enable bits read from the virtual space (they drive BAR decode);
+ *       the whole register is also written to the device, so it decodes its BARs and can master DMA.</li>
+ *   <li>MSI and MSI-X capabilities: emulated by {@link MsiCapability}/{@link MsixCapability} with the
+ *       device's vector counts and table/PBA placement, shown at the device's offsets; the guest's programming
+ *       goes to the {@link MsiListener}, never to the device (VFIO enables device interrupts with SET_IRQS).</li>
+ *   <li>Everything else, including the capability list itself, reads from and writes to the device.</li>
+ * </ul>
+ *
+ * <p>Each config byte has a virtual offset (or none), a mask of bits read from the virtual space, and whether
+ * writes go to the device. The MSI capability's body sits at another offset in the virtual space (pci-bus places
+ * capabilities from 0x40 on), so its bytes are translated; a device with 32-bit MSI has its data and mask
+ * registers 4 bytes lower than the 64-bit layout pci-bus emulates, which the translation absorbs.
+ * See the 2012 vfio-pci review (config space virtualization) and PCI Local Bus Spec 3.0, 6.2.5 and 6.8.
+ */
+public final class VfioPciFunction extends PciFunction {
+    static final int CONFIG = vfio_h.VFIO_PCI_CONFIG_REGION_INDEX();
+    private static final int ROM_ENABLE = 0x1;
+    private static final int ROM_ADDRESS_MASK = 0xFFFF_F800;
+
+    private final VfioDeviceIo device;
+    private final int configSize;
+    /** Per config byte: the offset in the virtual space, or -1 when the byte is the device's alone. */
+    private final int[] virtualOffset;
+    /** Per config byte: the bits read from the virtual space; the others come from the device. */
+    private final byte[] virtualBits;
+    /** Per config byte: whether guest writes reach the device. */
+    private final boolean[] toDevice;
+    private MsiCapability msi;
+    private MsixCapability msix;
+    private int msixBar = -1;
+    private long msixTableOffset;
+    private long msixPbaOffset;
+    private int msixVectors;
+
+    /**
+     * Reads the device's header and capability list and sets up emulation.
+     *
+     * @param device      the assigned device, a vfio-pci device ({@code VFIO_DEVICE_FLAGS_PCI})
+     * @param msiListener hears the guest's MSI and MSI-X programming
+     * @throws IllegalArgumentException naming the device if its config space or BARs cannot be emulated
+     */
+    public VfioPciFunction(VfioDeviceIo device, MsiListener msiListener) {
+        super(device.name(), new PciConfigSpace(configSizeOf(device)));
+        this.device = device;
+        this.configSize = (int) Math.min(device.regionInfo(CONFIG).size(), PciConfigSpace.EXTENDED_SIZE);
+        int n = config().size();
+        virtualOffset = new int[n];
+        virtualBits = new byte[n];
+        toDevice = new boolean[n];
+        java.util.Arrays.fill(virtualOffset, -1);
+        java.util.Arrays.fill(toDevice, true);
+        synchronized (lock()) {
+            config().setWritable(COMMAND, 2, COMMAND_IO | COMMAND_MEMORY);
+            emulate(COMMAND, COMMAND, 1, COMMAND_IO | COMMAND_MEMORY, true);
+            declareBars();
+            declareRom();
+            emulateCapabilities(msiListener);
+        }
+    }
+
+    private static int configSizeOf(VfioDeviceIo device) {
+        long size = device.regionInfo(CONFIG).size();
+        if (size < PciConfigSpace.SIZE) {
+            throw new IllegalArgumentException(device.name() + ": config region is " + size + " bytes, less than 256");
+        }
+        return size >= PciConfigSpace.EXTENDED_SIZE ? PciConfigSpace.EXTENDED_SIZE : PciConfigSpace.SIZE;
+    }
+
+    /** Emulates {@code length} bytes at {@code offset}: virtual bytes at {@code virtual}, {@code bits} of each read from there. */
+    private void emulate(int offset, int virtual, int length, int bits, boolean writeDevice) {
+        for (int i = 0; i < length; i++) {
+            virtualOffset[offset + i] = virtual + i;
+            virtualBits[offset + i] = (byte) bits;
+            toDevice[offset + i] = writeDevice;
+        }
+    }
+
+    private int deviceConfig(int offset, int size) {
+        return (int) device.regionRead(CONFIG, offset, size);
+    }
+
+    /** BAR n: kind from the device's BAR flags (as vfio-pci reports them), size from region n. */
+    private void declareBars() {
+        for (int i = 0; i < BAR_COUNT; i++) {
+            int flags = deviceConfig(BASE_ADDRESS_0 + 4 * i, 4);
+            boolean io = (flags & PciBar.SPACE_IO) != 0;
+            boolean is64 = !io && (flags & 0x6) == PciBar.MEM_TYPE_64;
+            emulate(BASE_ADDRESS_0 + 4 * i, BASE_ADDRESS_0 + 4 * i, 4, 0xFF, false);
+            long size = device.regionInfo(vfio_h.VFIO_PCI_BAR0_REGION_INDEX() + i).size();
+            if (size == 0) {
+                continue;
+            }
+            PciBar.Kind kind = io ? PciBar.Kind.IO : is64 ? PciBar.Kind.MEMORY64 : PciBar.Kind.MEMORY32;
+            PciBar bar;
+            try {
+                bar = new PciBar(kind, size, !io && (flags & PciBar.MEM_PREFETCH) != 0);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(device.name() + ": BAR " + i + ": " + e.getMessage(), e);
+            }
+            setBar(i, bar, new BarRegion(i));
+            if (is64) {
+                i++;
+                emulate(BASE_ADDRESS_0 + 4 * i, BASE_ADDRESS_0 + 4 * i, 4, 0xFF, false);
+            }
+        }
+    }
+
+    /** The expansion ROM BAR: address bits above the ROM size and the enable bit writable, never sent to the device. */
+    private void declareRom() {
+        long size = device.regionInfo(vfio_h.VFIO_PCI_ROM_REGION_INDEX()).size();
+        emulate(ROM_ADDRESS, ROM_ADDRESS, 4, 0xFF, false);
+        if (size > 0) {
+            if (Long.bitCount(size) != 1 || size < 0x800 || size > 1L << 31) {
+                throw new IllegalArgumentException(device.name() + ": ROM size 0x" + Long.toHexString(size)
+                        + " is not a power of two of 2 KiB..2 GiB");
+            }
+            config().setWritable(ROM_ADDRESS, 4, (int) ~(size - 1) & ROM_ADDRESS_MASK | ROM_ENABLE);
+        }
+    }
+
+    /** Walks the device's capability list and puts emulation over MSI and MSI-X. */
+    private void emulateCapabilities(MsiListener listener) {
+        if ((deviceConfig(STATUS, 2) & STATUS_CAP_LIST) == 0) {
+            return;
+        }
+        int at = deviceConfig(CAPABILITY_LIST, 1) & ~3;
+        for (int seen = 0; at != 0; seen++) {
+            if (at < HEADER_END || at > PciConfigSpace.SIZE - 4 || seen >= 48) {
+                throw new IllegalArgumentException(String.format("%s: capability list is broken at 0x%02x", device.name(), at));
+            }
+            int id = deviceConfig(at, 1);
+            if (id == PciConfigSpace.CAP_ID_MSI && msi == null) {
+                emulateMsi(at, listener);
+            } else if (id == PciConfigSpace.CAP_ID_MSIX && msix == null) {
+                emulateMsix(at, listener);
+            }
+            at = deviceConfig(at + 1, 1) & ~3;
+        }
+    }
+
+    private void emulateMsi(int at, MsiListener listener) {
+        int flags = deviceConfig(at + MsiCapability.FLAGS, 2);
+        int vectors = 1 << Math.min((flags & MsiCapability.FLAGS_QMASK) >>> 1, 5);
+        boolean maskable = (flags & MsiCapability.FLAGS_MASKBIT) != 0;
+        boolean is64 = (flags & MsiCapability.FLAGS_64BIT) != 0;
+        msi = new MsiCapability(this, vectors, maskable, listener);
+        int v = msi.offset();
+        int length = (is64 ? 0x0E : 0x0A) + (maskable ? 0x0A : 0);
+        // +2..+7 (flags, address) line up; after that a 32-bit layout is 4 bytes lower than the 64-bit one.
+        for (int k = 2; k < length; k++) {
+            int virtual = v + (is64 || k < 8 ? k : k + 4);
+            emulate(at + k, virtual, 1, k == MsiCapability.FLAGS ? ~MsiCapability.FLAGS_64BIT : 0xFF, false);
+        }
+    }
+
+    private void emulateMsix(int at, MsiListener listener) {
+        int flags = deviceConfig(at + MsixCapability.FLAGS, 2);
+        int table = deviceConfig(at + MsixCapability.TABLE, 4);
+        int pba = deviceConfig(at + MsixCapability.PBA, 4);
+        msixVectors = (flags & MsixCapability.FLAGS_QSIZE) + 1;
+        msixBar = table & 7;
+        msixTableOffset = Integer.toUnsignedLong(table & ~7);
+        msixPbaOffset = Integer.toUnsignedLong(pba & ~7);
+        if ((pba & 7) != msixBar) {
+            throw new IllegalArgumentException(String.format("%s: MSI-X table in BAR %d and PBA in BAR %d: a PBA in "
+                    + "another BAR is not supported yet", device.name(), msixBar, pba & 7));
+        }
+        if (bar(msixBar) == null) {
+            throw new IllegalArgumentException(device.name() + ": MSI-X table is in BAR " + msixBar + ", which the device does not have");
+        }
+        msix = new MsixCapability(this, msixVectors, msixBar, msixTableOffset, msixPbaOffset, listener);
+        emulate(at + 2, msix.offset() + 2, 10, 0xFF, false);
+    }
+
+    /** @return the MSI capability emulation, or null if the device has none */
+    public MsiCapability msi() {
+        return msi;
+    }
+
+    /** @return the MSI-X capability emulation, or null if the device has none */
+    public MsixCapability msix() {
+        return msix;
+    }
+
+    /** @return the device behind this function */
+    public VfioDeviceIo device() {
+        return device;
+    }
+
+    /**
+     * @param pageSize the host page size (4096 on x86)
+     * @return the page ranges of BAR {@code index} that must trap for MSI-X emulation; empty if none
+     */
+    public List<Area> trappedPages(int index, long pageSize) {
+        return index == msixBar ? MsixPages.trapped(msixTableOffset, msixVectors, msixPbaOffset, pageSize) : List.of();
+    }
+
+    /**
+     * @return the areas of BAR {@code index} the machine may mmap into the guest: what VFIO allows minus the
+     * MSI-X pages; the rest of the BAR goes through {@link #region(int)}
+     */
+    public List<Area> mmapAreas(int index, long pageSize) {
+        return MsixPages.mappable(device.regionInfo(vfio_h.VFIO_PCI_BAR0_REGION_INDEX() + index).mmapAreas(),
+                trappedPages(index, pageSize));
+    }
+
+    /** A guest config read: device bytes with the emulated bits taken from the virtual space. */
+    @Override
+    public synchronized int configRead(int offset, int size) {
+        if (offset < 0 || offset + size > configSize || offset + size > virtualOffset.length) {
+            return 0;
+        }
+        boolean needDevice = false;
+        for (int i = 0; i < size; i++) {
+            needDevice |= virtualBits[offset + i] != (byte) 0xFF;
+        }
+        int fromDevice = needDevice ? deviceConfig(offset, size) : 0;
+        int value = 0;
+        for (int i = 0; i < size; i++) {
+            int o = offset + i;
+            int bits = virtualBits[o] & 0xFF;
+            int d = fromDevice >>> (8 * i) & 0xFF;
+            int e = virtualOffset[o] >= 0 ? config().get8(virtualOffset[o]) : 0;
+            value |= ((d & ~bits) | (e & bits)) << (8 * i);
+        }
+        return value;
+    }
+
+    /**
+     * A guest config write: bytes the device may see go to it (in runs), emulated bytes go to the virtual space
+     * through {@link PciFunction#configWrite}, which keeps BAR decode and the MSI/MSI-X hooks going.
+     */
+    @Override
+    public synchronized void configWrite(int offset, int size, int value) {
+        if (offset < 0 || offset + size > configSize || offset + size > virtualOffset.length) {
+            return;
+        }
+        for (int i = 0; i < size; ) {
+            int run = 1;
+            if (toDevice[offset + i]) {
+                while (i + run < size && toDevice[offset + i + run]) {
+                    run++;
+                }
+                writeRuns(offset + i, run, value >>> (8 * i), true);
+            }
+            i += run;
+        }
+        for (int i = 0; i < size; ) {
+            int run = 1;
+            int v = virtualOffset[offset + i];
+            if (v >= 0) {
+                while (i + run < size && virtualOffset[offset + i + run] == v + run) {
+                    run++;
+                }
+                writeRuns(v, run, value >>> (8 * i), false);
+            }
+            i += run;
+        }
+    }
+
+    /** Writes {@code length} (1..4) bytes as accesses of 4, 2 or 1 bytes. */
+    private void writeRuns(int offset, int length, int value, boolean toTheDevice) {
+        int done = 0;
+        while (done < length) {
+            int chunk = length - done >= 4 ? 4 : length - done >= 2 ? 2 : 1;
+            int part = chunk == 4 ? value >>> (8 * done) : value >>> (8 * done) & ((1 << (8 * chunk)) - 1);
+            if (toTheDevice) {
+                device.regionWrite(CONFIG, offset + done, chunk, Integer.toUnsignedLong(part));
+            } else {
+                super.configWrite(offset + done, chunk, part);
+            }
+            done += chunk;
+        }
+    }
+
+    /**
+     * What answers guest accesses to BAR {@code index} where it is not mmapped: the MSI-X table and PBA go to
+     * the emulation, everything else to the device's region.
+     */
+    private final class BarRegion implements BusDevice {
+        private final int index;
+
+        BarRegion(int index) {
+            this.index = index;
+        }
+
+        private boolean msixPart(long offset, int size) {
+            if (index != msixBar) {
+                return false;
+            }
+            long tableEnd = msixTableOffset + (long) msixVectors * MsixCapability.ENTRY_SIZE;
+            long pbaEnd = msixPbaOffset + MsixCapability.pbaBytes(msixVectors);
+            return (offset < tableEnd && offset + size > msixTableOffset) || (offset < pbaEnd && offset + size > msixPbaOffset);
+        }
+
+        @Override
+        public long read(long offset, int size) {
+            return msixPart(offset, size) ? msix.read(offset, size)
+                    : device.regionRead(vfio_h.VFIO_PCI_BAR0_REGION_INDEX() + index, offset, size);
+        }
+
+        @Override
+        public void write(long offset, int size, long value) {
+            if (msixPart(offset, size)) {
+                msix.write(offset, size, value);
+            } else {
+                device.regionWrite(vfio_h.VFIO_PCI_BAR0_REGION_INDEX() + index, offset, size, value);
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+package dev.panamax.vfio;
+
+import dev.panamax.vfio.bindings.vfio_h;
+import dev.panamax.vfio.bindings.vfio_info_cap_header;
+import dev.panamax.vfio.bindings.vfio_region_info;
+import dev.panamax.vfio.bindings.vfio_region_info_cap_sparse_mmap;
+import dev.panamax.vfio.bindings.vfio_region_sparse_mmap_area;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * What {@code VFIO_DEVICE_GET_REGION_INFO} reports for one region ({@code struct vfio_region_info} and its
+ * capability chain, {@code <linux/vfio.h>}). vfio-user's {@code VFIO_USER_DEVICE_GET_REGION_INFO} reply has the
+ * same layout, so {@link #parse} serves both.
+ *
+ * @param index        the region index, e.g. {@code VFIO_PCI_BAR0_REGION_INDEX}
+ * @param flags        {@code VFIO_REGION_INFO_FLAG_*} (READ, WRITE, MMAP, CAPS)
+ * @param size         bytes; 0 for a region the device does not implement
+ * @param offset       where the region starts in the device file (for pread/pwrite and mmap), bytes
+ * @param capabilities the capabilities of the chain that Panamax understands, in chain order
+ */
+public record VfioRegionInfo(int index, int flags, long size, long offset, List<Capability> capabilities) {
+
+    /** A region capability ({@code VFIO_REGION_INFO_CAP_*}). */
+    public sealed interface Capability permits SparseMmap, MsixMappable {
+    }
+
+    /** One area of a sparse mmap capability: {@code [offset, offset + size)} within the region, bytes. */
+    public record Area(long offset, long size) {
+    }
+
+    /**
+     * {@code VFIO_REGION_INFO_CAP_SPARSE_MMAP}: only these areas of the region may be mmapped (the MSI-X table's
+     * pages usually are not).
+     */
+    public record SparseMmap(List<Area> areas) implements Capability {
+        public SparseMmap {
+            areas = List.copyOf(areas);
+        }
+    }
+
+    /** {@code VFIO_REGION_INFO_CAP_MSIX_MAPPABLE}: the MSI-X table and PBA pages of this BAR may be mmapped too. */
+    public record MsixMappable() implements Capability {
+    }
+
+    public VfioRegionInfo {
+        capabilities = List.copyOf(capabilities);
+    }
+
+    /** @return true if the region can be read */
+    public boolean readable() {
+        return (flags & vfio_h.VFIO_REGION_INFO_FLAG_READ()) != 0;
+    }
+
+    /** @return true if the region can be written */
+    public boolean writable() {
+        return (flags & vfio_h.VFIO_REGION_INFO_FLAG_WRITE()) != 0;
+    }
+
+    /** @return true if the region (or, with {@link SparseMmap}, parts of it) can be mmapped */
+    public boolean mmappable() {
+        return (flags & vfio_h.VFIO_REGION_INFO_FLAG_MMAP()) != 0;
+    }
+
+    /** @return true if the MSI-X table and PBA pages may be mmapped ({@link MsixMappable} is present) */
+    public boolean msixMappable() {
+        return capabilities.stream().anyMatch(c -> c instanceof MsixMappable);
+    }
+
+    /**
+     * @return the areas the region allows to mmap: the sparse mmap areas if the capability is present, else the
+     * whole region if it is mmappable, else none
+     */
+    public List<Area> mmapAreas() {
+        if (!mmappable() || size == 0) {
+            return List.of();
+        }
+        for (Capability c : capabilities) {
+            if (c instanceof SparseMmap s) {
+                return s.areas();
+            }
+        }
+        return List.of(new Area(0, size));
+    }
+
+    /**
+     * Decodes a {@code struct vfio_region_info} followed by its capability chain, as the kernel fills it when
+     * {@code argsz} was large enough. Unknown capabilities are skipped.
+     *
+     * @param info the whole buffer, {@code argsz} bytes
+     * @throws IllegalArgumentException if the chain points outside the buffer, backwards, or loops
+     */
+    public static VfioRegionInfo parse(MemorySegment info) {
+        if (info.byteSize() < vfio_region_info.sizeof()) {
+            throw new IllegalArgumentException("vfio_region_info of " + info.byteSize() + " bytes is shorter than "
+                    + vfio_region_info.sizeof());
+        }
+        int index = vfio_region_info.index(info);
+        int flags = vfio_region_info.flags(info);
+        List<Capability> caps = new ArrayList<>();
+        long next = (flags & vfio_h.VFIO_REGION_INFO_FLAG_CAPS()) != 0 ? Integer.toUnsignedLong(vfio_region_info.cap_offset(info)) : 0;
+        long previous = 0;
+        while (next != 0) {
+            String where = "region " + index + " capability at offset " + next;
+            if (next < vfio_region_info.sizeof() || next <= previous || next + vfio_info_cap_header.sizeof() > info.byteSize()) {
+                throw new IllegalArgumentException(where + " is outside the " + info.byteSize() + "-byte info or not forward");
+            }
+            MemorySegment cap = info.asSlice(next);
+            int id = Short.toUnsignedInt(vfio_info_cap_header.id(cap));
+            if (id == vfio_h.VFIO_REGION_INFO_CAP_SPARSE_MMAP()) {
+                if (cap.byteSize() < vfio_region_info_cap_sparse_mmap.sizeof()) {
+                    throw new IllegalArgumentException(where + ": sparse mmap header is truncated");
+                }
+                long n = Integer.toUnsignedLong(vfio_region_info_cap_sparse_mmap.nr_areas(cap));
+                if (vfio_region_info_cap_sparse_mmap.sizeof() + n * vfio_region_sparse_mmap_area.sizeof() > cap.byteSize()) {
+                    throw new IllegalArgumentException(where + ": " + n + " sparse mmap areas do not fit");
+                }
+                List<Area> areas = new ArrayList<>();
+                for (long i = 0; i < n; i++) {
+                    MemorySegment a = vfio_region_info_cap_sparse_mmap.areas(cap, i);
+                    areas.add(new Area(vfio_region_sparse_mmap_area.offset(a), vfio_region_sparse_mmap_area.size(a)));
+                }
+                caps.add(new SparseMmap(areas));
+            } else if (id == vfio_h.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE()) {
+                caps.add(new MsixMappable());
+            }
+            previous = next;
+            next = Integer.toUnsignedLong(vfio_info_cap_header.next(cap));
+        }
+        return new VfioRegionInfo(index, flags, vfio_region_info.size(info), vfio_region_info.offset(info), caps);
+    }
+}
