@@ -42,6 +42,8 @@ class BootEndToEndTest {
     private static final Path REPO = Path.of("").toAbsolutePath().getParent();
     private static final Path WORK = REPO.resolve("tests/target/e2e");
     private static GuestImage image;
+    /** HotSpot's first line when it dies of a fatal signal. */
+    private static final String JVM_CRASH = "A fatal error has been detected by the Java Runtime Environment";
 
     @BeforeAll
     static void buildImage() throws IOException {
@@ -92,8 +94,17 @@ class BootEndToEndTest {
                 "./panamax test --image " + img + " --script " + e2e + "/hang.sh --timeout 25s; echo \"E2E timeout=$?\"",
                 "");
         GuestRunner runner = GuestRunner.select();
-        Result r = runner.run(GuestCommand.of(script).in(REPO)
-                .withEnv("PANAMAX_NO_BUILD", "1").withTimeout(Duration.ofMinutes(20)));
+        GuestCommand command = GuestCommand.of(script).in(REPO)
+                .withEnv("PANAMAX_NO_BUILD", "1").withTimeout(Duration.ofMinutes(20));
+        Result r = runner.run(command);
+        if (r.output().contains(JVM_CRASH)) {
+            // Seen once in about 40 JVM runs inside the TCG-emulated L1: HotSpot died of SIGSEGV in C1-compiled
+            // String.<init> with a fault address near its class-data-sharing metadata, in KvmSmoke before its
+            // first line of output. We take it for the emulator, not Panamax, and run the session once more;
+            // a crash that comes back fails the test (the JVM leaves hs_err_pid*.log in REPO).
+            System.out.println("measured: a JVM crashed in the runner session; running the session once more");
+            r = runner.run(command);
+        }
 
         String out = r.output();
         Map<String, Integer> status = new LinkedHashMap<>();
