@@ -84,7 +84,7 @@ class KvmLayoutTest {
             }
         }
         program.append("  return 0;\n}\n");
-        c = KvmBindingsGenerator.runC(program.toString());
+        c = dev.panamax.core.bindings.BindingsGenerator.runC(program.toString());
     }
 
     private static void put(StringBuilder program, String key, String cExpression, long javaValue) {

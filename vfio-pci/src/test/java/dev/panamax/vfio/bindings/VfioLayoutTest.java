@@ -82,7 +82,7 @@ class VfioLayoutTest {
             }
         }
         program.append("  return 0;\n}\n");
-        c = VfioBindingsGenerator.runC(program.toString());
+        c = dev.panamax.core.bindings.BindingsGenerator.runC(program.toString());
     }
 
     private static void put(StringBuilder program, String key, String cExpression, long javaValue) {

@@ -1,4 +1,4 @@
-package dev.panamax.vfio.bindings;
+package dev.panamax.core.bindings;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -13,31 +13,32 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Writes the FFM bindings of {@code dev.panamax.vfio.bindings} from {@code src/test/resources/vfio-bindings.spec},
- * laid out as jextract lays them out (one header class {@code vfio_h} with constants as static methods, one
- * class per struct with {@code layout()}, {@code sizeof()}, {@code allocate}, {@code x$offset()} and static
- * getters/setters).
+ * Writes FFM bindings for a kernel UAPI header from a spec (e.g. kvm-backend's
+ * {@code src/test/resources/kvm-bindings.spec} for {@code <linux/kvm.h>}, vfio-pci's {@code vfio-bindings.spec}
+ * for {@code <linux/vfio.h>}), laid out as jextract lays them out: one header class ({@code kvm_h}) with
+ * constants as static methods, one class per struct with {@code layout()}, {@code sizeof()}, {@code allocate},
+ * {@code x$offset()} and static getters/setters.
  *
  * <p>Why not jextract itself: jextract is not on this machine, it drops function-like macros (so no
  * {@code _IOR(...)} ioctl numbers), and for nested anonymous structs it generates accessors that slice
- * (allocate) per call. This is the generator of kvm-backend's {@code KvmBindingsGenerator}, pointed at
- * {@code <linux/vfio.h>}, whose ioctls are all {@code _IO(VFIO_TYPE, VFIO_BASE + n)}: the argument's size is
- * not encoded, the kernel reads {@code argsz} from the struct instead.
+ * (allocate) per call, which the vCPU exit path must not do. Here the fields of named unions and inline
+ * structs (kvm_run's exit union) get flat accessors ({@code io_port(run)}) at constant offsets.
  *
  * <p>Sizes, offsets and constant values are not taken on trust: the generator writes a C program that
  * prints {@code sizeof}/{@code offsetof} of every struct, member and macro of the spec, compiles it with
- * gcc against {@code /usr/include/linux/vfio.h}, and lays out the Java side from its answers (explicit
- * padding where C pads). {@code VfioLayoutTest} checks the result independently.
+ * gcc against the header under {@code /usr/include}, and lays out the Java side from its answers (explicit
+ * padding where C pads). Each module's layout test ({@code KvmLayoutTest}, {@code VfioLayoutTest}) checks
+ * the result independently.
  *
- * <p>Run from the repository root:
+ * <p>A spec starts with its directives: {@code header linux/kvm.h}, {@code package dev.panamax.kvm.bindings},
+ * {@code class kvm_h}, {@code ioctl-type KVMIO} and, where the header numbers its ioctls from a base
+ * ({@code _IO(VFIO_TYPE, VFIO_BASE + n)}), {@code ioctl-base VFIO_BASE}. Run from the repository root:
  * <pre>
- *   java vfio-pci/src/test/java/dev/panamax/vfio/bindings/VfioBindingsGenerator.java \
- *        vfio-pci/src/test/resources/vfio-bindings.spec vfio-pci/src/main/java
+ *   java vmm-core/src/test/java/dev/panamax/core/bindings/BindingsGenerator.java \
+ *        kvm-backend/src/test/resources/kvm-bindings.spec kvm-backend/src/main/java
  * </pre>
  */
-public final class VfioBindingsGenerator {
-
-    static final String PACKAGE = "dev.panamax.vfio.bindings";
+public final class BindingsGenerator {
 
     // ---- the spec's model ----
 
@@ -60,10 +61,20 @@ public final class VfioBindingsGenerator {
     record Ioctl(String name, String dir, int nr, String argType) {
     }
 
-    record Spec(List<Group> structs, List<Constant> constants, List<Ioctl> ioctls) {
+    /**
+     * @param source      the spec's file name, for messages
+     * @param header      the header, e.g. {@code linux/kvm.h}
+     * @param packageName the Java package of the bindings
+     * @param headerClass the header class's name, e.g. {@code kvm_h}
+     * @param ioctlType   the macro giving the ioctls' type byte, e.g. {@code KVMIO} (declared {@code const} too)
+     * @param ioctlBase   the macro the ioctl numbers count from, e.g. {@code VFIO_BASE}, or null
+     */
+    record Spec(String source, String header, String packageName, String headerClass, String ioctlType,
+                String ioctlBase, List<Group> structs, List<Constant> constants, List<Ioctl> ioctls) {
     }
 
-    static Spec parse(List<String> lines) {
+    static Spec parse(String source, List<String> lines) {
+        Map<String, String> directives = new HashMap<>();
         List<Group> structs = new ArrayList<>();
         List<Constant> constants = new ArrayList<>();
         List<Ioctl> ioctls = new ArrayList<>();
@@ -76,7 +87,7 @@ public final class VfioBindingsGenerator {
                 continue;
             }
             String[] t = line.split("\\s+");
-            String where = "vfio-bindings.spec line " + lineNo + ": ";
+            String where = source + " line " + lineNo + ": ";
             if (line.equals("}")) {
                 if (stack.isEmpty()) {
                     throw new IllegalArgumentException(where + "'}' without an open struct");
@@ -97,6 +108,9 @@ public final class VfioBindingsGenerator {
                     throw new IllegalArgumentException(where + "only unions inside a struct may be anonymous: " + line);
                 }
                 stack.add(new Group(name, union, new ArrayList<>()));
+            } else if (stack.isEmpty() && t.length == 2
+                    && List.of("header", "package", "class", "ioctl-type", "ioctl-base").contains(t[0])) {
+                directives.put(t[0], t[1]);
             } else if (t[0].equals("const")) {
                 constants.add(new Constant(t[1], t[2]));
             } else if (t[0].equals("ioctl")) {
@@ -122,9 +136,15 @@ public final class VfioBindingsGenerator {
             }
         }
         if (!stack.isEmpty()) {
-            throw new IllegalArgumentException("vfio-bindings.spec: struct " + stack.getFirst().name() + " is not closed");
+            throw new IllegalArgumentException(source + ": struct " + stack.getFirst().name() + " is not closed");
         }
-        return new Spec(structs, constants, ioctls);
+        for (String d : List.of("header", "package", "class", "ioctl-type")) {
+            if (!directives.containsKey(d)) {
+                throw new IllegalArgumentException(source + ": no '" + d + "' line");
+            }
+        }
+        return new Spec(source, directives.get("header"), directives.get("package"), directives.get("class"),
+                directives.get("ioctl-type"), directives.get("ioctl-base"), structs, constants, ioctls);
     }
 
     static boolean isPrimitive(String type) {
@@ -137,8 +157,8 @@ public final class VfioBindingsGenerator {
     // ---- asking gcc ----
 
     /** Compiles and runs a C program printing "key value" lines; returns the map. */
-    static Map<String, Long> runC(String program) throws IOException, InterruptedException {
-        Path dir = Files.createTempDirectory("vfio-bindings");
+    public static Map<String, Long> runC(String program) throws IOException, InterruptedException {
+        Path dir = Files.createTempDirectory("bindings");
         Path source = dir.resolve("probe.c");
         Path binary = dir.resolve("probe");
         Files.writeString(source, program);
@@ -189,10 +209,10 @@ public final class VfioBindingsGenerator {
         StringBuilder c = new StringBuilder("""
                 #include <stddef.h>
                 #include <stdio.h>
-                #include <linux/vfio.h>
+                #include <HEADER>
                 #define P(k, v) printf("%s %llu\\n", k, (unsigned long long) (v))
                 int main(void) {
-                """);
+                """.replace("HEADER", spec.header()));
         for (Group s : spec.structs()) {
             c.append("  P(\"sizeof:").append(s.name()).append("\", sizeof(struct ").append(s.name()).append("));\n");
             c.append("  P(\"align:").append(s.name()).append("\", _Alignof(struct ").append(s.name()).append("));\n");
@@ -210,7 +230,10 @@ public final class VfioBindingsGenerator {
     private final Map<String, Long> facts;
     private final Set<String> structNames = new HashSet<>();
 
-    VfioBindingsGenerator(Spec spec, Map<String, Long> facts) {
+    private final Spec spec;
+
+    BindingsGenerator(Spec spec, Map<String, Long> facts) {
+        this.spec = spec;
         this.facts = facts;
         spec.structs().forEach(s -> structNames.add(s.name()));
     }
@@ -337,7 +360,7 @@ public final class VfioBindingsGenerator {
 
     /**
      * Java aligns a group to its largest member; C may align more, when the header has members that the
-     * spec leaves out (as kvm.h's kvm_irq_routing_entry.u does): then say so.
+     * spec leaves out (kvm_irq_routing_entry.u holds an s390 struct of u64s): then say so.
      */
     private static String alignment(long c, long natural) {
         return c > natural ? ".withByteAlignment(" + c + ")" : "";
@@ -491,7 +514,7 @@ public final class VfioBindingsGenerator {
         StringBuilder acc = new StringBuilder();
         accessors(acc, s.name(), s, "", "", new HashSet<>());
         return """
-                // Generated by VfioBindingsGenerator from vfio-bindings.spec and gcc's reading of <linux/vfio.h>. Do not edit.
+                %6$s
                 package %1$s;
 
                 import java.lang.foreign.GroupLayout;
@@ -509,7 +532,7 @@ public final class VfioBindingsGenerator {
                 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
                 /**
-                 * {@code struct %2$s} from {@code <linux/vfio.h>} (x86-64): %3$d bytes.
+                 * {@code struct %2$s} from {@code <%7$s>} (x86-64): %3$d bytes.
                  */
                 @SuppressWarnings("unused")
                 public final class %2$s {
@@ -535,27 +558,27 @@ public final class VfioBindingsGenerator {
                     }
 
                 %5$s}
-                """.formatted(PACKAGE, s.name(), size, layout.stripLeading(), acc);
+                """.formatted(spec.packageName(), s.name(), size, layout.stripLeading(), acc, generated(), spec.header());
     }
 
     String headerClass(Spec spec) {
         StringBuilder b = new StringBuilder();
         b.append("""
-                // Generated by VfioBindingsGenerator from vfio-bindings.spec and gcc's reading of <linux/vfio.h>. Do not edit.
+                %s
                 package %s;
 
                 /**
-                 * The macros of {@code <linux/vfio.h>} (x86-64) that Panamax uses, as static
-                 * methods in jextract's manner: {@code vfio_h.VFIO_DEVICE_GET_INFO()}.
+                 * The macros of {@code <%s>} (x86-64) that Panamax uses, as static methods in jextract's manner:
+                 * {@code %s.%s()}.
                  *
                  * <p>Ioctl request numbers are {@code unsigned long} in C and {@code long} here. jextract cannot
                  * extract function-like macros, so the {@code _IO/_IOR/_IOW/_IOWR} encoding of
                  * {@code <asm-generic/ioctl.h>} is written out below and each request is computed from its
                  * type, number and argument size exactly as the header's definition does.
                  */
-                public final class vfio_h {
+                public final class %s {
 
-                    private vfio_h() {
+                    private %s() {
                     }
 
                     // <asm-generic/ioctl.h>: bits 0-7 number, 8-15 type, 16-29 argument size, 30-31 direction.
@@ -593,7 +616,8 @@ public final class VfioBindingsGenerator {
                         return _IOC(_IOC_READ | _IOC_WRITE, type, nr, size);
                     }
 
-                """.formatted(PACKAGE));
+                """.formatted(generated(), spec.packageName(), spec.header(), spec.headerClass(),
+                spec.ioctls().isEmpty() ? "" : spec.ioctls().getFirst().name(), spec.headerClass(), spec.headerClass()));
         for (Constant k : spec.constants()) {
             long v = fact("const:" + k.name());
             String value = k.javaType().equals("int") ? "0x" + Long.toHexString(v) : "0x" + Long.toHexString(v) + "L";
@@ -612,36 +636,46 @@ public final class VfioBindingsGenerator {
             String arg = io.argType() == null ? null
                     : isPrimitive(io.argType()) ? "java.lang.foreign.ValueLayout." + valueLayout(io.argType()) + ".byteSize()"
                     : io.argType() + ".sizeof()";
-            if (!io.dir().equals("IO") || arg != null) {
-                throw new IllegalStateException(io.name() + ": vfio.h ioctls are _IO(VFIO_TYPE, VFIO_BASE + n) without an argument type");
-            }
+            String cArg = io.argType() == null ? "" : ", " + (isPrimitive(io.argType()) ? "__" + io.argType() : "struct " + io.argType());
+            // The number as the header writes it: 0x05, or VFIO_BASE + 5 where the header counts from a base.
+            String nrC = spec.ioctlBase() == null ? "0x%02x".formatted(io.nr()) : spec.ioctlBase() + " + " + io.nr();
+            String nrJava = spec.ioctlBase() == null ? "0x%02x".formatted(io.nr()) : spec.ioctlBase() + "() + " + io.nr();
+            String expr = arg == null ? "_IO(%s(), %s)".formatted(spec.ioctlType(), nrJava)
+                    : "_%s(%s(), %s, %s)".formatted(io.dir(), spec.ioctlType(), nrJava, arg);
             b.append("""
-                        /** {@code #define %1$s _IO(VFIO_TYPE, VFIO_BASE + %2$d)} */
+                        /** {@code #define %1$s _%2$s(%3$s, %4$s%5$s)} */
                         public static long %1$s() {
-                            return _IO(VFIO_TYPE(), VFIO_BASE() + %2$d);
+                            return %6$s;
                         }
 
-                    """.formatted(io.name(), io.nr()));
+                    """.formatted(io.name(), io.dir(), spec.ioctlType(), nrC, cArg, expr));
         }
         b.append("}\n");
         return b.toString();
     }
 
+    /** The first line of every generated file. */
+    private String generated() {
+        return "// Generated by BindingsGenerator from " + spec.source() + " and gcc's reading of <" + spec.header()
+                + ">. Do not edit.";
+    }
+
     public static void main(String[] args) throws Exception {
         if (args.length != 2) {
-            System.err.println("usage: VfioBindingsGenerator SPEC SOURCE_ROOT   (e.g. vfio-pci/src/test/resources/vfio-bindings.spec vfio-pci/src/main/java)");
+            System.err.println("usage: BindingsGenerator SPEC SOURCE_ROOT   (e.g. kvm-backend/src/test/resources/kvm-bindings.spec kvm-backend/src/main/java)");
             System.exit(2);
         }
-        Spec spec = parse(Files.readAllLines(Path.of(args[0])));
+        Path specFile = Path.of(args[0]);
+        Spec spec = parse(specFile.getFileName().toString(), Files.readAllLines(specFile));
         Map<String, Long> facts = probe(spec);
-        VfioBindingsGenerator gen = new VfioBindingsGenerator(spec, facts);
-        Path out = Path.of(args[1], PACKAGE.replace('.', '/'));
+        BindingsGenerator gen = new BindingsGenerator(spec, facts);
+        Path out = Path.of(args[1], spec.packageName().replace('.', '/'));
         Files.createDirectories(out);
         Map<String, String> files = new LinkedHashMap<>();
         for (Group s : spec.structs()) {
             files.put(s.name() + ".java", gen.structClass(s));
         }
-        files.put("vfio_h.java", gen.headerClass(spec));
+        files.put(spec.headerClass() + ".java", gen.headerClass(spec));
         for (var e : files.entrySet()) {
             Files.writeString(out.resolve(e.getKey()), e.getValue());
             System.out.println("wrote " + out.resolve(e.getKey()));
