@@ -1,6 +1,8 @@
 package dev.panamax.kvm;
 
 import dev.panamax.core.irq.IrqLine;
+import dev.panamax.core.irq.IrqRoutes;
+import dev.panamax.core.memory.DeviceMemoryRegion;
 import dev.panamax.core.memory.MemoryListener;
 import dev.panamax.core.memory.MemoryRegion;
 import dev.panamax.core.memory.RamRegion;
@@ -26,8 +28,10 @@ import java.util.Map;
  * a local APIC per vCPU) and the in-kernel 8254 PIT.
  *
  * <p>Guest RAM reaches KVM through {@link #memoryListener()}: each {@link RamRegion} of the address
- * space becomes a memory slot ({@code KVM_SET_USER_MEMORY_REGION}); other regions are left unmapped so
- * that guest accesses to them exit as MMIO.
+ * space becomes a memory slot ({@code KVM_SET_USER_MEMORY_REGION}), and so does each
+ * {@link DeviceMemoryRegion} (an assigned device's mmapped BAR); other regions are left unmapped so that
+ * guest accesses to them exit as MMIO. Interrupts from devices outside this process reach the guest through
+ * {@link #irqRoutes()} (GSI routes and irqfds).
  */
 public final class KvmVm implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(KvmVm.class);
@@ -45,7 +49,8 @@ public final class KvmVm implements AutoCloseable {
     private final Kvm kvm;
     private final int fd;
     private final Memslots memslots;
-    private final Map<RamRegion, Integer> slotOf = new HashMap<>();
+    private final Map<MemoryRegion, Integer> slotOf = new HashMap<>();
+    private KvmIrqRoutes irqRoutes;
     private final List<KvmVcpu> vcpus = new ArrayList<>();
     /** One kvm_irq_level per thread that raises interrupts, so KVM_IRQ_LINE does not allocate. */
     private final ThreadLocal<MemorySegment> irqLevel =
@@ -86,55 +91,60 @@ public final class KvmVm implements AutoCloseable {
     }
 
     /**
-     * The listener that mirrors guest RAM into memory slots: add it to the machine's address space.
-     * Regions other than {@link RamRegion} are ignored (MMIO must stay unmapped to exit).
+     * The listener that mirrors guest RAM and mapped device memory into memory slots: add it to the machine's
+     * address space. Other regions are ignored (MMIO must stay unmapped to exit).
      */
     public MemoryListener memoryListener() {
         return new MemoryListener() {
             @Override
             public void regionAdded(MemoryRegion region) {
-                if (region instanceof RamRegion ram) {
-                    addRam(ram);
+                switch (region) {
+                    case RamRegion ram -> addSlot(ram, ram.host());
+                    case DeviceMemoryRegion device -> addSlot(device, device.host());
+                    default -> { }
                 }
             }
 
             @Override
             public void regionRemoved(MemoryRegion region) {
-                if (region instanceof RamRegion ram) {
-                    removeRam(ram);
+                switch (region) {
+                    case RamRegion ram -> removeSlot(ram, ram.host());
+                    case DeviceMemoryRegion device -> removeSlot(device, device.host());
+                    default -> { }
                 }
             }
         };
     }
 
-    private synchronized void addRam(RamRegion ram) {
-        long hva = ram.host().address();
-        if (ram.guestPhysicalAddress() % PAGE != 0 || ram.size() % PAGE != 0 || hva % PAGE != 0) {
+    private synchronized void addSlot(MemoryRegion region, MemorySegment host) {
+        long hva = host.address();
+        if (region.guestPhysicalAddress() % PAGE != 0 || region.size() % PAGE != 0 || hva % PAGE != 0) {
             throw new IllegalArgumentException(String.format(
-                    "RAM region %s: guest-physical 0x%x, size 0x%x, host 0x%x must all be multiples of 4 KiB",
-                    ram.name(), ram.guestPhysicalAddress(), ram.size(), hva));
+                    "region %s: guest-physical 0x%x, size 0x%x, host 0x%x must all be multiples of 4 KiB",
+                    region.name(), region.guestPhysicalAddress(), region.size(), hva));
         }
-        int slot = memslots.allocate(ram.name());
+        int slot = memslots.allocate(region.name());
         try {
-            setUserMemoryRegion(slot, ram.guestPhysicalAddress(), ram.size(), hva);
+            setUserMemoryRegion(slot, region.guestPhysicalAddress(), region.size(), hva);
         } catch (RuntimeException e) {
             memslots.free(slot);
             throw e;
         }
-        slotOf.put(ram, slot);
+        slotOf.put(region, slot);
         log.debug("memslot {}: guest-physical [0x{}, +0x{}) <- host 0x{} ({})", slot,
-                Long.toHexString(ram.guestPhysicalAddress()), Long.toHexString(ram.size()), Long.toHexString(hva), ram.name());
+                Long.toHexString(region.guestPhysicalAddress()), Long.toHexString(region.size()), Long.toHexString(hva),
+                region.name());
     }
 
-    private synchronized void removeRam(RamRegion ram) {
-        Integer slot = slotOf.remove(ram);
+    private synchronized void removeSlot(MemoryRegion region, MemorySegment host) {
+        Integer slot = slotOf.remove(region);
         if (slot == null) {
             return;
         }
         // api.rst: "Deleting a slot is done by passing zero for memory_size."
-        setUserMemoryRegion(slot, ram.guestPhysicalAddress(), 0, ram.host().address());
+        setUserMemoryRegion(slot, region.guestPhysicalAddress(), 0, host.address());
         memslots.free(slot);
-        log.debug("memslot {} removed ({})", slot, ram.name());
+        log.debug("memslot {} removed ({})", slot, region.name());
     }
 
     private void setUserMemoryRegion(int slot, long gpa, long bytes, long hva) {
@@ -177,19 +187,45 @@ public final class KvmVm implements AutoCloseable {
         irqfd(eventFd, gsi, 0, "KVM_IRQFD assign");
     }
 
-    /** Undoes {@link #assignIrqfd} ({@code KVM_IRQFD} with {@code KVM_IRQFD_FLAG_DEASSIGN}). */
+    /**
+     * Makes an eventfd assert level-triggered {@code gsi} when signalled, and the guest's EOI of it deassert the
+     * line and signal {@code resampleFd} ({@code KVM_IRQFD} with {@code KVM_IRQFD_FLAG_RESAMPLE}): an assigned
+     * device's INTx, whose resample eventfd is VFIO's unmask eventfd. Both eventfds stay the caller's.
+     */
+    public void assignResampleIrqfd(int eventFd, int resampleFd, int gsi) {
+        irqfd(eventFd, gsi, kvm_h.KVM_IRQFD_FLAG_RESAMPLE(), resampleFd, "KVM_IRQFD assign with resample fd " + resampleFd + ",");
+    }
+
+    /** Undoes {@link #assignIrqfd} or {@link #assignResampleIrqfd} ({@code KVM_IRQFD} with {@code KVM_IRQFD_FLAG_DEASSIGN}). */
     public void deassignIrqfd(int eventFd, int gsi) {
         irqfd(eventFd, gsi, kvm_h.KVM_IRQFD_FLAG_DEASSIGN(), "KVM_IRQFD deassign");
     }
 
     private void irqfd(int eventFd, int gsi, int flags, String what) {
+        irqfd(eventFd, gsi, flags, 0, what);
+    }
+
+    private void irqfd(int eventFd, int gsi, int flags, int resampleFd, String what) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment s = kvm_irqfd.allocate(arena);
             kvm_irqfd.fd(s, eventFd);
             kvm_irqfd.gsi(s, gsi);
             kvm_irqfd.flags(s, flags);
+            kvm_irqfd.resamplefd(s, resampleFd);
             Libc.ioctl(fd, kvm_h.KVM_IRQFD(), s, what + " fd " + eventFd + " gsi " + gsi);
         }
+    }
+
+    /**
+     * The VM's GSI routing and irqfds, for devices whose interrupts do not pass through this process (VFIO,
+     * vfio-user). The first call installs the routing table ({@code KVM_SET_GSI_ROUTING}) with the default
+     * irqchip routes, so GSIs 0-23 keep meaning the PIC's and IOAPIC's pins.
+     */
+    public synchronized IrqRoutes irqRoutes() {
+        if (irqRoutes == null) {
+            irqRoutes = new KvmIrqRoutes(this);
+        }
+        return irqRoutes;
     }
 
     /**

@@ -1,10 +1,11 @@
 package dev.panamax.core.memory;
 
 /**
- * A range of guest-physical address space with a meaning: RAM, device MMIO, or reserved.
+ * A range of guest-physical address space with a meaning: RAM, device memory mapped into the guest,
+ * device MMIO that traps, or reserved.
  * Addresses and sizes are in bytes.
  */
-public sealed interface MemoryRegion permits RamRegion, MmioRegion, ReservedRegion {
+public sealed interface MemoryRegion permits RamRegion, DeviceMemoryRegion, MmioRegion, ReservedRegion {
     /** @return a short name for logs and {@code --trace}, e.g. {@code "ram-low"} */
     String name();
 
