@@ -122,6 +122,11 @@ public final class MsixCapability implements BusDevice {
         return offset;
     }
 
+    /** @return the number of table entries (vectors) */
+    public int vectors() {
+        return vectors;
+    }
+
     /** @return true when MSI-X enable is set */
     public boolean enabled() {
         synchronized (function.lock()) {

@@ -18,6 +18,7 @@ import static dev.panamax.pci.PciConfigSpace.COMMAND;
 import static dev.panamax.pci.PciConfigSpace.COMMAND_IO;
 import static dev.panamax.pci.PciConfigSpace.COMMAND_MEMORY;
 import static dev.panamax.pci.PciConfigSpace.HEADER_END;
+import static dev.panamax.pci.PciConfigSpace.INTERRUPT_LINE;
 import static dev.panamax.pci.PciConfigSpace.ROM_ADDRESS;
 import static dev.panamax.pci.PciConfigSpace.STATUS;
 import static dev.panamax.pci.PciConfigSpace.STATUS_CAP_LIST;
@@ -31,6 +32,7 @@ import static dev.panamax.pci.PciConfigSpace.STATUS_CAP_LIST;
  *   <li>BARs 0..5 and the expansion ROM BAR: emulated, sized from the region sizes VFIO reports; writes never
  *       reach the device (the guest's addresses mean nothing to the host). BAR decode is reported to
  *       {@link dev.panamax.pci.BarListener}s as for any {@link PciFunction}.</li>
+ *   <li>Interrupt line register: emulated (the guest's record of the pin's routing, set by the bus).</li>
  *   <li>Command register: the I/O and memory enable bits read from the virtual space (they drive BAR decode);
  *       the whole register is also written to the device, so it decodes its BARs and can master DMA.</li>
  *   <li>MSI and MSI-X capabilities: emulated by {@link MsiCapability}/{@link MsixCapability} with the
@@ -85,6 +87,10 @@ public final class VfioPciFunction extends PciFunction {
         synchronized (lock()) {
             config().setWritable(COMMAND, 2, COMMAND_IO | COMMAND_MEMORY);
             emulate(COMMAND, COMMAND, 1, COMMAND_IO | COMMAND_MEMORY, true);
+            // The interrupt line register is the firmware's note of where the pin is routed (PciBus sets it):
+            // the guest's, not the device's.
+            config().setWritable(INTERRUPT_LINE, 1, 0xFF);
+            emulate(INTERRUPT_LINE, INTERRUPT_LINE, 1, 0xFF, false);
             declareBars();
             declareRom();
             emulateCapabilities(msiListener);

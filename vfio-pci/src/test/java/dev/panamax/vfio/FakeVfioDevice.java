@@ -74,9 +74,12 @@ final class FakeVfioDevice implements VfioDeviceIo {
         return new VfioIrqInfo(index, vfio_h.VFIO_IRQ_INFO_EVENTFD(), 1);
     }
 
+    /** Every SET_IRQS, in order. */
+    final List<VfioIrqSet> irqSets = new ArrayList<>();
+
     @Override
     public void setIrqs(VfioIrqSet set) {
-        throw new UnsupportedOperationException();
+        irqSets.add(set);
     }
 
     private byte[] checked(int index, long offset, long size) {

@@ -1,0 +1,171 @@
+package dev.panamax.vfio;
+
+import dev.panamax.core.irq.IrqRoutes;
+import dev.panamax.vfio.bindings.vfio_h;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * How an assigned device's interrupts are wired as the guest programs them: which VFIO SET_IRQS go to the device
+ * and which GSI routes and irqfds the VM gets. The device is {@link FakeVfioDevice#nic()} (MSI with 4 vectors,
+ * MSI-X with 64 in BAR 3, INTA#); the VM side is a log of {@link IrqRoutes} calls. Real eventfds are created and
+ * must all be closed again.
+ */
+class VfioInterruptsTest {
+    private static final int INTX = vfio_h.VFIO_PCI_INTX_IRQ_INDEX();
+    private static final int MSI = vfio_h.VFIO_PCI_MSI_IRQ_INDEX();
+    private static final int MSIX = vfio_h.VFIO_PCI_MSIX_IRQ_INDEX();
+    private static final int TRIGGER_EVENTFD = vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER() | vfio_h.VFIO_IRQ_SET_DATA_EVENTFD();
+    private static final int UNMASK_EVENTFD = vfio_h.VFIO_IRQ_SET_ACTION_UNMASK() | vfio_h.VFIO_IRQ_SET_DATA_EVENTFD();
+    private static final int DISABLE = vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER() | vfio_h.VFIO_IRQ_SET_DATA_NONE();
+
+    /** The VM side: what the wiring asked for, as text. */
+    static final class RoutesLog implements IrqRoutes {
+        final List<String> calls = new ArrayList<>();
+        int nextGsi = 24;
+
+        @Override
+        public int addMsiRoute(long address, int data) {
+            calls.add("add " + nextGsi + " 0x" + Long.toHexString(address) + " 0x" + Integer.toHexString(data));
+            return nextGsi++;
+        }
+
+        @Override
+        public void updateMsiRoute(int gsi, long address, int data) {
+            calls.add("update " + gsi + " 0x" + Long.toHexString(address) + " 0x" + Integer.toHexString(data));
+        }
+
+        @Override
+        public void removeMsiRoute(int gsi) {
+            calls.add("remove " + gsi);
+        }
+
+        @Override
+        public void bindIrqfd(int eventFd, int gsi) {
+            calls.add("bind fd" + eventFd + " " + gsi);
+        }
+
+        @Override
+        public void bindResampleIrqfd(int eventFd, int resampleFd, int gsi) {
+            calls.add("bind fd" + eventFd + " resample fd" + resampleFd + " " + gsi);
+        }
+
+        @Override
+        public void unbindIrqfd(int eventFd, int gsi) {
+            calls.add("unbind fd" + eventFd + " " + gsi);
+        }
+    }
+
+    private final FakeVfioDevice device = VfioPciFunctionTest.nic();
+    private final RoutesLog routes = new RoutesLog();
+    private final VfioInterrupts irqs = new VfioInterrupts(device, routes);
+    private final VfioPciFunction function = new VfioPciFunction(device, irqs);
+
+    VfioInterruptsTest() {
+        irqs.attach(function);
+    }
+
+    private void msixEntry(int vector, long address, int data, boolean masked) {
+        var bar = function.region(3);
+        bar.write(0x2000 + 16L * vector, 4, address);
+        bar.write(0x2000 + 16L * vector + 4, 4, address >>> 32);
+        bar.write(0x2000 + 16L * vector + 8, 4, data);
+        bar.write(0x2000 + 16L * vector + 12, 4, masked ? 1 : 0);
+    }
+
+    private static long openFds() throws IOException {
+        try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
+            return s.count();
+        }
+    }
+
+    @Test
+    void intxIsAResampleIrqfdWhoseResampleFdIsVfiosUnmask() throws IOException {
+        long fds = openFds();
+        irqs.connectIntx(17);
+        assertEquals(VfioInterrupts.Mode.INTX, irqs.mode());
+        assertEquals(2, device.irqSets.size());
+        VfioIrqSet trigger = device.irqSets.get(0);
+        VfioIrqSet unmask = device.irqSets.get(1);
+        assertEquals(List.of(TRIGGER_EVENTFD, INTX, 1), List.of(trigger.flags(), trigger.index(), trigger.count()));
+        assertEquals(List.of(UNMASK_EVENTFD, INTX, 1), List.of(unmask.flags(), unmask.index(), unmask.count()));
+        assertEquals(List.of("bind fd" + trigger.eventfds()[0] + " resample fd" + unmask.eventfds()[0] + " 17"), routes.calls);
+        irqs.close();
+        assertEquals(DISABLE, device.irqSets.getLast().flags());
+        assertEquals(INTX, device.irqSets.getLast().index());
+        assertEquals("unbind fd" + trigger.eventfds()[0] + " 17", routes.calls.getLast());
+        assertEquals(fds, openFds(), "eventfds left open");
+    }
+
+    @Test
+    void msixReplacesIntxAndEachUnmaskedVectorGetsARouteAndAnIrqfd() throws IOException {
+        long fds = openFds();
+        irqs.connectIntx(17);
+        device.irqSets.clear();
+        routes.calls.clear();
+
+        // Linux: enable with the function masked, program the entries, then clear the function mask.
+        function.configWrite(0x72, 2, 0xC000);
+        assertEquals(VfioInterrupts.Mode.MSIX, irqs.mode());
+        assertEquals(INTX, device.irqSets.get(0).index());
+        assertEquals(DISABLE, device.irqSets.get(0).flags(), "INTx goes off before MSI-X comes on");
+        VfioIrqSet vectors = device.irqSets.get(1);
+        assertEquals(List.of(TRIGGER_EVENTFD, MSIX, 0, 64), List.of(vectors.flags(), vectors.index(), vectors.start(), vectors.count()));
+        assertTrue(routes.calls.getFirst().startsWith("unbind fd"), routes.calls.toString());
+        routes.calls.clear();
+        msixEntry(5, 0xFEE0_0000L, 0x41, false);
+        assertEquals(List.of(), routes.calls, "the function mask still holds every vector");
+        function.configWrite(0x72, 2, 0x8000);
+        int fd5 = vectors.eventfds()[5];
+        assertEquals(List.of("add 24 0xfee00000 0x41", "bind fd" + fd5 + " 24"), routes.calls);
+
+        // Masked: the irqfd goes (the eventfd keeps counting: the pending state); unmasked: it comes back.
+        routes.calls.clear();
+        function.region(3).write(0x2000 + 16 * 5 + 12, 4, 1);
+        assertEquals(List.of("unbind fd" + fd5 + " 24"), routes.calls);
+        routes.calls.clear();
+        msixEntry(5, 0xFEE0_1000L, 0x42, false);
+        assertEquals(List.of("update 24 0xfee01000 0x42", "bind fd" + fd5 + " 24"), routes.calls);
+
+        // Linux's shutdown masks every vector, then clears enable: no vector changes at that write, yet INTx returns.
+        routes.calls.clear();
+        device.irqSets.clear();
+        function.region(3).write(0x2000 + 16 * 5 + 12, 4, 1);
+        function.configWrite(0x72, 2, 0x0000);
+        assertEquals(VfioInterrupts.Mode.INTX, irqs.mode());
+        assertEquals(List.of(MSIX, INTX, INTX), device.irqSets.stream().map(VfioIrqSet::index).toList());
+        assertEquals(DISABLE, device.irqSets.getFirst().flags());
+        assertEquals("unbind fd" + fd5 + " 24", routes.calls.get(0));
+        assertEquals("remove 24", routes.calls.get(1));
+        assertTrue(routes.calls.get(2).endsWith(" 17") && routes.calls.get(2).contains("resample"), routes.calls.toString());
+        irqs.close();
+        assertEquals(fds, openFds(), "eventfds left open");
+    }
+
+    @Test
+    void msiEnablesTheVectorsTheGuestEnabled() throws IOException {
+        long fds = openFds();
+        // MSI at 0x50 (64-bit, maskable, 4 vectors): address, data, mask bits, then enable with MME = 2 (4 vectors).
+        function.configWrite(0x54, 4, 0xFEE0_0000);
+        function.configWrite(0x58, 4, 0);
+        function.configWrite(0x5C, 2, 0x60);
+        function.configWrite(0x60, 4, 0b1110);
+        function.configWrite(0x52, 2, 0x0021);
+        assertEquals(VfioInterrupts.Mode.MSI, irqs.mode());
+        VfioIrqSet set = device.irqSets.getLast();
+        assertEquals(List.of(TRIGGER_EVENTFD, MSI, 4), List.of(set.flags(), set.index(), set.count()));
+        assertEquals(List.of("add 24 0xfee00000 0x60", "bind fd" + set.eventfds()[0] + " 24"), routes.calls);
+        irqs.close();
+        assertEquals(VfioInterrupts.Mode.NONE, irqs.mode());
+        assertEquals(fds, openFds(), "eventfds left open");
+    }
+}
