@@ -4,6 +4,7 @@ import dev.panamax.core.bus.Bus;
 import dev.panamax.core.cpu.X86BootState;
 import dev.panamax.core.memory.AddressSpace;
 import dev.panamax.core.memory.GuestRam;
+import dev.panamax.core.memory.X86Layout;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.LinuxException;
 import dev.panamax.firmware.BootException;
@@ -18,6 +19,8 @@ import dev.panamax.launcher.devices.CmosRtc;
 import dev.panamax.launcher.devices.ExitPort;
 import dev.panamax.launcher.devices.I8042;
 import dev.panamax.launcher.devices.Serial16550;
+import dev.panamax.pci.BusBarMapper;
+import dev.panamax.pci.PciBarAllocator;
 import dev.panamax.pci.PciBus;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -42,10 +45,13 @@ import java.util.concurrent.atomic.AtomicReference;
  * <li>create guest RAM (one memfd) in the address space; the VM's memslot listener mirrors it;</li>
  * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the exit port;
  *     and the PCI bus (host bridge at 00:00.0, configuration mechanism #1 at 0xCF8/0xCFC);</li>
+ * <li>assign the {@code --device}s ({@link Passthrough}): each goes on the PCI bus with its BARs placed, its
+ *     mappable BAR pages in memory slots, its interrupts bound to KVM, and guest RAM mapped for its DMA;</li>
  * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables, and the MP table with the
  *     PCI bus as MP bus 0);</li>
  * <li>create the vCPUs, give the boot vCPU the protocol's registers, run each on its own thread;</li>
- * <li>wait for a verdict (exit port, reset, panic, timeout, error), stop every vCPU, close everything.</li>
+ * <li>wait for a verdict (exit port, reset, panic, timeout, error), stop every vCPU, reset the assigned devices,
+ *     close everything.</li>
  * </ol>
  */
 public final class Machine {
@@ -104,22 +110,40 @@ public final class Machine {
                 Serial16550 com1 = attachDevices(vm, pio);
                 PciBus pci = new PciBus(vm::irqLine);
                 pci.registerPorts(pio);
-                X86BootState boot = load(ram, kernel, initrd, pci.mpTable(MpTable.standard(config.cpus())));
-                if (config.consoleInput()) {
-                    Console.pumpInput(System.in, com1::receive);
-                }
-                List<KvmVcpu> vcpus = new ArrayList<>();
-                try {
-                    for (int id = 0; id < config.cpus(); id++) {
-                        vcpus.add(vm.createVcpu(id, config.cpus()));
+                try (Passthrough passthrough = new Passthrough(space, pci, vm.irqRoutes(), new BusBarMapper(pio, mmio),
+                        new PciBarAllocator(mmio64Start(ram)))) {
+                    for (DeviceSpec d : config.devices()) {
+                        passthrough.add(d);
                     }
-                    vcpus.getFirst().setBootState(boot);
-                    return runVcpus(vcpus, pio, mmio);
-                } finally {
-                    for (KvmVcpu v : vcpus) {
-                        v.close();
-                    }
+                    return boot(vm, ram, pio, mmio, com1, pci, kernel, initrd);
                 }
+            }
+        }
+    }
+
+    /** 64-bit BARs go above guest RAM, from the next 1 GiB boundary. */
+    private static long mmio64Start(GuestRam ram) {
+        long end = X86Layout.HIGH_RAM_START + ram.highBytes();
+        return (end + (1L << 30) - 1) & -(1L << 30);
+    }
+
+    /** Loads the kernel, creates the vCPUs and runs them to a verdict. */
+    private Verdict boot(KvmVm vm, GuestRam ram, Bus pio, Bus mmio, Serial16550 com1, PciBus pci, BzImage kernel,
+                         byte[] initrd) {
+        X86BootState boot = load(ram, kernel, initrd, pci.mpTable(MpTable.standard(config.cpus())));
+        if (config.consoleInput()) {
+            Console.pumpInput(System.in, com1::receive);
+        }
+        List<KvmVcpu> vcpus = new ArrayList<>();
+        try {
+            for (int id = 0; id < config.cpus(); id++) {
+                vcpus.add(vm.createVcpu(id, config.cpus()));
+            }
+            vcpus.getFirst().setBootState(boot);
+            return runVcpus(vcpus, pio, mmio);
+        } finally {
+            for (KvmVcpu v : vcpus) {
+                v.close();
             }
         }
     }

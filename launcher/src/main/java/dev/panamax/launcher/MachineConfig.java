@@ -2,6 +2,7 @@ package dev.panamax.launcher;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * What to boot and on how much machine.
@@ -13,10 +14,18 @@ import java.time.Duration;
  * @param memoryBytes guest RAM in bytes (a multiple of 2 MiB)
  * @param timeout     wall-clock limit after which the VM is killed, or {@code null} for none
  * @param consoleInput whether the host's standard input feeds the guest's serial console
+ * @param devices     the PCI devices assigned to the guest ({@code --device}), in order
  */
 public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes,
-                            Duration timeout, boolean consoleInput) {
+                            Duration timeout, boolean consoleInput, List<DeviceSpec> devices) {
+    /** A machine with no assigned devices. */
+    public MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes, Duration timeout,
+                         boolean consoleInput) {
+        this(kernel, initrd, cmdline, cpus, memoryBytes, timeout, consoleInput, List.of());
+    }
+
     public MachineConfig {
+        devices = List.copyOf(devices);
         if (cpus < 1 || cpus > 255) {
             throw new PanamaxException("--cpus must be between 1 and 255, not " + cpus);
         }

@@ -34,13 +34,17 @@ public final class RunCommand implements Callable<Integer> {
     @Mixin
     MachineSizeOptions size;
 
+    @Mixin
+    DeviceOptions devices;
+
     @Option(names = "--timeout", paramLabel = "DURATION", converter = DurationConverter.class,
             description = "Kill the guest after this long, e.g. 120s or 5m (exit status " + Verdict.TIMEOUT_STATUS + ").")
     Duration timeout;
 
     @Override
     public Integer call() {
-        MachineConfig config = new MachineConfig(kernel, initrd, cmdline, size.cpus, size.memory, timeout, true);
+        MachineConfig config = new MachineConfig(kernel, initrd, cmdline, size.cpus, size.memory, timeout, true,
+                devices.specs());
         Verdict verdict = Machine.boot(config);
         return Machine.report(verdict);
     }

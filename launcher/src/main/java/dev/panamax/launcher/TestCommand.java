@@ -50,6 +50,9 @@ public final class TestCommand implements Callable<Integer> {
     @Mixin
     MachineSizeOptions size;
 
+    @Mixin
+    DeviceOptions devices;
+
     @Option(names = {"-p", "--cmdline", "--append"}, paramLabel = "ARGS", defaultValue = TEST_CMDLINE,
             description = "The kernel command line (default: ${DEFAULT-VALUE}).")
     String cmdline;
@@ -72,7 +75,8 @@ public final class TestCommand implements Callable<Integer> {
         Path initrd = Files.createTempFile("panamax-test-", ".cpio.gz");
         try {
             writeInitrdWithScript(verified.initramfs(), script, initrd);
-            MachineConfig config = new MachineConfig(verified.kernel(), initrd, cmdline, size.cpus, size.memory, timeout, false);
+            MachineConfig config = new MachineConfig(verified.kernel(), initrd, cmdline, size.cpus, size.memory, timeout, false,
+                    devices.specs());
             return Machine.report(Machine.boot(config));
         } finally {
             Files.deleteIfExists(initrd);

@@ -1,0 +1,115 @@
+package dev.panamax.launcher;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * One {@code --device} option, as QEMU users write it: {@code DRIVER,key=value,...} or QEMU's JSON form
+ * {@code {"driver":"vfio-user-pci","socket":{"path":PATH,"type":"unix"}}}.
+ */
+public sealed interface DeviceSpec {
+    /** The option as the user wrote it, for messages. */
+    String text();
+
+    /**
+     * A host PCI device handed over by the kernel's VFIO: {@code vfio-pci,host=0000:00:04.0}.
+     *
+     * @param host the device's address, DDDD:BB:DD.F (or BB:DD.F for domain 0)
+     */
+    record VfioPci(String text, String host) implements DeviceSpec {
+    }
+
+    /**
+     * A device served by another process over vfio-user: {@code vfio-user-pci,socket=PATH}.
+     *
+     * @param socket the server's UNIX socket
+     */
+    record VfioUserPci(String text, Path socket) implements DeviceSpec {
+    }
+
+    /**
+     * Parses one {@code --device} value.
+     *
+     * @throws PanamaxException naming the option and what is wrong with it
+     */
+    static DeviceSpec parse(String text) {
+        Map<String, String> props = text.strip().startsWith("{") ? json(text) : keyValues(text);
+        String driver = props.remove("driver");
+        DeviceSpec spec = switch (driver) {
+            case "vfio-pci" -> {
+                String host = props.remove("host");
+                if (host == null || host.isBlank()) {
+                    throw new PanamaxException("--device " + text + ": vfio-pci needs host=DDDD:BB:DD.F, e.g. vfio-pci,host=0000:01:00.0");
+                }
+                yield new VfioPci(text, host.contains(":") && host.indexOf(':') == host.lastIndexOf(':') ? "0000:" + host : host);
+            }
+            case "vfio-user-pci" -> {
+                String socket = props.remove("socket");
+                if (socket == null || socket.isBlank()) {
+                    throw new PanamaxException("--device " + text + ": vfio-user-pci needs socket=PATH, e.g. vfio-user-pci,socket=/run/blk.sock");
+                }
+                yield new VfioUserPci(text, Path.of(socket));
+            }
+            case null -> throw new PanamaxException("--device " + text + ": no driver; write e.g. vfio-pci,host=0000:01:00.0");
+            default -> throw new PanamaxException("--device " + text + ": unknown driver '" + driver
+                    + "' (Panamax knows vfio-pci and vfio-user-pci)");
+        };
+        if (!props.isEmpty()) {
+            throw new PanamaxException("--device " + text + ": unknown propert" + (props.size() == 1 ? "y " : "ies ")
+                    + String.join(", ", props.keySet()) + " for " + driver);
+        }
+        return spec;
+    }
+
+    /** {@code driver,key=value,...}; a bare first word is the driver. */
+    private static Map<String, String> keyValues(String text) {
+        Map<String, String> props = new LinkedHashMap<>();
+        String[] parts = text.split(",", -1);
+        for (int i = 0; i < parts.length; i++) {
+            String p = parts[i].strip();
+            int eq = p.indexOf('=');
+            if (i == 0 && eq < 0) {
+                props.put("driver", p);
+            } else if (eq <= 0) {
+                throw new PanamaxException("--device " + text + ": '" + p + "' is not key=value");
+            } else if (props.put(p.substring(0, eq), p.substring(eq + 1)) != null) {
+                throw new PanamaxException("--device " + text + ": " + p.substring(0, eq) + " given twice");
+            }
+        }
+        return props;
+    }
+
+    /** QEMU's JSON form; {@code socket} is an object with {@code path} and {@code type} "unix". */
+    private static Map<String, String> json(String text) {
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(text);
+        } catch (JsonProcessingException e) {
+            throw new PanamaxException("--device " + text + ": not valid JSON (" + e.getOriginalMessage() + ")");
+        }
+        if (root == null || !root.isObject()) {
+            throw new PanamaxException("--device " + text + ": JSON must be an object");
+        }
+        Map<String, String> props = new LinkedHashMap<>();
+        for (var field : root.properties()) {
+            JsonNode v = field.getValue();
+            if (field.getKey().equals("socket") && v.isObject()) {
+                String type = v.path("type").asText("unix");
+                if (!type.equals("unix")) {
+                    throw new PanamaxException("--device " + text + ": socket type '" + type + "' is not supported (only unix)");
+                }
+                props.put("socket", v.path("path").asText(""));
+            } else if (v.isValueNode()) {
+                props.put(field.getKey(), v.asText());
+            } else {
+                throw new PanamaxException("--device " + text + ": property " + field.getKey() + " must be a string");
+            }
+        }
+        return props;
+    }
+}
