@@ -1,0 +1,46 @@
+package dev.panamax.launcher;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code --device} as QEMU users write it, and one clear line for what is wrong with it. */
+class DeviceSpecTest {
+    @Test
+    void vfioPciTakesTheHostAddressAndAddsDomainZero() {
+        assertEquals(new DeviceSpec.VfioPci("vfio-pci,host=0000:00:04.0", "0000:00:04.0"),
+                DeviceSpec.parse("vfio-pci,host=0000:00:04.0"));
+        assertEquals("0000:01:00.0", ((DeviceSpec.VfioPci) DeviceSpec.parse("vfio-pci,host=01:00.0")).host());
+    }
+
+    @Test
+    void vfioUserPciTakesASocketInBothForms() {
+        assertEquals(Path.of("/run/blk.sock"), ((DeviceSpec.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/run/blk.sock")).socket());
+        assertEquals(Path.of("/run/blk.sock"), ((DeviceSpec.VfioUserPci) DeviceSpec.parse(
+                "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"/run/blk.sock\",\"type\":\"unix\"}}")).socket());
+    }
+
+    @Test
+    void mistakesNameTheOptionAndWhatIsWrong() {
+        assertError("vfio-pci", "vfio-pci needs host=");
+        assertError("vfio-pci,host=", "vfio-pci needs host=");
+        assertError("virtio-net,host=1", "unknown driver 'virtio-net'");
+        assertError("vfio-pci,host=0000:00:04.0,x-foo=1", "unknown property x-foo for vfio-pci");
+        assertError("vfio-pci,host=0000:00:04.0,host=0000:00:05.0", "host given twice");
+        assertError("vfio-pci,oops", "'oops' is not key=value");
+        assertError("vfio-user-pci", "vfio-user-pci needs socket=PATH");
+        assertError("{\"driver\":\"vfio-user-pci\",", "not valid JSON");
+        assertError("{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"h:1\",\"type\":\"inet\"}}", "socket type 'inet' is not supported");
+        assertError("{\"socket\":{\"path\":\"/s\"}}", "no driver");
+    }
+
+    private static void assertError(String option, String expected) {
+        PanamaxException e = assertThrows(PanamaxException.class, () -> DeviceSpec.parse(option));
+        assertTrue(e.getMessage().startsWith("--device " + option + ": "), e.getMessage());
+        assertTrue(e.getMessage().contains(expected), e.getMessage());
+    }
+}
