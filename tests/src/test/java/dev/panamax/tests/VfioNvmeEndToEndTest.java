@@ -10,21 +10,15 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -52,15 +46,13 @@ class VfioNvmeEndToEndTest {
             "crct10dif_generic", "crc-t10dif", "crc64-rocksoft", "t10-pi", "nvme-core", "nvme");
     private static final String JVM_CRASH = "A fatal error has been detected by the Java Runtime Environment";
     private static GuestImage image;
-    private static byte[] original;
+    private static GuestDisk disk;
 
     @BeforeAll
     static void prepare() throws IOException {
         Files.createDirectories(WORK);
         image = new ImageBuilder(DebianPackages.inDefaultCache()).modules(NVME_MODULES).build(WORK.resolve("image"));
-        original = new byte[DISK_BYTES];
-        new Random(42).nextBytes(original);
-        Files.write(DISK, original);
+        disk = new GuestDisk(DISK, DISK_BYTES, 42);
         Files.writeString(WORK.resolve("nvme.sh"), """
                 #!/bin/sh
                 # Runs in the guest: read the whole NVMe namespace, then write this run's pattern.
@@ -103,7 +95,7 @@ class VfioNvmeEndToEndTest {
         if (r.output().contains(JVM_CRASH)) {
             // See BootEndToEndTest: a JVM crash seen inside the emulated L1 is rerun once, from a fresh disk.
             System.out.println("measured: a JVM crashed in the runner session; running the session once more");
-            Files.write(DISK, original);
+            disk.restore();
             r = harness.run(command);
         }
         String out = r.output();
@@ -123,14 +115,12 @@ class VfioNvmeEndToEndTest {
         assertEquals(Map.of("msix", 0, "intx", 0, "missing", 125, "wrong-driver", 125), status, out);
 
         // Device to memory: the guest read the namespace as the host has it (before, then after, the first pattern).
-        byte[] afterMsix = original.clone();
-        put(afterMsix, "msix");
-        assertTrue(out.contains("e2e-nvme: msix md5=" + md5(original)), "MSI-X run read other bytes:\n" + out);
-        assertTrue(out.contains("e2e-nvme: intx md5=" + md5(afterMsix)), "INTx run read other bytes:\n" + out);
+        assertTrue(out.contains("e2e-nvme: msix md5=" + disk.md5()), "MSI-X run read other bytes:\n" + out);
+        disk.written(PATTERN_SECTOR.get("msix"), "PANAMAX-NVME-msix-OK");
+        assertTrue(out.contains("e2e-nvme: intx md5=" + disk.md5()), "INTx run read other bytes:\n" + out);
         // Memory to device: both patterns are in the host's file, and nothing else changed.
-        byte[] expected = afterMsix.clone();
-        put(expected, "intx");
-        assertArrayEquals(expected, Files.readAllBytes(DISK), "the host's disk image does not hold what the guests wrote");
+        disk.written(PATTERN_SECTOR.get("intx"), "PANAMAX-NVME-intx-OK");
+        assertTrue(disk.matchesFile(), "the host's disk image does not hold what the guests wrote");
         // Which interrupts carried it: MSI-X vectors, then the IOAPIC pin (INTx), each with a nonzero count.
         assertTrue(Pattern.compile("e2e-nvme: msix irq +\\d+: +[1-9]\\d* +PCI-MSI .*nvme0q").matcher(out).find(),
                 "no MSI-X interrupt counted for nvme in the MSI-X run:\n" + out);
@@ -141,13 +131,4 @@ class VfioNvmeEndToEndTest {
                 "no clear error for a device bound to another driver:\n" + out);
     }
 
-    private static void put(byte[] disk, String mode) {
-        byte[] pattern = ("PANAMAX-NVME-" + mode + "-OK").getBytes(StandardCharsets.US_ASCII);
-        // dd bs=512 with a short input writes one partial block: only the pattern's bytes change.
-        System.arraycopy(pattern, 0, disk, PATTERN_SECTOR.get(mode) * 512, pattern.length);
-    }
-
-    private static String md5(byte[] data) throws NoSuchAlgorithmException {
-        return HexFormat.of().formatHex(MessageDigest.getInstance("MD5").digest(data));
-    }
 }
