@@ -195,6 +195,7 @@ public final class VfioUserClient implements VfioDeviceIo {
     private final Map<Integer, VfioRegionInfo> regionInfos = new ConcurrentHashMap<>();
     private final TreeMap<Long, DmaRange> dma = new TreeMap<>();
     private final ReentrantReadWriteLock dmaLock = new ReentrantReadWriteLock();
+    private final AtomicLong dmaServed = new AtomicLong();
     private final Object brokenLock = new Object();
     private volatile String broken;
     private volatile boolean closing;
@@ -733,6 +734,11 @@ public final class VfioUserClient implements VfioDeviceIo {
         }
     }
 
+    /** @return DMA_READ / DMA_WRITE requests of the server answered (with data or an error) */
+    long dmaRequestsServed() {
+        return dmaServed.get();
+    }
+
     /**
      * Serves a DMA_READ or DMA_WRITE from the server (spec, "VFIO_USER_DMA_READ", "VFIO_USER_DMA_WRITE"): the range
      * must lie inside one mapped range with the right protection, else the reply is EFAULT. On the receive thread.
@@ -763,6 +769,7 @@ public final class VfioUserClient implements VfioDeviceIo {
             LOG.warn("vfio-user {}: bad {} {} from the server: {}", name, h.command(), h.messageId(), e.getMessage());
             errno = e.errno();
         }
+        dmaServed.incrementAndGet();
         if (h.noReply()) {
             return;
         }
@@ -923,13 +930,13 @@ public final class VfioUserClient implements VfioDeviceIo {
                 return;
             }
             broken = reason;
+            channel.socket().shutdown(); // the receive thread wakes and ends; the server sees end of stream
         }
         LOG.error("vfio-user device on socket {} is broken: {}; from now on reads return all-ones and writes are dropped",
                 name, reason);
         for (Pending p : pending.values()) {
             forget(p);
         }
-        channel.socket().shutdown(); // the receive thread wakes and ends; the server sees end of stream
         BrokenListener l = options.onBroken();
         if (l != null) {
             try {
