@@ -8,6 +8,9 @@ import dev.panamax.core.sys.MemFd;
 import dev.panamax.vfio.VfioDeviceInfo;
 import dev.panamax.vfio.VfioIrqInfo;
 import dev.panamax.vfio.VfioIrqSet;
+import dev.panamax.vfio.VfioPciFunction;
+import dev.panamax.pci.MsiListener;
+import dev.panamax.pci.PciBar;
 import dev.panamax.vfio.VfioRegionInfo;
 import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.VersionCodec;
@@ -475,6 +478,30 @@ class VfioUserClientTest {
         client.flushPostedWrites(); // reported once
         assertEquals(1, client.regionRead(0, 0, 4));
         assertFalse(client.isBroken());
+    }
+
+    @Test
+    void thePciModelRunsOverTheClient() throws Exception {
+        start(VfioUserClient.Options.defaults());
+        List<String> msi = new CopyOnWriteArrayList<>();
+        VfioPciFunction f = new VfioPciFunction(client, new MsiListener() {
+            @Override
+            public void onVectorChanged(int vector, long address, int data, boolean masked) {
+                msi.add("changed " + vector);
+            }
+
+            @Override
+            public void onMessage(int vector, long address, int data) {
+                msi.add("message " + vector);
+            }
+        });
+        assertEquals(0x00024e58, f.configRead(0, 4));
+        assertEquals(PciBar.memory32(BAR0_SIZE), f.bar(0));
+        assertEquals(PciBar.memory64(BAR2_SIZE, true), f.bar(2));
+        assertEquals(PciBar.memory32(BAR4_SIZE), f.bar(4));
+        f.region(0).write(0x20, 4, 0xA5A5A5A5L);
+        assertEquals(0xA5A5A5A5L, f.region(0).read(0x20, 4));
+        assertEquals(0xA5A5A5A5, ByteBuffer.wrap(bar0, 0x20, 4).order(ByteOrder.LITTLE_ENDIAN).getInt());
     }
 
     @Test
