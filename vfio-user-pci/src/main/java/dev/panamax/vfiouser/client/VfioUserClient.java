@@ -440,6 +440,10 @@ public final class VfioUserClient implements VfioDeviceIo {
             return;
         }
         int[] fds = set.eventfds();
+        if (fds.length == 0) {
+            sendIrqSet(new DeviceSetIrqsCodec.IrqSet(set.flags(), set.index(), set.start(), 0, new byte[0]), fds);
+            return;
+        }
         int maxFds = server.effectiveMaxMsgFds();
         int i = 0;
         while (i < fds.length) {

@@ -32,4 +32,13 @@ final class Fds {
         Collections.sort(out);
         return out;
     }
+
+    /** After close, the client's receive thread has ended. */
+    static void assertNoClientThread() {
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().startsWith("vfio-user-client") && t.isAlive()) {
+                throw new AssertionError("receive thread still alive after close: " + t.getName());
+            }
+        }
+    }
 }

@@ -72,6 +72,7 @@ class MisbehavingServerTest {
             server.close();
         }
         assertEquals(fdsBefore, Fds.open(), "sockets, memfds and eventfds after close");
+        Fds.assertNoClientThread();
     }
 
     VfioUserClient.Options options() {
@@ -279,6 +280,7 @@ class MisbehavingServerTest {
         EventFd[] e = {new EventFd(true), new EventFd(true), new EventFd(true), new EventFd(true), new EventFd(true)};
         try {
             client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, 2, 10, e[0].fd(), e[1].fd(), e[2].fd(), -1, -1, e[3].fd(), e[4].fd()));
+            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, 2, 0));
         } finally {
             for (EventFd f : e) {
                 f.close();
@@ -290,7 +292,7 @@ class MisbehavingServerTest {
             assertEquals(VfioUserCommand.DEVICE_SET_IRQS, server.requests.get(i).command());
             sent.add(s.start() + "+" + s.count() + " fds " + server.requestFds.get(i));
         }
-        assertEquals(List.of("10+2 fds 2", "12+1 fds 1", "13+2 fds 0", "15+2 fds 2"), sent);
+        assertEquals(List.of("10+2 fds 2", "12+1 fds 1", "13+2 fds 0", "15+2 fds 2", "0+0 fds 0"), sent);
         assertFalse(client.isBroken());
     }
 

@@ -164,6 +164,7 @@ class VfioUserClientTest {
             bar2.close();
             assertFalse(client.isBroken(), "a well-behaved server does not break the client: " + client.brokenReason());
             assertEquals(fdsBefore, Fds.open(), "sockets, memfds and eventfds after close");
+        Fds.assertNoClientThread();
         }
     }
 
