@@ -69,9 +69,11 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * }</pre>
  *
  * <p>Threads: callers (vCPUs, the machine) send requests and wait for their replies; one platform thread receives
- * every message, hands replies to their waiters by message ID and serves the server's DMA_READ / DMA_WRITE from
- * guest RAM meanwhile (see {@link VfioUserDmaListener}). Every request has a timeout
- * ({@link Options#requestTimeout()}).
+ * every message, hands replies to their waiters by message ID and checks the timeouts; the server's DMA_READ /
+ * DMA_WRITE go to a second platform thread that answers them from guest RAM (see {@link VfioUserDmaListener})
+ * while requests are outstanding. The receive thread thus never waits to send: a server that stops reading cannot
+ * stop the timeouts. Every request has a timeout ({@link Options#requestTimeout()}). Callers may be many threads;
+ * none may be in a call when {@link #close} runs.
  *
  * <p>Posted writes: a {@link #regionWrite} to a BAR (region index 0..5) is sent without waiting for its reply
  * (QEMU does the same for MMIO). The server serves messages in order, so a later read or any other request
@@ -185,6 +187,11 @@ public final class VfioUserClient implements VfioDeviceIo {
     private final Options options;
     private final MessageChannel channel;
     private final Thread receiver;
+    /** Serves the server's DMA_READ / DMA_WRITE, so that the receive thread never waits to send. */
+    private final Thread dmaServer;
+    private final java.util.concurrent.LinkedBlockingQueue<ReceivedMessage> dmaRequests = new java.util.concurrent.LinkedBlockingQueue<>();
+    private static final ReceivedMessage STOP = new ReceivedMessage(
+            VfioUserHeader.reply(0, VfioUserCommand.DMA_READ, 0), new byte[0], new dev.panamax.vfiouser.transport.ReceivedFds(new int[0]));
     private final ConcurrentHashMap<Integer, Pending> pending = new ConcurrentHashMap<>();
     private final AtomicInteger nextId = new AtomicInteger();
     private final Semaphore postedPermits;
@@ -211,6 +218,7 @@ public final class VfioUserClient implements VfioDeviceIo {
         this.postedPermits = new Semaphore(options.maxPostedWrites());
         this.maxXfer = Math.min(options.maxDataXferSize(), VersionCodec.DEFAULT_MAX_DATA_XFER_SIZE);
         this.receiver = Thread.ofPlatform().name("vfio-user-client " + name).daemon().unstarted(this::receiveLoop);
+        this.dmaServer = Thread.ofPlatform().name("vfio-user-client-dma " + name).daemon().unstarted(this::dmaLoop);
     }
 
     /**
@@ -236,6 +244,7 @@ public final class VfioUserClient implements VfioDeviceIo {
     public static VfioUserClient over(UnixSocket socket, String name, Options options) {
         VfioUserClient c = new VfioUserClient(socket, name, options);
         c.receiver.start();
+        c.dmaServer.start();
         try {
             c.negotiate();
             return c;
@@ -963,9 +972,7 @@ public final class VfioUserClient implements VfioDeviceIo {
                 if (m.header().isReply()) {
                     reply(m);
                 } else {
-                    try (m) {
-                        serveDma(m);
-                    }
+                    dmaRequests.add(m);
                 }
             }
         } catch (PeerClosedException e) {
@@ -978,6 +985,26 @@ public final class VfioUserClient implements VfioDeviceIo {
             // already marked
         } catch (RuntimeException e) {
             markBroken("receiving: " + e);
+        }
+    }
+
+    private void dmaLoop() {
+        try {
+            while (true) {
+                ReceivedMessage m = dmaRequests.take();
+                if (m == STOP) {
+                    return;
+                }
+                try (m) {
+                    if (broken == null && !closing) {
+                        serveDma(m);
+                    }
+                } catch (VfioUserTransportException e) {
+                    markBroken("answering " + m.header().command() + " " + m.header().messageId() + ": " + e.getMessage());
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
@@ -1044,12 +1071,19 @@ public final class VfioUserClient implements VfioDeviceIo {
             closing = true;
         }
         channel.socket().shutdown();
-        if (Thread.currentThread() != receiver && receiver.isAlive()) {
-            try {
+        dmaRequests.add(STOP);
+        try {
+            if (Thread.currentThread() != receiver) {
                 receiver.join();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
             }
+            if (Thread.currentThread() != dmaServer) {
+                dmaServer.join();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        for (ReceivedMessage m; (m = dmaRequests.poll()) != null; ) {
+            m.close();
         }
         for (Pending p : pending.values()) {
             forget(p);

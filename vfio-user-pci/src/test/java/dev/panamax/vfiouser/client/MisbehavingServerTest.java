@@ -10,6 +10,7 @@ import dev.panamax.core.sys.MemFd;
 import dev.panamax.vfio.VfioIrqSet;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
+import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.DmaReadCodec;
 import dev.panamax.vfiouser.protocol.DmaWriteCodec;
 import dev.panamax.vfiouser.protocol.RegionReadCodec;
@@ -241,6 +242,31 @@ class MisbehavingServerTest {
         server.close();
         assertTrue(told.await(3, TimeUnit.SECONDS), "the listener is told without any request in flight");
         assertBroken("closed the connection");
+    }
+
+    @Test
+    void serverThatStopsReadingCannotHangTheClient() throws Exception {
+        java.util.concurrent.atomic.AtomicBoolean asked = new java.util.concurrent.atomic.AtomicBoolean();
+        start((m, s) -> {
+            if (m.header().command() == VfioUserCommand.DMA_MAP) {
+                s.reply(m.header(), Unpooled.EMPTY_BUFFER);
+            } else if (!asked.getAndSet(true)) {
+                // Ask for 1 MiB of guest RAM, then stop reading: the client's next 1 MiB write and its DMA reply
+                // both fill the socket.
+                ByteBuf read = Unpooled.buffer();
+                DmaReadCodec.encode(new DmaReadCodec.Request(0x100000, 1 << 20), read);
+                s.channel().sendCommand(900, VfioUserCommand.DMA_READ, false, read);
+                Thread.sleep(1500);
+            }
+        });
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+            client.dmaMap(0x100000, 1 << 20, arena.allocate(1 << 20), -1, 0, DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE);
+            long t0 = System.nanoTime();
+            client.regionWrite(0, 0, arena.allocate(2 << 20)); // two posted 1 MiB writes
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            assertTrue(ms < 3000, "the write returned after " + ms + " ms");
+            assertBroken("no reply to posted REGION_WRITE of 1048576 bytes");
+        }
     }
 
     @Test
