@@ -1058,7 +1058,6 @@ public final class VfioUserClient implements VfioDeviceIo {
         if (broken == null && Thread.currentThread() != receiver) {
             long deadline = System.nanoTime() + options.requestTimeout().toNanos();
             while (broken == null && outstandingPostedWrites() > 0 && System.nanoTime() - deadline < 0) {
-                Thread.onSpinWait();
                 try {
                     Thread.sleep(1);
                 } catch (InterruptedException e) {
