@@ -942,11 +942,12 @@ public final class VfioUserClient implements VfioDeviceIo {
             if (broken != null || closing) {
                 return;
             }
+            // Logged before anyone can see the device broken.
+            LOG.error("vfio-user device on socket {} is broken: {}; from now on reads return all-ones and writes are dropped",
+                    name, reason);
             broken = reason;
             channel.socket().shutdown(); // the receive thread wakes and ends; the server sees end of stream
         }
-        LOG.error("vfio-user device on socket {} is broken: {}; from now on reads return all-ones and writes are dropped",
-                name, reason);
         for (Pending p : pending.values()) {
             forget(p);
         }
