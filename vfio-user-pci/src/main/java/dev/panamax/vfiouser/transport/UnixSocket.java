@@ -223,9 +223,14 @@ public final class UnixSocket implements AutoCloseable {
         return out;
     }
 
-    /** Shuts both directions down: the peer sees end of stream, a blocked receive here returns. */
-    public void shutdown() {
-        SocketLibc.shutdownRaw(fd, SocketLibc.SHUT_RDWR);
+    /**
+     * Shuts both directions down: the peer sees end of stream, a blocked receive here returns.
+     * Does nothing once closed (the fd number may belong to someone else by then).
+     */
+    public synchronized void shutdown() {
+        if (!closed) {
+            SocketLibc.shutdownRaw(fd, SocketLibc.SHUT_RDWR);
+        }
     }
 
     @Override
