@@ -4,7 +4,10 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import picocli.CommandLine;
+
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -25,11 +28,18 @@ public sealed interface DeviceSpec {
     }
 
     /**
-     * A device served by another process over vfio-user: {@code vfio-user-pci,socket=PATH}.
+     * A device served by another process over vfio-user: {@code vfio-user-pci,socket=PATH}, with optional
+     * {@code timeout=DURATION} (how long a request may wait for its reply, default 5 s) and
+     * {@code on-error=continue|stop} (when the server dies or misbehaves: go on with the device broken, its
+     * reads all-ones and its writes dropped, which is the default; or stop the VM with an error).
      *
-     * @param socket the server's UNIX socket
+     * @param socket         the server's UNIX socket
+     * @param requestTimeout the per-request timeout
+     * @param stopOnError    whether a broken server stops the VM
      */
-    record VfioUserPci(String text, Path socket) implements DeviceSpec {
+    record VfioUserPci(String text, Path socket, Duration requestTimeout, boolean stopOnError) implements DeviceSpec {
+        /** The default request timeout, as QEMU's vfio-user client has it. */
+        public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(5);
     }
 
     /**
@@ -53,7 +63,19 @@ public sealed interface DeviceSpec {
                 if (socket == null || socket.isBlank()) {
                     throw new PanamaxException("--device " + text + ": vfio-user-pci needs socket=PATH, e.g. vfio-user-pci,socket=/run/blk.sock");
                 }
-                yield new VfioUserPci(text, Path.of(socket));
+                String timeout = props.remove("timeout");
+                String onError = props.getOrDefault("on-error", "continue");
+                props.remove("on-error");
+                if (!onError.equals("continue") && !onError.equals("stop")) {
+                    throw new PanamaxException("--device " + text + ": on-error must be continue or stop, not '" + onError + "'");
+                }
+                Duration t;
+                try {
+                    t = timeout == null ? VfioUserPci.DEFAULT_TIMEOUT : new DurationConverter().convert(timeout);
+                } catch (CommandLine.TypeConversionException e) {
+                    throw new PanamaxException("--device " + text + ": timeout " + e.getMessage());
+                }
+                yield new VfioUserPci(text, Path.of(socket), t, onError.equals("stop"));
             }
             case null -> throw new PanamaxException("--device " + text + ": no driver; write e.g. vfio-pci,host=0000:01:00.0");
             default -> throw new PanamaxException("--device " + text + ": unknown driver '" + driver

@@ -2,6 +2,7 @@ package dev.panamax.launcher;
 
 import dev.panamax.core.irq.IrqRoutes;
 import dev.panamax.core.memory.AddressSpace;
+import dev.panamax.core.memory.MemoryListener;
 import dev.panamax.core.sys.LinuxException;
 import dev.panamax.pci.BarListener;
 import dev.panamax.pci.PciBarAllocator;
@@ -11,19 +12,27 @@ import dev.panamax.vfio.KernelVfioDevice;
 import dev.panamax.vfio.VfioContainer;
 import dev.panamax.vfio.VfioDeviceIo;
 import dev.panamax.vfio.VfioDmaListener;
+import dev.panamax.vfiouser.client.VfioUserClient;
+import dev.panamax.vfiouser.client.VfioUserClientException;
+import dev.panamax.vfiouser.client.VfioUserDmaListener;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
 
 /**
- * The machine's assigned devices ({@code --device}) and what they share: for kernel VFIO, one container
- * ({@code /dev/vfio/vfio}) holding every device's group, whose IOMMU mirrors guest RAM through a
- * {@link VfioDmaListener} on the address space (IOVA = guest-physical address), mapped before the guest runs.
+ * The machine's assigned devices ({@code --device}) and how guest RAM reaches them for DMA, mapped before the
+ * guest runs: for kernel VFIO, one container ({@code /dev/vfio/vfio}) holding every device's group, whose IOMMU
+ * mirrors guest RAM through a {@link VfioDmaListener} (IOVA = guest-physical address); for vfio-user, one
+ * connection per device ({@link VfioUserClient}), to which a {@link VfioUserDmaListener} sends guest RAM as
+ * DMA_MAP with the memfd. Both kinds become the same {@link AssignedPciDevice}.
  *
- * <p>{@link #close()} undoes it all in reverse: devices reset (no more DMA), guest RAM unmapped from the IOMMU
- * (while the groups still hold it), devices released, container closed. It must run after the vCPUs stopped and
+ * <p>{@link #close()} undoes it all in reverse: devices reset (no more DMA), guest RAM unmapped (from the IOMMU
+ * while the groups still hold it; DMA_UNMAP while the connections are up), devices released, container closed. It must run after the vCPUs stopped and
  * before guest RAM is freed.
  */
 final class Passthrough implements AutoCloseable {
@@ -35,10 +44,19 @@ final class Passthrough implements AutoCloseable {
     private final BarListener trapping;
     private final PciBarAllocator allocator;
     private final List<AssignedPciDevice> devices = new ArrayList<>();
+    private final Consumer<String> onBroken;
+    /** The vfio-user connections' DMA listeners, by connection. */
+    private final Map<VfioDeviceIo, MemoryListener> dmaListeners = new HashMap<>();
     private VfioContainer container;
     private VfioDmaListener containerDma;
 
-    Passthrough(AddressSpace space, PciBus bus, IrqRoutes routes, BarListener trapping, PciBarAllocator allocator) {
+    /**
+     * @param onBroken told (once per device) when a device whose {@code --device} asked for {@code on-error=stop}
+     *                 broke: the machine stops the VM with that message
+     */
+    Passthrough(AddressSpace space, PciBus bus, IrqRoutes routes, BarListener trapping, PciBarAllocator allocator,
+                Consumer<String> onBroken) {
+        this.onBroken = onBroken;
         this.space = space;
         this.bus = bus;
         this.routes = routes;
@@ -55,15 +73,36 @@ final class Passthrough implements AutoCloseable {
         try {
             VfioDeviceIo io = switch (spec) {
                 case DeviceSpec.VfioPci p -> openKernelDevice(p.host());
-                case DeviceSpec.VfioUserPci u -> throw new PanamaxException("vfio-user-pci is not available yet");
+                case DeviceSpec.VfioUserPci u -> connectVfioUser(u);
             };
             AssignedPciDevice d = AssignedPciDevice.attach(io, bus, space, routes, trapping, allocator);
             devices.add(d);
             log.info("{}: assigned as PCI 00:{}.0 ({}), interrupts {}", spec.text(), String.format("%02x", d.slot()),
                     d.function().name(), d.interrupts().mode());
-        } catch (IllegalStateException | IllegalArgumentException | LinuxException e) {
+        } catch (IllegalStateException | IllegalArgumentException | LinuxException | VfioUserClientException e) {
             throw new PanamaxException("--device " + spec.text() + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Connects to a vfio-user server and streams guest RAM to it (DMA_MAP with the memfd over SCM_RIGHTS). The DMA
+     * listener is removed (DMA_UNMAP) when the device is stopped, before the connection closes.
+     */
+    private VfioDeviceIo connectVfioUser(DeviceSpec.VfioUserPci spec) {
+        VfioUserClient.Options options = VfioUserClient.Options.defaults().withRequestTimeout(spec.requestTimeout());
+        if (spec.stopOnError()) {
+            options = options.withOnBroken((client, reason) -> onBroken.accept(client.name() + ": " + reason));
+        }
+        VfioUserClient client = VfioUserClient.connect(spec.socket(), options);
+        VfioUserDmaListener dma = new VfioUserDmaListener(client);
+        try {
+            space.addListener(dma);
+        } catch (RuntimeException e) {
+            client.close();
+            throw e;
+        }
+        dmaListeners.put(client, dma);
+        return client;
     }
 
     private VfioDeviceIo openKernelDevice(String bdf) {
@@ -91,6 +130,14 @@ final class Passthrough implements AutoCloseable {
         for (AssignedPciDevice d : devices.reversed()) {
             d.stop();
         }
+        for (MemoryListener dma : dmaListeners.values()) {
+            try {
+                space.removeListener(dma);
+            } catch (RuntimeException e) {
+                log.error("DMA_UNMAP of guest RAM failed: {}", e.getMessage());
+            }
+        }
+        dmaListeners.clear();
         if (containerDma != null) {
             try {
                 space.removeListener(containerDma);

@@ -25,6 +25,18 @@ class DeviceSpecTest {
     }
 
     @Test
+    void vfioUserPciTimeoutAndOnError() {
+        var d = (DeviceSpec.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s");
+        assertEquals(java.time.Duration.ofSeconds(5), d.requestTimeout());
+        assertEquals(false, d.stopOnError());
+        d = (DeviceSpec.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s,timeout=500ms,on-error=stop");
+        assertEquals(java.time.Duration.ofMillis(500), d.requestTimeout());
+        assertEquals(true, d.stopOnError());
+        assertError("vfio-user-pci,socket=/s,on-error=panic", "on-error must be continue or stop");
+        assertError("vfio-user-pci,socket=/s,timeout=soon", "timeout 'soon' is not a duration");
+    }
+
+    @Test
     void mistakesNameTheOptionAndWhatIsWrong() {
         assertError("vfio-pci", "vfio-pci needs host=");
         assertError("vfio-pci,host=", "vfio-pci needs host=");

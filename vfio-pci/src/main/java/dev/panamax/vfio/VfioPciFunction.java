@@ -10,6 +10,9 @@ import dev.panamax.pci.PciFunction;
 import dev.panamax.vfio.VfioRegionInfo.Area;
 import dev.panamax.vfio.bindings.vfio_h;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
 import java.util.List;
 
 import static dev.panamax.pci.PciConfigSpace.BASE_ADDRESS_0;
@@ -48,6 +51,7 @@ import static dev.panamax.pci.PciConfigSpace.STATUS_CAP_LIST;
  * See the 2012 vfio-pci review (config space virtualization) and PCI Local Bus Spec 3.0, 6.2.5 and 6.8.
  */
 public final class VfioPciFunction extends PciFunction {
+    private static final Logger log = LoggerFactory.getLogger(VfioPciFunction.class);
     static final int CONFIG = vfio_h.VFIO_PCI_CONFIG_REGION_INDEX();
     private static final int ROM_ENABLE = 0x1;
     private static final int ROM_ADDRESS_MASK = 0xFFFF_F800;
@@ -62,6 +66,7 @@ public final class VfioPciFunction extends PciFunction {
     private final boolean[] toDevice;
     private MsiCapability msi;
     private MsixCapability msix;
+    private volatile boolean accessFailureLogged;
     private int msixBar = -1;
     private long msixTableOffset;
     private long msixPbaOffset;
@@ -253,7 +258,7 @@ public final class VfioPciFunction extends PciFunction {
         for (int i = 0; i < size; i++) {
             needDevice |= virtualBits[offset + i] != (byte) 0xFF;
         }
-        int fromDevice = needDevice ? deviceConfig(offset, size) : 0;
+        int fromDevice = needDevice ? (int) guestRead(CONFIG, offset, size) : 0;
         int value = 0;
         for (int i = 0; i < size; i++) {
             int o = offset + i;
@@ -297,6 +302,36 @@ public final class VfioPciFunction extends PciFunction {
         }
     }
 
+    /**
+     * A guest's read of the device: a device that refuses it (a pread error, a vfio-user error reply) reads as
+     * all-ones, like a PCI master abort, and the first such failure is logged; the guest goes on.
+     */
+    private long guestRead(int region, long offset, int size) {
+        try {
+            return device.regionRead(region, offset, size);
+        } catch (RuntimeException e) {
+            accessFailed("read", region, offset, size, e);
+            return size == 8 ? -1L : (1L << (8 * size)) - 1;
+        }
+    }
+
+    /** A guest's write to the device: one the device refuses is dropped (the first failure is logged). */
+    private void guestWrite(int region, long offset, int size, long value) {
+        try {
+            device.regionWrite(region, offset, size, value);
+        } catch (RuntimeException e) {
+            accessFailed("write", region, offset, size, e);
+        }
+    }
+
+    private void accessFailed(String what, int region, long offset, int size, RuntimeException e) {
+        if (!accessFailureLogged) {
+            accessFailureLogged = true;
+            log.error("{}: guest {} of {} bytes at region {} offset 0x{} failed: {} (further failures are not logged)",
+                    device.name(), what, size, region, Long.toHexString(offset), e.getMessage());
+        }
+    }
+
     /** Writes {@code length} (1..4) bytes as accesses of 4, 2 or 1 bytes. */
     private void writeRuns(int offset, int length, int value, boolean toTheDevice) {
         int done = 0;
@@ -304,7 +339,7 @@ public final class VfioPciFunction extends PciFunction {
             int chunk = length - done >= 4 ? 4 : length - done >= 2 ? 2 : 1;
             int part = chunk == 4 ? value >>> (8 * done) : value >>> (8 * done) & ((1 << (8 * chunk)) - 1);
             if (toTheDevice) {
-                device.regionWrite(CONFIG, offset + done, chunk, Integer.toUnsignedLong(part));
+                guestWrite(CONFIG, offset + done, chunk, Integer.toUnsignedLong(part));
             } else {
                 super.configWrite(offset + done, chunk, part);
             }
@@ -335,7 +370,7 @@ public final class VfioPciFunction extends PciFunction {
         @Override
         public long read(long offset, int size) {
             return msixPart(offset, size) ? msix.read(offset, size)
-                    : device.regionRead(vfio_h.VFIO_PCI_BAR0_REGION_INDEX() + index, offset, size);
+                    : guestRead(vfio_h.VFIO_PCI_BAR0_REGION_INDEX() + index, offset, size);
         }
 
         @Override
@@ -343,7 +378,7 @@ public final class VfioPciFunction extends PciFunction {
             if (msixPart(offset, size)) {
                 msix.write(offset, size, value);
             } else {
-                device.regionWrite(vfio_h.VFIO_PCI_BAR0_REGION_INDEX() + index, offset, size, value);
+                guestWrite(vfio_h.VFIO_PCI_BAR0_REGION_INDEX() + index, offset, size, value);
             }
         }
     }
