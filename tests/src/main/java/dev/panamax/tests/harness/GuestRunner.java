@@ -1,5 +1,7 @@
 package dev.panamax.tests.harness;
 
+import java.nio.file.Path;
+
 import java.io.IOException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -41,6 +43,14 @@ public interface GuestRunner {
      *                               is needed and its kernel/busybox/QEMU are missing (message says which)
      */
     static GuestRunner select() {
+        return select(new Path[0]);
+    }
+
+    /**
+     * As {@link #select()}, with host directories the command may write: in nested mode they are shared into L1
+     * read-write ({@link NestedHarness.Builder#writable}); directly, they are writable anyway.
+     */
+    static GuestRunner select(Path... writable) {
         Logger log = LoggerFactory.getLogger(GuestRunner.class);
         HostVirtualization host = HostVirtualization.probe();
         HostVirtualization.Mode mode = host.chooseMode(System.getenv(HostVirtualization.MODE_VARIABLE));
@@ -48,7 +58,13 @@ public interface GuestRunner {
                 ? "directly" : "nested in an L1 VM under QEMU TCG");
         return switch (mode) {
             case DIRECT -> new DirectRunner();
-            case NESTED -> NestedHarness.builder().build();
+            case NESTED -> {
+                NestedHarness.Builder b = NestedHarness.builder();
+                for (Path p : writable) {
+                    b.writable(p);
+                }
+                yield b.build();
+            }
         };
     }
 }

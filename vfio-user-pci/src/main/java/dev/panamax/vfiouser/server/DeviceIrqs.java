@@ -7,6 +7,7 @@ import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec.IrqSet;
 import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
 import dev.panamax.vfiouser.transport.ReceivedFds;
+import dev.panamax.vfiouser.transport.SocketLibc;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -17,7 +18,14 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 /**
  * The device's interrupts: the eventfds the client gave with DEVICE_SET_IRQS (spec,
  * "VFIO_USER_DEVICE_SET_IRQS"), one per vfio IRQ index and vector, and the INTx mask.
- * The device calls {@link #trigger}; the server thread changes the eventfds. Thread-safe.
+ * The device calls {@link #trigger} (MSI, MSI-X, or one INTx assertion) or {@link #intx} (the INTx# level);
+ * the server thread changes the eventfds. Thread-safe.
+ *
+ * <p>INTx behaves as vfio-pci's does (its IRQ info says {@code VFIO_IRQ_INFO_AUTOMASKED}): each time the line
+ * is signalled it masks itself, and the client unmasks it (ACTION_UNMASK), typically through an unmask eventfd
+ * (ACTION_UNMASK with DATA_EVENTFD) that KVM signals when the guest EOIs the interrupt (the irqfd's resample
+ * eventfd). On unmask, a line still asserted (or an assertion that came while masked) is signalled again, so no
+ * interrupt is lost between the guest's handler and its EOI.
  */
 public final class DeviceIrqs {
     private final VfioUserDevice device;
@@ -26,6 +34,11 @@ public final class DeviceIrqs {
     private final boolean[][] masked = new boolean[VfioUserDevice.NUM_IRQS][];
     private final boolean[][] pending = new boolean[VfioUserDevice.NUM_IRQS][];
     private final MemorySegment one = Arena.ofAuto().allocate(JAVA_LONG);
+    /** The INTx# level the device drives ({@link #intx}). */
+    private boolean intxLevel;
+    /** The INTx unmask eventfd and the thread that waits on it, or -1 and null. */
+    private int unmaskFd = -1;
+    private Thread unmaskWatcher;
 
     DeviceIrqs(VfioUserDevice device) {
         this.device = device;
@@ -51,7 +64,38 @@ public final class DeviceIrqs {
             pending[index][vector] = true;
             return false;
         }
+        if (index == VfioUserDevice.IRQ_INTX) {
+            masked[index][vector] = true; // automasked until the client unmasks (the guest's EOI)
+        }
         return signal(index, vector);
+    }
+
+    /**
+     * Drives the device's INTx# pin, a level (PCI 3.0, 2.2.6): raising it signals the INTx eventfd unless INTx is
+     * masked; while it stays high, every unmask signals it again. Lower it when the cause is gone (for virtio,
+     * when the driver has read ISR).
+     *
+     * @throws IllegalArgumentException if the device declared no INTx
+     */
+    public synchronized void intx(boolean level) {
+        checkVector(VfioUserDevice.IRQ_INTX, 0);
+        boolean rising = level && !intxLevel;
+        intxLevel = level;
+        if (!level) {
+            pending[VfioUserDevice.IRQ_INTX][0] = false;
+        } else if (rising) {
+            trigger(VfioUserDevice.IRQ_INTX, 0);
+        }
+    }
+
+    /** Unmasks INTx: signals it again if it was asserted meanwhile or is still high. */
+    private synchronized void unmaskIntx() {
+        int i = VfioUserDevice.IRQ_INTX;
+        masked[i][0] = false;
+        if (pending[i][0] || intxLevel) {
+            pending[i][0] = false;
+            trigger(i, 0);
+        }
     }
 
     /** @return true when the client has given an eventfd for this interrupt */
@@ -126,15 +170,19 @@ public final class DeviceIrqs {
                     }
                 }
                 case VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_UNMASK -> {
-                    if (index != VfioUserDevice.IRQ_INTX || data == VFIO_IRQ_SET_DATA_EVENTFD) {
+                    boolean unmaskFd = action == VFIO_IRQ_SET_ACTION_UNMASK && data == VFIO_IRQ_SET_DATA_EVENTFD;
+                    if (index != VfioUserDevice.IRQ_INTX || (data == VFIO_IRQ_SET_DATA_EVENTFD && !unmaskFd)) {
                         throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_SET_IRQS: mask and unmask are supported for INTx"
-                                + " with DATA_NONE or DATA_BOOL only, not index " + index + " flags 0x" + Integer.toHexString(s.flags()));
+                                + " only, and an eventfd only to unmask, not index " + index + " flags 0x" + Integer.toHexString(s.flags()));
                     }
-                    if (act) {
-                        masked[index][v] = action == VFIO_IRQ_SET_ACTION_MASK;
-                        if (!masked[index][v] && pending[index][v]) {
-                            pending[index][v] = false;
-                            signal(index, v);
+                    if (unmaskFd) {
+                        // "the file descriptor ... when signaled, unmasks the interrupt" (vfio.h, VFIO_DEVICE_SET_IRQS)
+                        watchUnmask(fds.count() == 0 ? -1 : fds.take(i));
+                    } else if (act) {
+                        if (action == VFIO_IRQ_SET_ACTION_MASK) {
+                            masked[index][v] = true;
+                        } else {
+                            unmaskIntx();
                         }
                     }
                 }
@@ -143,8 +191,66 @@ public final class DeviceIrqs {
         }
     }
 
+    /** Replaces the INTx unmask eventfd (-1: none) and its watcher thread. */
+    private void watchUnmask(int fd) {
+        stopUnmaskWatcher();
+        if (fd < 0) {
+            return;
+        }
+        unmaskFd = fd;
+        unmaskWatcher = Thread.ofPlatform().daemon().name("vfio-user-intx-unmask").start(() -> awaitUnmask(fd));
+    }
+
+    /** The watcher: each signal of the unmask eventfd unmasks INTx, until the fd is replaced or closed. */
+    private void awaitUnmask(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pfd = arena.allocate(SocketLibc.POLLFD_SIZE, 8);
+            MemorySegment value = arena.allocate(JAVA_LONG);
+            while (!Thread.currentThread().isInterrupted()) {
+                pfd.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, fd);
+                pfd.set(java.lang.foreign.ValueLayout.JAVA_SHORT, 4, SocketLibc.POLLIN);
+                pfd.set(java.lang.foreign.ValueLayout.JAVA_SHORT, 6, (short) 0);
+                int r = SocketLibc.pollRaw(pfd, 1, 100);
+                if (r > 0 && Libc.readRaw(fd, value) == 8) {
+                    unmaskIntx();
+                } else if (r < 0 && r != -Errno.EINTR) {
+                    return;
+                }
+            }
+        }
+    }
+
+    private void stopUnmaskWatcher() {
+        if (unmaskWatcher != null) {
+            unmaskWatcher.interrupt();
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    // The watcher wakes within its poll timeout (100 ms); it takes this lock only to unmask.
+                    wait(10);
+                    unmaskWatcher.join(10);
+                    if (!unmaskWatcher.isAlive()) {
+                        break;
+                    }
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+            unmaskWatcher = null;
+        }
+        if (unmaskFd >= 0) {
+            Libc.close(unmaskFd);
+            unmaskFd = -1;
+        }
+    }
+
     /** Closes every eventfd (the client is gone) and clears the masks. */
     synchronized void closeAll() {
+        stopUnmaskWatcher();
+        intxLevel = false;
         for (int i = 0; i < VfioUserDevice.NUM_IRQS; i++) {
             for (int v = 0; v < eventfds[i].length; v++) {
                 replace(i, v, -1);

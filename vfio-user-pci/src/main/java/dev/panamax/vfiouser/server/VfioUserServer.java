@@ -394,7 +394,8 @@ public final class VfioUserServer implements AutoCloseable {
             throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_IRQ_INFO index " + r.index() + " is not below " + VfioUserDevice.NUM_IRQS);
         }
         int flags = DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_EVENTFD | (r.index() == VfioUserDevice.IRQ_INTX
-                ? DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_MASKABLE : DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_NORESIZE);
+                ? DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_MASKABLE | DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_AUTOMASKED
+                : DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_NORESIZE);
         DeviceGetIrqInfoCodec.encode(new DeviceGetIrqInfoCodec.IrqInfo(DeviceGetIrqInfoCodec.SIZE, flags, r.index(),
                 device.irqCount(r.index())), out);
     }

@@ -356,6 +356,54 @@ class VfioUserServerTest {
         }
     }
 
+    /**
+     * INTx as KVM's resample irqfd drives it: each signal automasks the line; the unmask eventfd (the guest's EOI)
+     * unmasks it and, while the device still holds its INTx# level high, signals it again.
+     */
+    @Test
+    void intxIsAutomaskedAndTheUnmaskEventfdRearmsALevelStillHigh() throws Exception {
+        client.version();
+        try (EventFd intx = new EventFd(true); EventFd unmask = new EventFd(true)) {
+            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER, VfioUserDevice.IRQ_INTX, 0, 1, intx.fd());
+            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_UNMASK, VfioUserDevice.IRQ_INTX, 0, 1, unmask.fd());
+            server.irqs().intx(true);
+            assertEquals(1, intx.read());
+            assertTrue(server.irqs().masked(VfioUserDevice.IRQ_INTX, 0), "signalled INTx masks itself");
+            server.irqs().intx(false);
+            server.irqs().intx(true); // a new assertion while masked waits for the unmask
+            assertEquals(0, intx.read());
+            unmask.signal(); // the EOI
+            assertEquals(1, awaitCount(intx), "the unmask signals the line still high");
+            server.irqs().intx(false);
+            unmask.signal();
+            awaitUnmasked();
+            assertEquals(0, intx.read(), "a low line is not signalled on unmask");
+            // Disabling INTx stops the watcher and closes the unmask eventfd the server held.
+            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_NONE | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER, VfioUserDevice.IRQ_INTX, 0, 0);
+        }
+        var info = DeviceGetIrqInfoCodec.decodeReply(client.ok(VfioUserCommand.DEVICE_GET_IRQ_INFO, payload(b ->
+                DeviceGetIrqInfoCodec.encode(DeviceGetIrqInfoCodec.IrqInfo.request(VfioUserDevice.IRQ_INTX), b))));
+        assertTrue((info.flags() & DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_AUTOMASKED) != 0, "INTx info says AUTOMASKED");
+    }
+
+    private static long awaitCount(EventFd fd) throws InterruptedException {
+        for (int i = 0; i < 200; i++) {
+            long n = fd.read();
+            if (n != 0) {
+                return n;
+            }
+            Thread.sleep(10);
+        }
+        return 0;
+    }
+
+    private void awaitUnmasked() throws InterruptedException {
+        for (int i = 0; i < 200 && server.irqs().masked(VfioUserDevice.IRQ_INTX, 0); i++) {
+            Thread.sleep(10);
+        }
+        assertFalse(server.irqs().masked(VfioUserDevice.IRQ_INTX, 0), "the unmask eventfd did not unmask INTx");
+    }
+
     @Test
     void dmaThroughAMappedMemfd() {
         client.version();

@@ -1,0 +1,139 @@
+package dev.panamax.tests;
+
+import dev.panamax.images.DebianPackages;
+import dev.panamax.images.GuestImage;
+import dev.panamax.images.ImageBuilder;
+import dev.panamax.tests.harness.GuestCommand;
+import dev.panamax.tests.harness.GuestRunner;
+import dev.panamax.tests.harness.Result;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * vfio-user end to end: the Java virtio-blk server ({@code panamax device virtio-blk}) serves a disk image in its
+ * own process, and a Panamax guest gets it with {@code --device vfio-user-pci,socket=PATH}. The guest's stock
+ * {@code virtio_blk} driver reads the whole disk (its md5 must be the host file's) and writes a pattern the host
+ * then finds in the file. Three runs: guest RAM shared with the server by fd (DMA_MAP with the memfd) over
+ * MSI-X; the same over INTx ({@code pci=nomsi}: the EOI re-arms the line through the resample eventfd, which is
+ * the server's INTx unmask eventfd); and with the server forced to reach guest RAM by DMA_READ/DMA_WRITE
+ * messages. Then a server that dies under a running guest, with {@code on-error=stop}: Panamax stops with one
+ * clear line (status 125) instead of hanging or crashing.
+ *
+ * <p>Runs where the guest runs: directly with hardware KVM, else nested ({@link GuestRunner#select()}).
+ */
+class VfioUserBlkEndToEndTest {
+    private static final Path REPO = Path.of("").toAbsolutePath().getParent();
+    private static final Path WORK = REPO.resolve("tests/target/e2e-vfio-user");
+    private static final int DISK_BYTES = 4 << 20;
+    private static final Map<String, Integer> PATTERN_SECTOR = Map.of("fd-msix", 2048, "fd-intx", 3072, "messages-msix", 4096);
+    private static final String JVM_CRASH = "A fatal error has been detected by the Java Runtime Environment";
+    private static GuestImage image;
+    private static GuestDisk disk;
+
+    @BeforeAll
+    static void prepare() throws IOException {
+        Files.createDirectories(WORK);
+        image = new ImageBuilder(DebianPackages.inDefaultCache()).modules(List.of("virtio_pci", "virtio_blk"))
+                .build(WORK.resolve("image"));
+        disk = new GuestDisk(WORK.resolve("blk-disk.img"), DISK_BYTES, 7);
+        StringBuilder cases = new StringBuilder();
+        PATTERN_SECTOR.forEach((mode, sector) -> cases.append(mode).append(") sector=").append(sector).append(";; "));
+        Files.writeString(WORK.resolve("blk.sh"), """
+                #!/bin/sh
+                # Runs in the guest: read the whole virtio disk, then write this run's pattern.
+                mode=$(sed -n 's/.*panamax.blk=\\([a-z-]*\\).*/\\1/p' /proc/cmdline)
+                for i in $(seq 1 300); do [ -b /dev/vda ] && break; sleep 0.1; done
+                [ -b /dev/vda ] || { echo "e2e-blk: FAIL no /dev/vda"; exit 1; }
+                echo "e2e-blk: $mode md5=$(md5sum /dev/vda | cut -d' ' -f1)"
+                case $mode in %s *) echo "e2e-blk: FAIL mode"; exit 2;; esac
+                printf "PANAMAX-BLK-$mode-OK" | dd of=/dev/vda bs=512 seek=$sector conv=fsync 2>/dev/null \\
+                    || { echo "e2e-blk: FAIL write"; exit 3; }
+                grep virtio /proc/interrupts | sed "s/^/e2e-blk: $mode irq /"
+                exit 0
+                """.formatted(cases));
+        Files.writeString(WORK.resolve("blk-forever.sh"), """
+                #!/bin/sh
+                # Runs in the guest: keep reading the disk until the device goes away under it.
+                for i in $(seq 1 300); do [ -b /dev/vda ] && break; sleep 0.1; done
+                echo "e2e-blk: reading forever"
+                while true; do dd if=/dev/vda of=/dev/null bs=64k iflag=direct 2>/dev/null; done
+                """);
+    }
+
+    @Test
+    void guestDrivesTheJavaVirtioBlkServerOverVfioUser() throws Exception {
+        String img = REPO.relativize(image.dir()).toString();
+        String test = "./panamax test --image " + img + " --script " + REPO.relativize(WORK.resolve("blk.sh")) + " -m 512M --timeout 300s";
+        String cmdline = "console=ttyS0 quiet panic=-1 reboot=k acpi=off";
+        String file = WORK.resolve("blk-disk.img").toString();
+        String l1 = String.join("\n",
+                "sock=/tmp/panamax-blk-$$.sock",
+                // Starts the server and waits for its socket (the JVM takes seconds under emulation).
+                "serve() { ./panamax device virtio-blk --socket $sock --disk " + file + " \"$@\" & server=$!;"
+                        + " for i in $(seq 1 600); do [ -S $sock ] && return 0; sleep 0.1; done; echo 'E2E FAIL: no socket'; return 1; }",
+                "stop() { kill $server; wait $server; echo \"E2E server-exit=$?\"; }",
+                "serve",
+                test + " --cmdline '" + cmdline + " panamax.blk=fd-msix' --device vfio-user-pci,socket=$sock; echo \"E2E fd-msix=$?\"",
+                test + " --cmdline '" + cmdline + " pci=nomsi panamax.blk=fd-intx' --device vfio-user-pci,socket=$sock; echo \"E2E fd-intx=$?\"",
+                "stop",
+                "serve --dma-messages",
+                test + " --cmdline '" + cmdline + " panamax.blk=messages-msix' --device vfio-user-pci,socket=$sock; echo \"E2E messages-msix=$?\"",
+                "stop",
+                // A server that dies under a running guest: Panamax must stop the VM with one line, not hang.
+                "serve",
+                "./panamax test --image " + img + " --script " + REPO.relativize(WORK.resolve("blk-forever.sh"))
+                        + " -m 512M --timeout 300s --device vfio-user-pci,socket=$sock,on-error=stop > /tmp/dies.log 2>&1 & vm=$!",
+                "for i in $(seq 1 1200); do grep -q 'reading forever' /tmp/dies.log && break; sleep 0.1; done",
+                "sleep 1; kill -9 $server; wait $vm; echo \"E2E server-dies=$?\"; sed 's/^/dies: /' /tmp/dies.log",
+                "");
+        GuestRunner runner = GuestRunner.select(WORK);
+        GuestCommand command = GuestCommand.of(l1).in(REPO).withEnv("PANAMAX_NO_BUILD", "1").withTimeout(Duration.ofMinutes(20));
+        Result r = runner.run(command);
+        if (r.output().contains(JVM_CRASH)) {
+            System.out.println("measured: a JVM crashed in the runner session; running the session once more");
+            disk.restore();
+            r = runner.run(command);
+        }
+        String out = r.output();
+        Map<String, Integer> status = new LinkedHashMap<>();
+        Matcher m = Pattern.compile("E2E ([\\w-]+)=(\\d+)").matcher(out);
+        while (m.find()) {
+            status.put(m.group(1), Integer.parseInt(m.group(2)));
+        }
+        System.out.println("measured: whole session " + r.elapsed().toSeconds() + " s (" + runner.mode() + "); statuses " + status);
+        Matcher init = Pattern.compile("guest init reached (\\d+) ms after process start").matcher(out);
+        while (init.find()) {
+            System.out.println("measured: process start to guest init " + init.group(1) + " ms (" + runner.mode() + ")");
+        }
+
+        assertEquals(0, r.exitStatus(), "the runner's command itself failed:\n" + out);
+        assertEquals(0, status.get("fd-msix"), out);
+        assertEquals(0, status.get("fd-intx"), out);
+        assertEquals(0, status.get("messages-msix"), out);
+        assertEquals(125, status.get("server-dies"), out);
+        for (String mode : List.of("fd-msix", "fd-intx", "messages-msix")) {
+            assertTrue(out.contains("e2e-blk: " + mode + " md5=" + disk.md5()), mode + " run read other bytes:\n" + out);
+            disk.written(PATTERN_SECTOR.get(mode), "PANAMAX-BLK-" + mode + "-OK");
+        }
+        assertTrue(disk.matchesFile(), "the host's disk image does not hold what the guests wrote");
+        assertTrue(Pattern.compile("e2e-blk: fd-msix irq +\\d+: +[1-9]\\d* +PCI-MSI .*virtio").matcher(out).find(),
+                "no MSI-X interrupt counted for virtio in the MSI-X run:\n" + out);
+        assertTrue(Pattern.compile("e2e-blk: fd-intx irq +\\d+: +[1-9]\\d* +IO-APIC .*virtio").matcher(out).find(),
+                "no INTx interrupt counted for virtio in the pci=nomsi run:\n" + out);
+        assertTrue(Pattern.compile("dies: panamax: .*vfio-user.*").matcher(out).find(),
+                "no clear line when the server died:\n" + out);
+    }
+}
