@@ -23,7 +23,70 @@ panamax_classpath() {
 }
 
 panamax_jvm_options() {
-    echo "--enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto"
+    echo "$(panamax_jvm_base_options) -Xshare:auto"
+}
+
+# The JVM options without the class-data-sharing one: -XX:AOTCache and -Xshare:* exclude each other.
+panamax_jvm_base_options() {
+    echo "--enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+}
+
+# The JVM's AOT cache (JEP 483/514/515: classes loaded and linked, method profiles) of this build.
+panamax_aot_cache() {
+    echo "$root/launcher/target/panamax.aot"
+}
+
+# Prints the class-data option of a start: -XX:AOTCache=FILE when the AOT cache is there and newer than every
+# jar on the class path, else -Xshare:auto (the JDK's own CDS archive). When the cache is missing or stale it
+# is (re)built in the background by a training run ('panamax aot-train' under -XX:AOTCacheOutput, a few
+# seconds), unless PANAMAX_NO_BUILD=1 or PANAMAX_AOT=0; only one training runs at a time (flock), and a failed
+# one is not retried until the jars change (panamax.aot.failed, with its log in panamax.aot.log). Any trouble
+# falls back to -Xshare:auto, silently: the cache only makes the start faster.
+panamax_startup_options() {
+    local java_home="$1" aot
+    aot="$(panamax_aot_cache)"
+    if [ "${PANAMAX_AOT:-1}" = 0 ]; then
+        echo "-Xshare:auto"
+        return 0
+    fi
+    if [ -f "$aot" ] && [ -z "$(panamax_jars_newer_than "$aot")" ]; then
+        # -Xlog:aot/cds off: a cache the JVM refuses (another JDK build, other CPU features) is skipped without a word.
+        echo "-XX:AOTCache=$aot -Xlog:aot=off -Xlog:cds=off"
+        return 0
+    fi
+    echo "-Xshare:auto"
+    if [ "${PANAMAX_NO_BUILD:-0}" != 1 ] && [ -w "$(dirname "$aot")" ] && command -v flock >/dev/null \
+        && { [ ! -f "$aot.failed" ] || [ -n "$(panamax_jars_newer_than "$aot.failed")" ]; }; then
+        panamax_aot_train "$java_home" </dev/null >/dev/null 2>&1 &
+        disown 2>/dev/null || true
+    fi
+    return 0
+}
+
+# The jars on the class path modified after file $1 (empty if none).
+panamax_jars_newer_than() {
+    find "$root/launcher/target/lib" "$root/tests/target/lib/tests.jar" -newer "$1" -print -quit 2>/dev/null
+}
+
+# The training run: writes the AOT cache to a temporary file, then moves it into place (atomic for the
+# starts that read it). Holds a lock so that concurrent starts train once.
+panamax_aot_train() {
+    local java_home="$1" aot tmp
+    aot="$(panamax_aot_cache)"
+    tmp="$aot.$$.tmp"
+    (
+        flock -n 9 || exit 0
+        # Another start may have finished a training while this one waited for the lock.
+        if [ -f "$aot" ] && [ -z "$(panamax_jars_newer_than "$aot")" ]; then exit 0; fi
+        if nice -n 10 "$java_home/bin/java" $(panamax_jvm_base_options) -XX:AOTCacheOutput="$tmp" -Xlog:aot=error \
+                -Dpanamax.home="$root" -cp "$(panamax_classpath)" dev.panamax.launcher.Main aot-train >"$aot.log" 2>&1 \
+            && [ -s "$tmp" ]; then
+            mv -f "$tmp" "$aot" && rm -f "$aot.failed"
+        else
+            rm -f "$tmp" "$tmp.config"
+            touch "$aot.failed"
+        fi
+    ) 9>"$aot.lock"
 }
 
 # Builds with Maven (tests skipped) when a jar is missing or a source file is newer than the last

@@ -15,9 +15,16 @@ import java.util.List;
  * @param timeout     wall-clock limit after which the VM is killed, or {@code null} for none
  * @param consoleInput whether the host's standard input feeds the guest's serial console
  * @param devices     the PCI devices assigned to the guest ({@code --device}), in order
+ * @param stats       whether to print the VM exit counts when the machine stops ({@code --stats})
  */
 public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes,
-                            Duration timeout, boolean consoleInput, List<DeviceSpec> devices) {
+                            Duration timeout, boolean consoleInput, List<DeviceSpec> devices, boolean stats) {
+    /** A machine without {@code --stats}. */
+    public MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes, Duration timeout,
+                         boolean consoleInput, List<DeviceSpec> devices) {
+        this(kernel, initrd, cmdline, cpus, memoryBytes, timeout, consoleInput, devices, false);
+    }
+
     /** A machine with no assigned devices. */
     public MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes, Duration timeout,
                          boolean consoleInput) {

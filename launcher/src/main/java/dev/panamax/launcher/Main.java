@@ -16,7 +16,7 @@ import java.io.UncheckedIOException;
 @Command(name = "panamax", mixinStandardHelpOptions = true, version = "panamax 0.1.0",
         description = "A minimal VMM on Linux KVM for PCI device passthrough.",
         subcommands = {RunCommand.class, TestCommand.class, ImageCommand.class, DemoCommand.class,
-                CommandLine.HelpCommand.class})
+                AotTrainCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -34,6 +34,15 @@ public final class Main implements Runnable {
     public static int execute(String... args) {
         CommandLine cl = new CommandLine(new Main());
         cl.setExecutionExceptionHandler(Main::handle);
+        return cl.execute(args);
+    }
+
+    /** {@link #execute(String...)} with the help, usage and error text going to {@code out} and {@code err}. */
+    static int execute(PrintWriter out, PrintWriter err, String... args) {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setExecutionExceptionHandler(Main::handle);
+        cl.setOut(out);
+        cl.setErr(err);
         return cl.execute(args);
     }
 

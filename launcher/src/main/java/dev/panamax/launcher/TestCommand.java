@@ -60,6 +60,9 @@ public final class TestCommand implements Callable<Integer> {
     @Option(names = "--nested", description = "Run the test inside the nested L1 VM under QEMU (for hosts without usable KVM).")
     boolean nested;
 
+    @Option(names = "--stats", description = "At exit, print how many VM exits of each kind (port and MMIO by device) each vCPU took.")
+    boolean stats;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -76,7 +79,7 @@ public final class TestCommand implements Callable<Integer> {
         try {
             writeInitrdWithScript(verified.initramfs(), script, initrd);
             MachineConfig config = new MachineConfig(verified.kernel(), initrd, cmdline, size.cpus, size.memory, timeout, false,
-                    devices.specs());
+                    devices.specs(), stats);
             return Machine.report(Machine.boot(config));
         } finally {
             Files.deleteIfExists(initrd);
