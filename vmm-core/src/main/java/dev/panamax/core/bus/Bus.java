@@ -16,11 +16,20 @@ import java.util.List;
  *
  * <p>Lookup is a binary search over an immutable snapshot, without locks or allocation, so vCPU
  * threads dispatch exits concurrently. Every access is logged at TRACE level (logger
- * {@code dev.panamax.trace.pio} or {@code .mmio}) for {@code --trace}; the check costs one branch when off.
+ * {@code dev.panamax.trace.pio} or {@code .mmio}) for {@code --trace}, with the register's name when the
+ * device gives one ({@link BusDevice#describe}); the check costs one branch when off, and no string is built.
+ *
+ * <p>Each registration gets an id, unique in this bus for its life ({@link Mapping#id()}), so that a caller
+ * can count accesses per device in a {@link BusCounts} of its own (one per vCPU thread: plain longs, no lock)
+ * and name them later ({@link #nameOf(int)}), even after the range was moved or removed.
  */
 public final class Bus {
-    /** One registered range. */
-    public record Mapping(long base, long length, String name, BusDevice device) {
+    /**
+     * One registered range.
+     *
+     * @param id this registration's number in the bus, from 0 (see {@link #nameOf(int)})
+     */
+    public record Mapping(long base, long length, String name, BusDevice device, int id) {
         public long end() {
             return base + length;
         }
@@ -33,6 +42,8 @@ public final class Bus {
     }
 
     private volatile Table table = new Table(new long[0], new Mapping[0]);
+    /** The name of each registration, by id; only grows. Guarded by this. */
+    private final List<String> names = new ArrayList<>();
 
     /** @param name {@code "pio"} or {@code "mmio"}; names the trace logger too */
     public Bus(String name) {
@@ -61,7 +72,8 @@ public final class Bus {
             }
         }
         List<Mapping> next = new ArrayList<>(Arrays.asList(table.mappings()));
-        next.add(new Mapping(base, length, deviceName, device));
+        next.add(new Mapping(base, length, deviceName, device, names.size()));
+        names.add(deviceName);
         publish(next);
     }
 
@@ -70,6 +82,15 @@ public final class Bus {
         List<Mapping> next = new ArrayList<>(Arrays.asList(table.mappings()));
         next.removeIf(m -> m.base() == base);
         publish(next);
+    }
+
+    /**
+     * @param id a {@link Mapping#id()} of this bus, current or past
+     * @return the device name it was registered with
+     * @throws IndexOutOfBoundsException if no registration had that id
+     */
+    public synchronized String nameOf(int id) {
+        return names.get(id);
     }
 
     private void publish(List<Mapping> next) {
@@ -104,10 +125,23 @@ public final class Bus {
      * @return the value, or all ones in {@code size} bytes if no device claims the address
      */
     public long read(long address, int size) {
+        return read(address, size, null);
+    }
+
+    /**
+     * {@link #read(long, int)}, counted in {@code counts} (the caller's own: no lock is taken).
+     *
+     * @param counts where to count the access by device, or null
+     */
+    public long read(long address, int size, BusCounts counts) {
         Mapping m = find(address);
+        if (counts != null) {
+            counts.count(m);
+        }
         long value = m == null ? ones(size) : m.device().read(address - m.base(), size);
         if (trace.isTraceEnabled()) {
-            trace.trace("{} read  {}{} size {} -> {}", name, hex(address), where(m, address), size, hex(value & ones(size)));
+            trace.trace("{} read  {}{} size {} -> {}", name, hex(address), where(m, address, size, false, value), size,
+                    hex(value & ones(size)));
         }
         return value;
     }
@@ -120,9 +154,22 @@ public final class Bus {
      * @param value   the value in the low {@code size} bytes
      */
     public void write(long address, int size, long value) {
+        write(address, size, value, null);
+    }
+
+    /**
+     * {@link #write(long, int, long)}, counted in {@code counts} (the caller's own: no lock is taken).
+     *
+     * @param counts where to count the access by device, or null
+     */
+    public void write(long address, int size, long value, BusCounts counts) {
         Mapping m = find(address);
+        if (counts != null) {
+            counts.count(m);
+        }
         if (trace.isTraceEnabled()) {
-            trace.trace("{} write {}{} size {} <- {}", name, hex(address), where(m, address), size, hex(value & ones(size)));
+            trace.trace("{} write {}{} size {} <- {}", name, hex(address), where(m, address, size, true, value), size,
+                    hex(value & ones(size)));
         }
         if (m != null) {
             m.device().write(address - m.base(), size, value);
@@ -134,8 +181,19 @@ public final class Bus {
         return List.of(table.mappings());
     }
 
-    private static String where(Mapping m, long address) {
-        return m == null ? " (unclaimed)" : " (" + m.name() + "+" + hex(address - m.base()) + ")";
+    /** " (com1+0x5 LSR)": the device, the offset, and the register if the device names it. */
+    static String where(Mapping m, long address, int size, boolean write, long value) {
+        if (m == null) {
+            return " (unclaimed)";
+        }
+        long offset = address - m.base();
+        String register;
+        try {
+            register = m.device().describe(offset, size, write, value & ones(size));
+        } catch (RuntimeException e) {
+            register = "? (" + e + ")"; // tracing must never break the access
+        }
+        return " (" + m.name() + "+" + hex(offset) + (register == null ? "" : " " + register) + ")";
     }
 
     private static String hex(long v) {
