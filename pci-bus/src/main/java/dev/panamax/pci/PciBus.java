@@ -201,6 +201,12 @@ public final class PciBus {
                     }
                 }
             }
+
+            @Override
+            public String describe(long offset, int size, boolean write, long value) {
+                return offset == 0 && size == 4 ? "CONFIG_ADDRESS " + PciRegisterNames.configAddress((int) value)
+                        : "CONFIG_ADDRESS (not a dword access: ignored)";
+            }
         };
     }
 
@@ -223,6 +229,13 @@ public final class PciBus {
                     if (d != null) {
                         d.configWrite(register(offset), size, (int) value);
                     }
+                }
+            }
+
+            @Override
+            public String describe(long offset, int size, boolean write, long value) {
+                synchronized (PciBus.this) {
+                    return describeConfigData(offset, size);
                 }
             }
         };
@@ -280,6 +293,13 @@ public final class PciBus {
         int slot = (configAddress >>> 11) & 0x1F;
         int function = (configAddress >>> 8) & 0x7;
         return bus == 0 ? slots[slot][function] : null;
+    }
+
+    /** "CONFIG_DATA 00:03.0 BAR0 (name)": the function and register CONFIG_ADDRESS selects, plus the port's offset. */
+    String describeConfigData(long offset, int size) {
+        PciDevice d = selected(offset, size);
+        return "CONFIG_DATA " + PciRegisterNames.bdf(configAddress) + " " + PciRegisterNames.name(register(offset))
+                + ((configAddress & CONFIG_ENABLE) == 0 ? " (disabled)" : d == null ? " (no device)" : " (" + d.name() + ")");
     }
 
     private int register(long offset) {
