@@ -27,6 +27,8 @@ import java.util.TreeMap;
  */
 final class KvmIrqRoutes implements IrqRoutes {
     private static final Logger log = LoggerFactory.getLogger(KvmIrqRoutes.class);
+    /** {@code --trace}: each route change, with the MSI message decoded. */
+    private static final Logger trace = LoggerFactory.getLogger("dev.panamax.trace.irq");
     /** GSIs the IOAPIC's 24 pins take; MSI routes come after. */
     static final int IOAPIC_PINS = 24;
     /** {@code KVM_MAX_IRQ_ROUTES} on x86 ({@code arch/x86/include/asm/kvm_host.h}). */
@@ -52,6 +54,9 @@ final class KvmIrqRoutes implements IrqRoutes {
         }
         msi.put(gsi, new long[]{address, Integer.toUnsignedLong(data)});
         commit();
+        if (trace.isTraceEnabled()) {
+            trace.trace("KVM_SET_GSI_ROUTING add GSI {} -> {}", gsi, describeMsi(address, data));
+        }
         log.debug("GSI {} -> MSI address 0x{} data 0x{}", gsi, Long.toHexString(address), Integer.toHexString(data));
         return gsi;
     }
@@ -68,6 +73,9 @@ final class KvmIrqRoutes implements IrqRoutes {
         route[0] = address;
         route[1] = Integer.toUnsignedLong(data);
         commit();
+        if (trace.isTraceEnabled()) {
+            trace.trace("KVM_SET_GSI_ROUTING update GSI {} -> {}", gsi, describeMsi(address, data));
+        }
         log.debug("GSI {} -> MSI address 0x{} data 0x{}", gsi, Long.toHexString(address), Integer.toHexString(data));
     }
 
@@ -75,23 +83,51 @@ final class KvmIrqRoutes implements IrqRoutes {
     public synchronized void removeMsiRoute(int gsi) {
         if (msi.remove(gsi) != null) {
             commit();
+            if (trace.isTraceEnabled()) {
+                trace.trace("KVM_SET_GSI_ROUTING remove GSI {}", gsi);
+            }
             log.debug("GSI {} removed", gsi);
         }
     }
 
     @Override
     public void bindIrqfd(int eventFd, int gsi) {
+        if (trace.isTraceEnabled()) {
+            trace.trace("KVM_IRQFD assign eventfd {} -> GSI {}", eventFd, gsi);
+        }
         vm.assignIrqfd(eventFd, gsi);
     }
 
     @Override
     public void bindResampleIrqfd(int eventFd, int resampleFd, int gsi) {
+        if (trace.isTraceEnabled()) {
+            trace.trace("KVM_IRQFD assign eventfd {} -> GSI {}, resample eventfd {}", eventFd, gsi, resampleFd);
+        }
         vm.assignResampleIrqfd(eventFd, resampleFd, gsi);
     }
 
     @Override
     public void unbindIrqfd(int eventFd, int gsi) {
+        if (trace.isTraceEnabled()) {
+            trace.trace("KVM_IRQFD deassign eventfd {} from GSI {}", eventFd, gsi);
+        }
         vm.deassignIrqfd(eventFd, gsi);
+    }
+
+    /**
+     * An x86 MSI message in words (Intel SDM Vol. 3A, 11.11.1 and 11.11.2): address 0xFEEx_xxxx with the
+     * destination APIC id in bits 19:12 (its bits 31:8 in address_hi bits 31:8, KVM's x2APIC form), RH bit 3, DM
+     * bit 2 (logical); data with the vector in bits 7:0, the delivery mode in 10:8, level-assert bit 14, trigger
+     * bit 15 (level).
+     *
+     * @return e.g. "MSI address 0xfee01000 data 0x4031 (APIC 1 physical, vector 0x31, fixed, edge)"
+     */
+    static String describeMsi(long address, int data) {
+        long dest = (address >>> 12) & 0xFF | ((address >>> 32) & 0xFFFF_FF00L);
+        String[] modes = {"fixed", "lowest priority", "SMI", "reserved 3", "NMI", "INIT", "reserved 6", "ExtINT"};
+        return String.format("MSI address 0x%x data 0x%x (APIC %d %s%s, vector 0x%x, %s, %s)", address, data, dest,
+                (address & 0x4) != 0 ? "logical" : "physical", (address & 0x8) != 0 ? " RH" : "", data & 0xFF,
+                modes[(data >>> 8) & 7], (data & 0x8000) != 0 ? "level" + ((data & 0x4000) != 0 ? " assert" : " deassert") : "edge");
     }
 
     /** Sets the whole table: the default irqchip entries, then the MSI routes. */

@@ -42,7 +42,7 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
  * spec 1.4, 3.6.2, virtual wire mode).
  *
  * <p>{@link #run} runs the vCPU on the calling platform thread until it stops. Port I/O and MMIO exits
- * go to the two buses without allocating. {@link #requestStop()} from any other thread makes it return:
+ * go to the two buses without allocating, and every exit is counted ({@link #exitCounts()}, plain longs). {@link #requestStop()} from any other thread makes it return:
  * it sets {@code kvm_run.immediate_exit} and sends {@link #KICK_SIGNAL} to the vCPU thread, which is
  * blocked in the thread but unblocked during {@code KVM_RUN} ({@code KVM_SET_SIGNAL_MASK}), so it ends a
  * {@code KVM_RUN} sleeping in the kernel (a halted vCPU) with EINTR without ever being delivered: no
@@ -106,6 +106,9 @@ public final class KvmVcpu implements AutoCloseable {
     private final MemorySegment kickSet;
     private final MemorySegment zeroTimeout;
 
+    /** What this vCPU's exits were (--stats), counted by the run thread. */
+    private final ExitCounts exitCounts = new ExitCounts();
+
     private final Object kickLock = new Object();
     /** The pthread_t running {@link #run}, or 0; guarded by kickLock. */
     private long runThread;
@@ -146,6 +149,14 @@ public final class KvmVcpu implements AutoCloseable {
     /** @return the vCPU file descriptor */
     public int fd() {
         return fd;
+    }
+
+    /**
+     * @return the exits this vCPU took so far, by reason and by device; read them after the thread that ran
+     *         {@link #run} has ended (they are plain fields written by that thread)
+     */
+    public ExitCounts exitCounts() {
+        return exitCounts;
     }
 
     // ---- configuration ----
@@ -335,6 +346,7 @@ public final class KvmVcpu implements AutoCloseable {
     private VcpuExit loop(Bus pio, Bus mmio) {
         final long kvmRun = kvm_h.KVM_RUN();
         final boolean tracing = trace.isTraceEnabled();
+        final ExitCounts counts = exitCounts;
         while (true) {
             if (stop) {
                 return new VcpuExit(VcpuExit.Reason.STOPPED, "vCPU " + id + " stopped");
@@ -342,6 +354,7 @@ public final class KvmVcpu implements AutoCloseable {
             int r = Libc.ioctlRaw(fd, kvmRun, 0);
             if (r < 0) {
                 if (-r == Errno.EINTR || -r == Errno.EAGAIN) {
+                    counts.interrupted++;
                     // Kicked (immediate_exit or KICK_SIGNAL) or another signal: take the kick, look at stop, go on.
                     drainKicks();
                     kvm_run.immediate_exit(run, (byte) 0);
@@ -350,6 +363,7 @@ public final class KvmVcpu implements AutoCloseable {
                 throw new LinuxException("KVM_RUN vCPU " + id, -r);
             }
             int reason = kvm_run.exit_reason(run);
+            counts.exit(reason);
             if (reason == kvm_h.KVM_EXIT_IO()) {
                 io(pio, tracing);
             } else if (reason == kvm_h.KVM_EXIT_MMIO()) {
@@ -391,9 +405,9 @@ public final class KvmVcpu implements AutoCloseable {
         }
         for (int i = 0; i < count; i++, data += size) { // count > 1 for string I/O (INS/OUTS with REP)
             if (out) {
-                pio.write(port, size, load(run, data, size));
+                pio.write(port, size, load(run, data, size), exitCounts.pio);
             } else {
-                store(run, data, size, pio.read(port, size));
+                store(run, data, size, pio.read(port, size, exitCounts.pio));
             }
         }
     }
@@ -411,9 +425,9 @@ public final class KvmVcpu implements AutoCloseable {
             throw new KvmException("vCPU " + id + ": MMIO access of " + len + " bytes at 0x" + Long.toHexString(address));
         }
         if (write) {
-            mmio.write(address, len, load(run, data, len));
+            mmio.write(address, len, load(run, data, len), exitCounts.mmio);
         } else {
-            store(run, data, len, mmio.read(address, len));
+            store(run, data, len, mmio.read(address, len, exitCounts.mmio));
         }
     }
 
