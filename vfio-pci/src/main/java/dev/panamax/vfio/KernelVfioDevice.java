@@ -6,6 +6,8 @@ import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfio.bindings.vfio_irq_info;
 import dev.panamax.vfio.bindings.vfio_irq_set;
 import dev.panamax.vfio.bindings.vfio_region_info;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -16,9 +18,11 @@ import java.util.Map;
 
 /**
  * {@link VfioDeviceIo} over the kernel's VFIO: ioctls on the device file descriptor, and {@code pread}/
- * {@code pwrite}/{@code mmap} at {@code region offset + offset} in that file.
+ * {@code pwrite}/{@code mmap} at {@code region offset + offset} in that file. Each ioctl is one line at TRACE
+ * on {@code dev.panamax.trace.vfio} ({@code --trace}).
  */
 public final class KernelVfioDevice implements VfioDeviceIo {
+    private static final Logger trace = LoggerFactory.getLogger("dev.panamax.trace.vfio");
     private final String name;
     private final int fd;
     private final VfioGroup group;
@@ -71,8 +75,13 @@ public final class KernelVfioDevice implements VfioDeviceIo {
             MemorySegment info = vfio_device_info.allocate(arena);
             vfio_device_info.argsz(info, (int) vfio_device_info.sizeof());
             Libc.ioctl(fd, vfio_h.VFIO_DEVICE_GET_INFO(), info, "VFIO_DEVICE_GET_INFO on " + name);
-            return new VfioDeviceInfo(vfio_device_info.flags(info), vfio_device_info.num_regions(info),
+            VfioDeviceInfo d = new VfioDeviceInfo(vfio_device_info.flags(info), vfio_device_info.num_regions(info),
                     vfio_device_info.num_irqs(info));
+            if (trace.isTraceEnabled()) {
+                trace.trace("{} VFIO_DEVICE_GET_INFO -> flags 0x{} regions {} irqs {}", name,
+                        Integer.toHexString(d.flags()), d.numRegions(), d.numIrqs());
+            }
+            return d;
         }
     }
 
@@ -97,6 +106,9 @@ public final class KernelVfioDevice implements VfioDeviceIo {
                     continue;
                 }
                 VfioRegionInfo parsed = VfioRegionInfo.parse(info);
+                if (trace.isTraceEnabled()) {
+                    trace.trace("{} VFIO_DEVICE_GET_REGION_INFO -> {}", name, VfioNames.regionInfo(parsed));
+                }
                 regions.put(index, parsed);
                 return parsed;
             }
@@ -110,12 +122,19 @@ public final class KernelVfioDevice implements VfioDeviceIo {
             vfio_irq_info.argsz(info, (int) vfio_irq_info.sizeof());
             vfio_irq_info.index(info, index);
             Libc.ioctl(fd, vfio_h.VFIO_DEVICE_GET_IRQ_INFO(), info, "VFIO_DEVICE_GET_IRQ_INFO index " + index + " on " + name);
-            return new VfioIrqInfo(index, vfio_irq_info.flags(info), vfio_irq_info.count(info));
+            VfioIrqInfo i = new VfioIrqInfo(index, vfio_irq_info.flags(info), vfio_irq_info.count(info));
+            if (trace.isTraceEnabled()) {
+                trace.trace("{} VFIO_DEVICE_GET_IRQ_INFO -> {}", name, VfioNames.irqInfo(i));
+            }
+            return i;
         }
     }
 
     @Override
     public void setIrqs(VfioIrqSet set) {
+        if (trace.isTraceEnabled()) {
+            trace.trace("{} VFIO_DEVICE_SET_IRQS {}", name, VfioNames.irqSet(set));
+        }
         try (Arena arena = Arena.ofConfined()) {
             long argsz = vfio_irq_set.sizeof() + set.dataBytes();
             MemorySegment s = arena.allocate(argsz, 8);
@@ -193,6 +212,9 @@ public final class KernelVfioDevice implements VfioDeviceIo {
 
     @Override
     public void reset() {
+        if (trace.isTraceEnabled()) {
+            trace.trace("{} VFIO_DEVICE_RESET", name);
+        }
         Libc.ioctl(fd, vfio_h.VFIO_DEVICE_RESET(), 0, "VFIO_DEVICE_RESET on " + name);
     }
 
