@@ -11,6 +11,7 @@ import dev.panamax.firmware.BootException;
 import dev.panamax.firmware.BzImage;
 import dev.panamax.firmware.LinuxBoot;
 import dev.panamax.firmware.MpTable;
+import dev.panamax.kvm.ExitCounts;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmVm;
@@ -248,7 +249,17 @@ public final class Machine {
                 Thread.currentThread().interrupt();
             }
         }
+        if (config.stats()) {
+            printStats(vcpus, pio, mmio);
+        }
         return verdict.get();
+    }
+
+    /** {@code --stats}: the exit counts of every vCPU, one table (read after the vCPU threads were joined). */
+    private static void printStats(List<KvmVcpu> vcpus, Bus pio, Bus mmio) {
+        for (String line : ExitCounts.table(vcpus.stream().map(KvmVcpu::exitCounts).toList(), pio, mmio)) {
+            log.info("{}", line);
+        }
     }
 
     private boolean awaitForever() throws InterruptedException {

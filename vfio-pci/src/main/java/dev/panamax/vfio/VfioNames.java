@@ -40,16 +40,26 @@ public final class VfioNames {
      *         DATA_NONE", or "MSI disable (ACTION_TRIGGER DATA_NONE count 0)"
      */
     public static String irqSet(VfioIrqSet s) {
-        int f = s.flags();
-        String action = (f & vfio_h.VFIO_IRQ_SET_ACTION_MASK()) != 0 ? "ACTION_MASK"
-                : (f & vfio_h.VFIO_IRQ_SET_ACTION_UNMASK()) != 0 ? "ACTION_UNMASK"
-                : (f & vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER()) != 0 ? "ACTION_TRIGGER" : "no action";
-        String data = (f & vfio_h.VFIO_IRQ_SET_DATA_EVENTFD()) != 0 ? "DATA_EVENTFD " + Arrays.toString(s.eventfds())
-                : (f & vfio_h.VFIO_IRQ_SET_DATA_BOOL()) != 0 ? "DATA_BOOL " + Arrays.toString(s.bools()) : "DATA_NONE";
-        if (s.count() == 0 && action.equals("ACTION_TRIGGER") && data.equals("DATA_NONE")) {
-            return irq(s.index()) + " disable (ACTION_TRIGGER DATA_NONE count 0)";
+        String data = (s.flags() & vfio_h.VFIO_IRQ_SET_DATA_EVENTFD()) != 0 ? " " + Arrays.toString(s.eventfds())
+                : (s.flags() & vfio_h.VFIO_IRQ_SET_DATA_BOOL()) != 0 ? " " + Arrays.toString(s.bools()) : "";
+        return irqSet(s.flags(), s.index(), s.start(), s.count()) + data;
+    }
+
+    /**
+     * The header of a {@code struct vfio_irq_set} in words, without its data.
+     *
+     * @return e.g. "MSIX vectors 0+2 ACTION_TRIGGER DATA_EVENTFD", or "MSI disable (ACTION_TRIGGER DATA_NONE count 0)"
+     */
+    public static String irqSet(int flags, int index, int start, int count) {
+        String action = (flags & vfio_h.VFIO_IRQ_SET_ACTION_MASK()) != 0 ? "ACTION_MASK"
+                : (flags & vfio_h.VFIO_IRQ_SET_ACTION_UNMASK()) != 0 ? "ACTION_UNMASK"
+                : (flags & vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER()) != 0 ? "ACTION_TRIGGER" : "no action";
+        String data = (flags & vfio_h.VFIO_IRQ_SET_DATA_EVENTFD()) != 0 ? "DATA_EVENTFD"
+                : (flags & vfio_h.VFIO_IRQ_SET_DATA_BOOL()) != 0 ? "DATA_BOOL" : "DATA_NONE";
+        if (count == 0 && action.equals("ACTION_TRIGGER") && data.equals("DATA_NONE")) {
+            return irq(index) + " disable (ACTION_TRIGGER DATA_NONE count 0)";
         }
-        return String.format("%s vectors %d+%d %s %s", irq(s.index()), s.start(), s.count(), action, data);
+        return String.format("%s vectors %d+%d %s %s", irq(index), start, count, action, data);
     }
 
     /** @return e.g. "BAR0 size 0x4000 offset 0x0 flags READ|WRITE|MMAP mmap [0x0+0x4000]" */

@@ -65,6 +65,40 @@ public final class CmosRtc implements BusDevice {
         }
     }
 
+    /** Register names for {@code --trace}: "index SECONDS" (the register selected), "data REG_B". */
+    @Override
+    public synchronized String describe(long offset, int size, boolean write, long value) {
+        if (offset == 0) {
+            return write ? "index " + registerName((int) (value & 0x7F)) + ((value & 0x80) != 0 ? " NMI off" : "") : "index";
+        }
+        return "data " + registerName(index);
+    }
+
+    /**
+     * @param index a CMOS register index, 0..127
+     * @return its MC146818 name (SECONDS, SECONDS_ALARM, ..., REG_A..REG_D), CENTURY at 0x32 (the PC's), else "RAM 0x.."
+     */
+    public static String registerName(int index) {
+        return switch (index) {
+            case SECONDS -> "SECONDS";
+            case 0x01 -> "SECONDS_ALARM";
+            case MINUTES -> "MINUTES";
+            case 0x03 -> "MINUTES_ALARM";
+            case HOURS -> "HOURS";
+            case 0x05 -> "HOURS_ALARM";
+            case DAY_OF_WEEK -> "DAY_OF_WEEK";
+            case DAY_OF_MONTH -> "DAY_OF_MONTH";
+            case MONTH -> "MONTH";
+            case YEAR -> "YEAR";
+            case REG_A -> "REG_A";
+            case REG_B -> "REG_B";
+            case REG_C -> "REG_C";
+            case REG_D -> "REG_D";
+            case CENTURY -> "CENTURY";
+            default -> String.format("RAM 0x%02x", index);
+        };
+    }
+
     /** @return {@code v} (0..99) in binary-coded decimal */
     static int bcd(int v) {
         return (v / 10) << 4 | (v % 10);

@@ -71,6 +71,55 @@ public final class I8042 implements BusDevice {
         }
     }
 
+    /** Register names for {@code --trace}: "data", "status", or "command" with the command's meaning. */
+    @Override
+    public synchronized String describe(long offset, int size, boolean write, long value) {
+        return registerName((int) offset, write, (int) value, pendingCommand);
+    }
+
+    /**
+     * @param offset         0 (port 0x60) or 4 (port 0x64)
+     * @param write          true for a write
+     * @param value          the byte read or written
+     * @param pendingCommand the command waiting for a data byte, or -1
+     * @return e.g. "status", "command 0xfe (pulse reset)", "data (CTR for command 0x60)"; null for other offsets
+     */
+    public static String registerName(int offset, boolean write, int value, int pendingCommand) {
+        if (offset == STATUS_COMMAND) {
+            if (!write) {
+                return "status";
+            }
+            String what = commandName(value);
+            return "command 0x" + Integer.toHexString(value) + (what == null ? "" : " (" + what + ")");
+        }
+        if (offset == DATA) {
+            if (write && pendingCommand >= 0) {
+                return "data (for command 0x" + Integer.toHexString(pendingCommand) + ")";
+            }
+            return "data";
+        }
+        return null;
+    }
+
+    /** @return what an 8042 command does, in a few words, or null for one this model does not know */
+    static String commandName(int command) {
+        return switch (command) {
+            case CMD_READ_CTR -> "read CTR";
+            case CMD_WRITE_CTR -> "write CTR";
+            case CMD_AUX_DISABLE -> "disable aux";
+            case CMD_AUX_ENABLE -> "enable aux";
+            case CMD_AUX_TEST -> "test aux";
+            case CMD_SELF_TEST -> "self test";
+            case CMD_KBD_TEST -> "test keyboard";
+            case CMD_KBD_DISABLE -> "disable keyboard";
+            case CMD_KBD_ENABLE -> "enable keyboard";
+            case CMD_WRITE_OUTPUT -> "write output port";
+            case CMD_WRITE_AUX -> "write to aux";
+            case CMD_RESET -> "pulse reset";
+            default -> null;
+        };
+    }
+
     private void command(int command) {
         switch (command) {
             case CMD_READ_CTR -> output = ctr;

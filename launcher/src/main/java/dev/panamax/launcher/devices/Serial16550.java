@@ -154,6 +154,32 @@ public final class Serial16550 implements BusDevice {
         }
     }
 
+    /** Register names for {@code --trace}: the datasheet's, as the access sees DLAB (LCR bit 7). */
+    @Override
+    public synchronized String describe(long offset, int size, boolean write, long value) {
+        return registerName((int) offset, write, (lcr & LCR_DLAB) != 0);
+    }
+
+    /**
+     * @param offset 0..7 from the base port
+     * @param write  true for a write (offsets 0 and 2 are two registers each)
+     * @param dlab   LCR bit 7: offsets 0 and 1 are the divisor latch
+     * @return the PC16550D's name of the register, e.g. "THR", "IIR", "DLL"; null past offset 7
+     */
+    public static String registerName(int offset, boolean write, boolean dlab) {
+        return switch (offset) {
+            case RBR_THR -> dlab ? "DLL" : write ? "THR" : "RBR";
+            case IER -> dlab ? "DLM" : "IER";
+            case IIR_FCR -> write ? "FCR" : "IIR";
+            case LCR -> "LCR";
+            case MCR -> "MCR";
+            case LSR -> "LSR";
+            case MSR -> "MSR";
+            case SCR -> "SCR";
+            default -> null;
+        };
+    }
+
     /** IIR bits 3:0 for the highest-priority pending interrupt (RX data above THR empty). */
     private int interruptIdentification() {
         if ((ier & IER_RDI) != 0 && !rx.isEmpty()) {

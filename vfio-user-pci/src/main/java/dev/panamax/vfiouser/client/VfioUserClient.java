@@ -95,6 +95,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  */
 public final class VfioUserClient implements VfioDeviceIo {
     private static final Logger LOG = LoggerFactory.getLogger(VfioUserClient.class);
+    /** {@code --trace}: each message sent and received, one line, with its command, id and decoded fields. */
+    private static final Logger TRACE = LoggerFactory.getLogger("dev.panamax.trace.vfiouser");
     /** {@code VFIO_PCI_BAR5_REGION_INDEX}: region indexes up to this one are BARs, whose writes may be posted. */
     public static final int LAST_BAR_REGION = 5;
     /** {@code VFIO_PCI_CONFIG_REGION_INDEX}. */
@@ -473,7 +475,7 @@ public final class VfioUserClient implements VfioDeviceIo {
     private void sendIrqSet(DeviceSetIrqsCodec.IrqSet s, int[] fds) {
         ByteBuf out = Unpooled.buffer();
         DeviceSetIrqsCodec.encode(s, out);
-        String what = String.format("DEVICE_SET_IRQS index %d vectors %d+%d flags 0x%x", s.index(), s.start(), s.count(), s.flags());
+        String what = "DEVICE_SET_IRQS " + dev.panamax.vfio.VfioNames.irqSet(s.flags(), (int) s.index(), (int) s.start(), (int) s.count());
         try (ReceivedMessage m = requestOk(VfioUserCommand.DEVICE_SET_IRQS, out, fds, what)) {
             decode(m, what, b -> {
                 DeviceResetCodec.decodeEmpty(b, VfioUserCommand.DEVICE_SET_IRQS);
@@ -760,9 +762,12 @@ public final class VfioUserClient implements VfioDeviceIo {
         VfioUserHeader h = m.header();
         ByteBuf out = Unpooled.buffer();
         int errno = 0;
+        long dmaAddress = 0, dmaCount = 0; // for the trace
         try {
             if (h.command() == VfioUserCommand.DMA_READ) {
                 DmaReadCodec.Request r = DmaReadCodec.decodeRequest(m.payloadBuffer(), options.maxDataXferSize());
+                dmaAddress = r.address();
+                dmaCount = r.count();
                 byte[] data = new byte[(int) r.count()];
                 errno = dmaCopy(r.address(), MemorySegment.ofArray(data), false);
                 if (errno == 0) {
@@ -770,6 +775,8 @@ public final class VfioUserClient implements VfioDeviceIo {
                 }
             } else if (h.command() == VfioUserCommand.DMA_WRITE) {
                 DmaWriteCodec.Request r = DmaWriteCodec.decodeRequest(m.payloadBuffer(), options.maxDataXferSize());
+                dmaAddress = r.address();
+                dmaCount = r.data().length;
                 errno = dmaCopy(r.address(), MemorySegment.ofArray(r.data()), true);
                 if (errno == 0) {
                     DmaWriteCodec.encode(new DmaWriteCodec.Reply(r.address(), r.data().length), out);
@@ -783,6 +790,12 @@ public final class VfioUserClient implements VfioDeviceIo {
             errno = e.errno();
         }
         dmaServed.incrementAndGet();
+        if (TRACE.isTraceEnabled()) {
+            TRACE.trace("{} <- {} id {} from the server: address 0x{} count {}", name, h.command(), h.messageId(),
+                    Long.toHexString(dmaAddress), dmaCount);
+            TRACE.trace("{} -> {} id {} reply: {}", name, h.command(), h.messageId(),
+                    h.noReply() ? "none asked" : errno != 0 ? "error " + Errno.name(errno) : out.readableBytes() + " bytes");
+        }
         if (h.noReply()) {
             return;
         }
@@ -900,6 +913,10 @@ public final class VfioUserClient implements VfioDeviceIo {
     }
 
     private void send(Pending p, ByteBuf payload, int[] fds) {
+        if (TRACE.isTraceEnabled()) {
+            TRACE.trace("{} -> {} id {}{}: {}{}", name, p.command, p.id, p.posted ? " (posted)" : "", p.what,
+                    fds.length == 0 ? "" : ", fds " + java.util.Arrays.toString(fds));
+        }
         try {
             channel.sendCommand(p.id, p.command, false, payload, fds);
         } catch (VfioUserTransportException e) {
@@ -1021,6 +1038,10 @@ public final class VfioUserClient implements VfioDeviceIo {
         if (!pending.remove(p.id, p)) {
             m.close();
             return;
+        }
+        if (TRACE.isTraceEnabled()) {
+            TRACE.trace("{} <- {} id {} reply: {}", name, h.command(), h.messageId(), h.isError()
+                    ? "error " + Errno.name(h.error()) : h.payloadSize() + " bytes, fds " + m.fds().count());
         }
         if (p.posted) {
             try (m) {
