@@ -7,6 +7,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class BusDescribeAndCountsTest {
     /** A device with two registers, "A" at 0 and "B" at 1, that remembers the last value written. */
@@ -88,6 +89,32 @@ class BusDescribeAndCountsTest {
         assertEquals(5, counts.total());
         assertEquals(1, counts.unclaimed());
         assertThrows(IndexOutOfBoundsException.class, () -> bus.nameOf(3));
+    }
+
+    /** The vCPU path (find, count, dispatch, trace check) allocates nothing per access once the counts array fits. */
+    @Test
+    void countedAccessesAllocateNothing() {
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        Bus bus = new Bus("pio");
+        bus.register(0x3f8, 8, "com1", new TwoRegisters());
+        bus.register(0x70, 2, "rtc", PLAIN);
+        BusCounts counts = new BusCounts();
+        long sink = 0;
+        for (int i = 0; i < 200_000; i++) { // warm up (and let the JIT settle)
+            bus.write(0x3f8 + (i & 7), 1, i, counts);
+            sink += bus.read(0x70 + (i & 1), 1, counts);
+        }
+        long tid = Thread.currentThread().threadId();
+        long before = threads.getThreadAllocatedBytes(tid);
+        for (int i = 0; i < 1_000_000; i++) {
+            bus.write(0x3f8 + (i & 7), 1, i, counts);
+            sink += bus.read(0x70 + (i & 1), 1, counts);
+            sink += bus.read(0x1000, 4, counts); // unclaimed
+        }
+        long allocated = threads.getThreadAllocatedBytes(tid) - before;
+        // 3 million accesses; a single object per access would be >= 48 MB.
+        assertTrue(allocated < 64 * 1024, allocated + " bytes allocated by 3M counted accesses (sink " + sink + ")");
+        assertEquals(1_000_000 + 200_000, counts.byName(bus).get("com1"));
     }
 
     @Test
