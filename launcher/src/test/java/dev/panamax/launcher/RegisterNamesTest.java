@@ -6,12 +6,45 @@ import dev.panamax.launcher.devices.Serial16550;
 import org.junit.jupiter.api.Test;
 
 import java.time.Clock;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 /** The register names the legacy devices give {@code --trace} (BusDevice.describe). */
 class RegisterNamesTest {
+    /** What {@code --trace} prints for accesses to the legacy devices, through the real logger set-up. */
+    @Test
+    void traceLinesNameTheRegisters() {
+        ch.qos.logback.classic.Logger pioTrace =
+                (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("dev.panamax.trace.pio");
+        var appender = new ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent>();
+        appender.start();
+        pioTrace.addAppender(appender);
+        ch.qos.logback.classic.Level before = ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory
+                .getLogger("dev.panamax.trace")).getLevel();
+        try {
+            dev.panamax.core.bus.Bus pio = new dev.panamax.core.bus.Bus("pio");
+            pio.register(Serial16550.COM1_PORT, Serial16550.PORT_COUNT, "com1", new Serial16550(level -> { }, b -> { }));
+            pio.register(CmosRtc.BASE_PORT, CmosRtc.PORT_COUNT, "rtc", new CmosRtc(Clock.systemUTC()));
+            pio.read(0x3fd, 1); // trace off: nothing
+            assertEquals(0, appender.list.size());
+            new picocli.CommandLine(new RunCommand()).parseArgs("-k", "/vmlinuz", "--trace"); // what --trace does
+            pio.read(0x3fd, 1);
+            pio.write(0x70, 1, 0x0B);
+            pio.read(0x71, 1);
+            pio.write(0x80, 1, 0x42);
+            List<String> lines = appender.list.stream().map(e -> e.getFormattedMessage()).toList();
+            assertEquals(List.of("pio read  0x3fd (com1+0x5 LSR) size 1 -> 0x60",
+                    "pio write 0x70 (rtc+0x0 index REG_B) size 1 <- 0xb",
+                    "pio read  0x71 (rtc+0x1 data REG_B) size 1 -> 0x2",
+                    "pio write 0x80 (unclaimed) size 1 <- 0x42"), lines);
+        } finally {
+            pioTrace.detachAppender(appender);
+            ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("dev.panamax.trace")).setLevel(before);
+        }
+    }
+
     @Test
     void uartRegistersAsThePc16550dDatasheetNamesThem() {
         String[] reads = {"RBR", "IER", "IIR", "LCR", "MCR", "LSR", "MSR", "SCR"};
