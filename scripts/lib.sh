@@ -38,12 +38,13 @@ panamax_aot_cache() {
     echo "$root/launcher/target/panamax.aot"
 }
 
-# Prints the class-data option of a start: -XX:AOTCache=FILE when the AOT cache is there and newer than every
-# jar on the class path, else -Xshare:auto (the JDK's own CDS archive). When the cache is missing or stale it
-# is (re)built in the background by a training run ('panamax aot-train' under -XX:AOTCacheOutput, a few
-# seconds), unless PANAMAX_NO_BUILD=1 or PANAMAX_AOT=0; only one training runs at a time (flock), and a failed
-# one is not retried until the jars change (panamax.aot.failed, with its log in panamax.aot.log). Any trouble
-# falls back to -Xshare:auto, silently: the cache only makes the start faster.
+# Prints the class-data option of a start: -XX:AOTCache=FILE when the AOT cache is fresh (made by this JDK, as
+# panamax.aot.jdk says, and newer than the JDK's modules and every jar on the class path), else -Xshare:auto
+# (the JDK's own CDS archive). When the cache is missing or stale it is (re)built in the background by a
+# training run ('panamax aot-train' under -XX:AOTCacheOutput, a few seconds), unless PANAMAX_NO_BUILD=1 or
+# PANAMAX_AOT=0; only one training runs at a time (flock), and a failed one is not retried until the jars or
+# the JDK change (panamax.aot.failed, with its log in panamax.aot.log). Any trouble falls back to -Xshare:auto,
+# silently: the cache only makes the start faster.
 panamax_startup_options() {
     local java_home="$1" aot
     aot="$(panamax_aot_cache)"
@@ -51,18 +52,25 @@ panamax_startup_options() {
         echo "-Xshare:auto"
         return 0
     fi
-    if [ -f "$aot" ] && [ -z "$(panamax_jars_newer_than "$aot")" ]; then
+    if panamax_aot_fresh "$java_home" "$aot" "$aot.jdk"; then
         # -Xlog:aot/cds off: a cache the JVM refuses (another JDK build, other CPU features) is skipped without a word.
         echo "-XX:AOTCache=$aot -Xlog:aot=off -Xlog:cds=off"
         return 0
     fi
     echo "-Xshare:auto"
     if [ "${PANAMAX_NO_BUILD:-0}" != 1 ] && [ -w "$(dirname "$aot")" ] && command -v flock >/dev/null \
-        && { [ ! -f "$aot.failed" ] || [ -n "$(panamax_jars_newer_than "$aot.failed")" ]; }; then
+        && ! panamax_aot_fresh "$java_home" "$aot.failed" "$aot.failed"; then
         panamax_aot_train "$java_home" </dev/null >/dev/null 2>&1 &
         disown 2>/dev/null || true
     fi
     return 0
+}
+
+# Whether file $2 exists and is newer than the jars and JDK $1's modules, and file $3 holds JDK $1's path.
+panamax_aot_fresh() {
+    local java_home="$1" file="$2" jdk="$3"
+    [ -f "$file" ] && [ -z "$(panamax_jars_newer_than "$file")" ] && [ ! "$java_home/lib/modules" -nt "$file" ] \
+        && [ "$(cat "$jdk" 2>/dev/null)" = "$java_home" ]
 }
 
 # The jars on the class path modified after file $1 (empty if none).
@@ -79,14 +87,14 @@ panamax_aot_train() {
     (
         flock -n 9 || exit 0
         # Another start may have finished a training while this one waited for the lock.
-        if [ -f "$aot" ] && [ -z "$(panamax_jars_newer_than "$aot")" ]; then exit 0; fi
+        if panamax_aot_fresh "$java_home" "$aot" "$aot.jdk"; then exit 0; fi
         if nice -n 10 "$java_home/bin/java" $(panamax_jvm_base_options) -XX:AOTCacheOutput="$tmp" -Xlog:aot=error \
                 -Dpanamax.home="$root" -cp "$(panamax_classpath)" dev.panamax.launcher.Main aot-train >"$aot.log" 2>&1 \
             && [ -s "$tmp" ]; then
-            mv -f "$tmp" "$aot" && rm -f "$aot.failed"
+            echo "$java_home" >"$aot.jdk" && mv -f "$tmp" "$aot" && rm -f "$aot.failed"
         else
             rm -f "$tmp" "$tmp.config"
-            touch "$aot.failed"
+            echo "$java_home" >"$aot.failed"
         fi
     ) 9>"$aot.lock"
 }
