@@ -49,6 +49,8 @@ import static dev.panamax.vfiouser.virtioblk.Virtqueue.NO_VECTOR;
  * capability's enable and function-mask bits. Without MSI-X the device sets ISR status and signals
  * INTx unless the command register disables it.
  *
+ * A VIRTIO_PCI_CAP_PCI_CFG capability (4.1.4.7) reaches both BARs through configuration space.
+ *
  * <p>Features offered (5.2.3, 6): VIRTIO_F_VERSION_1, VIRTIO_F_RING_INDIRECT_DESC,
  * VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH, and VIRTIO_BLK_F_RO for a
  * read-only disk. Not offered: VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_RING_EVENT_IDX. Requests
@@ -97,6 +99,7 @@ public final class VirtioBlk implements AutoCloseable {
     public static final int VIRTIO_PCI_CAP_NOTIFY_CFG = 2;
     public static final int VIRTIO_PCI_CAP_ISR_CFG = 3;
     public static final int VIRTIO_PCI_CAP_DEVICE_CFG = 4;
+    public static final int VIRTIO_PCI_CAP_PCI_CFG = 5;
 
     // ---- Device status (2.1) ----
     public static final int ACKNOWLEDGE = 1;
@@ -172,6 +175,7 @@ public final class VirtioBlk implements AutoCloseable {
     private final long deviceFeatures;
     private final PciConfigSpace config;
     private final int msixCapability;
+    private final int pciCfgCapability;
     private final VfioUserDevice device;
     private final byte[] msix = new byte[(int) MSIX_BAR_SIZE];
     private final Virtqueue queue = new Virtqueue(0, QUEUE_SIZE);
@@ -239,6 +243,7 @@ public final class VirtioBlk implements AutoCloseable {
         addVirtioCapability(VIRTIO_PCI_CAP_NOTIFY_CFG, NOTIFY_OFFSET, NOTIFY_OFF_MULTIPLIER, NOTIFY_OFF_MULTIPLIER);
         addVirtioCapability(VIRTIO_PCI_CAP_ISR_CFG, ISR_OFFSET, 1, -1);
         addVirtioCapability(VIRTIO_PCI_CAP_DEVICE_CFG, DEVICE_CFG_OFFSET, DEVICE_CFG_SIZE, -1);
+        pciCfgCapability = addPciCfgCapability();
 
         device = VfioUserDevice.builder(config)
                 .region(VfioUserRegion.trapped(VIRTIO_BAR, VIRTIO_BAR_SIZE, new RegionHandler() {
@@ -285,6 +290,82 @@ public final class VirtioBlk implements AutoCloseable {
             body.putInt(14, notifyOffMultiplier);
         }
         config.addCapability(PCI_CAP_ID_VNDR, body.array(), new byte[capLen - 2]);
+    }
+
+    /**
+     * struct virtio_pci_cfg_cap (4.1.4.7): a virtio_pci_cap whose bar, offset and length the driver
+     * writes, then le32 pci_cfg_data: reading or writing it reads or writes {@code length} (1, 2, 4)
+     * bytes of that BAR at that offset, a way to the BARs through configuration space alone
+     * ("The device MUST present at least one VIRTIO_PCI_CAP_PCI_CFG capability").
+     */
+    private int addPciCfgCapability() {
+        byte[] body = new byte[18];
+        body[0] = 20;
+        body[1] = VIRTIO_PCI_CAP_PCI_CFG;
+        byte[] mask = new byte[18];
+        mask[2] = (byte) 0xFF;                  // bar
+        Arrays.fill(mask, 6, 18, (byte) 0xFF);  // offset, length, pci_cfg_data
+        int at = config.addCapability(PCI_CAP_ID_VNDR, body, mask);
+        config.setAccessHook(at + 16, 4, new PciConfigSpace.AccessHook() {
+            @Override
+            public void beforeRead() {
+                byte[] data = pciCfgAccess();
+                if (data != null) {
+                    barRead((int) config.get(at + 4, 1), (int) config.get(at + 8, 4), data);
+                    long value = 0;
+                    for (int i = 0; i < data.length; i++) {
+                        value |= (data[i] & 0xFFL) << (8 * i);
+                    }
+                    config.put(at + 16, data.length, value);
+                }
+            }
+
+            @Override
+            public void afterWrite() {
+                byte[] data = pciCfgAccess();
+                if (data != null) {
+                    long value = config.get(at + 16, data.length);
+                    for (int i = 0; i < data.length; i++) {
+                        data[i] = (byte) (value >>> (8 * i));
+                    }
+                    barWrite((int) config.get(at + 4, 1), (int) config.get(at + 8, 4), data);
+                }
+            }
+        });
+        return at;
+    }
+
+    /**
+     * The access the VIRTIO_PCI_CAP_PCI_CFG capability asks for now: a buffer of cap.length bytes,
+     * or null when length is not 1, 2 or 4, offset is not a multiple of it (4.1.4.7.2), or the
+     * range is not in one of our BARs.
+     */
+    private byte[] pciCfgAccess() {
+        int bar = (int) config.get(pciCfgCapability + 4, 1);
+        long offset = config.get(pciCfgCapability + 8, 4);
+        long length = config.get(pciCfgCapability + 12, 4);
+        long barSize = bar == VIRTIO_BAR ? VIRTIO_BAR_SIZE : bar == MSIX_BAR ? MSIX_BAR_SIZE : 0;
+        if ((length != 1 && length != 2 && length != 4) || offset % length != 0 || offset + length > barSize) {
+            LOG.debug("virtio-blk: VIRTIO_PCI_CAP_PCI_CFG access of {} bytes at BAR {} offset 0x{} ignored", length, bar, Long.toHexString(offset));
+            return null;
+        }
+        return new byte[(int) length];
+    }
+
+    private void barRead(int bar, int offset, byte[] into) {
+        if (bar == VIRTIO_BAR) {
+            virtioBarRead(offset, into);
+        } else {
+            msixRead(offset, into);
+        }
+    }
+
+    private void barWrite(int bar, int offset, byte[] data) {
+        if (bar == VIRTIO_BAR) {
+            virtioBarWrite(offset, data);
+        } else {
+            msixWrite(offset, data);
+        }
     }
 
     /** @return the device declaration to serve (configuration space, BAR0, BAR2, INTx, 2 MSI-X vectors) */

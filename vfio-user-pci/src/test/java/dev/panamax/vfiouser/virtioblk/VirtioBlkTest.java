@@ -155,6 +155,23 @@ class VirtioBlkTest {
         assertEquals(SEG_MAX, driver.deviceConfig(12, 4), "seg_max");
         assertEquals(512, driver.deviceConfig(20, 4), "blk_size");
         assertEquals(1, driver.common(0x12, 2), "num_queues");
+        // VIRTIO_PCI_CAP_PCI_CFG (4.1.4.7): bar, offset, length, then pci_cfg_data reaches BAR0.
+        int pc = driver.pciCfgCapability;
+        assertNotEquals(0, pc);
+        assertEquals(20, driver.readLe(VfioUserRegion.CONFIG, pc + 2, 1), "cap_len");
+        driver.write(VfioUserRegion.CONFIG, pc + 4, 1, VIRTIO_BAR);
+        driver.write(VfioUserRegion.CONFIG, pc + 8, 4, DEVICE_CFG_OFFSET);
+        driver.write(VfioUserRegion.CONFIG, pc + 12, 4, 4);
+        assertEquals(DISK_SECTORS, driver.readLe(VfioUserRegion.CONFIG, pc + 16, 4), "capacity through pci_cfg_data");
+        driver.write(VfioUserRegion.CONFIG, pc + 8, 4, COMMON_CFG_OFFSET + 0x14);
+        driver.write(VfioUserRegion.CONFIG, pc + 12, 4, 1);
+        driver.write(VfioUserRegion.CONFIG, pc + 16, 4, ACKNOWLEDGE);
+        assertEquals(ACKNOWLEDGE, driver.status(), "device_status written through pci_cfg_data");
+        driver.write(VfioUserRegion.CONFIG, pc + 8, 4, DEVICE_CFG_OFFSET + 1);
+        driver.write(VfioUserRegion.CONFIG, pc + 12, 4, 2);
+        driver.write(VfioUserRegion.CONFIG, pc + 16, 4, 0x77);
+        assertEquals(0x77, driver.readLe(VfioUserRegion.CONFIG, pc + 16, 4), "a misaligned access is not done");
+        driver.status(0);
         // A queue the device does not have reads size 0.
         driver.common(0x16, 2, 1);
         assertEquals(0, driver.common(0x18, 2));

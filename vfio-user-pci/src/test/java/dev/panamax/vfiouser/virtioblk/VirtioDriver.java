@@ -42,6 +42,7 @@ final class VirtioDriver {
     final Map<Integer, Structure> structures = new HashMap<>();
     int notifyOffMultiplier;
     int msixCapability;
+    int pciCfgCapability;
     int queueSize;
     private int availIdx;
     private int nextDesc;
@@ -91,6 +92,9 @@ final class VirtioDriver {
                 int cfgType = cfg[at + 3] & 0xFF;
                 structures.putIfAbsent(cfgType, new Structure(cfg[at + 4] & 0xFF, c.get(JAVA_INT_UNALIGNED, 8) & 0xFFFFFFFFL,
                         c.get(JAVA_INT_UNALIGNED, 12) & 0xFFFFFFFFL));
+                if (cfgType == VirtioBlk.VIRTIO_PCI_CAP_PCI_CFG) {
+                    pciCfgCapability = at;
+                }
                 if (cfgType == VirtioBlk.VIRTIO_PCI_CAP_NOTIFY_CFG) {
                     assertEquals(20, cfg[at + 2], "notify cap_len");
                     notifyOffMultiplier = c.get(JAVA_INT_UNALIGNED, 16);
