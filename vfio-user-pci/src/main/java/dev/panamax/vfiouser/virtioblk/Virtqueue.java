@@ -140,8 +140,9 @@ final class Virtqueue {
             int flags = d.getShort(12) & 0xFFFF;
             int next = d.getShort(14) & 0xFFFF;
             if ((flags & VIRTQ_DESC_F_INDIRECT) != 0) {
-                // 2.7.5.3.1: not inside an indirect table, not with NEXT, a whole number of descriptors.
-                if (indirect || (flags & VIRTQ_DESC_F_NEXT) != 0 || len == 0 || len % DESC_SIZE != 0 || len / DESC_SIZE > 0xFFFF + 1L) {
+                // 2.7.5.3.1: not inside an indirect table, not with NEXT, a whole number of descriptors;
+                // 2.7.5.2: the chain is no longer than the queue size.
+                if (indirect || (flags & VIRTQ_DESC_F_NEXT) != 0 || len == 0 || len % DESC_SIZE != 0 || len / DESC_SIZE > size) {
                     throw new VirtqueueException(String.format("queue %d chain %d: bad indirect descriptor (flags 0x%x, len %d)",
                             index, head, flags, len));
                 }

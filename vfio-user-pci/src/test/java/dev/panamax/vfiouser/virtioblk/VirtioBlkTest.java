@@ -377,6 +377,14 @@ class VirtioBlkTest {
         guest.mapping().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, VirtioDriver.AVAIL + 2, (short) 100);
         driver.kick();
         assertEquals(DEVICE_NEEDS_RESET, driver.status() & DEVICE_NEEDS_RESET);
+        // An indirect descriptor with NEXT set, and an indirect table longer than the queue: NEEDS_RESET.
+        for (int[] bad : new int[][]{{Virtqueue.VIRTQ_DESC_F_INDIRECT | Virtqueue.VIRTQ_DESC_F_NEXT, 32}, {Virtqueue.VIRTQ_DESC_F_INDIRECT, 16 * 9}}) {
+            driver.init(FEATURES, 8, 0, 1);
+            int h = driver.submit(ro(FREE + 0x1000, bad[1]));
+            guest.mapping().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, VirtioDriver.DESC + 16L * h + 12, (short) bad[0]);
+            driver.kick();
+            assertEquals(DEVICE_NEEDS_RESET, driver.status() & DEVICE_NEEDS_RESET, "indirect flags " + bad[0] + " len " + bad[1]);
+        }
         // Rings outside the DMA map: NEEDS_RESET, not a dead server.
         driver.status(0);
         driver.status(ACKNOWLEDGE | DRIVER);
