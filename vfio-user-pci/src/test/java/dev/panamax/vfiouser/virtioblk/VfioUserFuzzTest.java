@@ -28,8 +28,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import java.util.Set;
-import java.util.stream.Collectors;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.stream.Stream;
 
 import static dev.panamax.vfiouser.server.TestClient.payload;
@@ -60,12 +60,34 @@ class VfioUserFuzzTest {
     final Random random = new Random(20261126);
     int nextId = 1;
 
-    static Set<String> openFds() {
+    /**
+     * The process's open fds and what each is ("socket:[inode]", "anon_inode:[eventfd]", a path),
+     * without the directory fd the listing itself uses.
+     */
+    static Map<String, String> openFds() {
+        Map<String, String> fds = new TreeMap<>();
         try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
-            return s.map(p -> p.getFileName().toString()).collect(Collectors.toSet());
+            for (Path p : s.toList()) {
+                try {
+                    String target = Files.readSymbolicLink(p).toString();
+                    if (!target.matches("/proc/\\d+/fd")) {
+                        fds.put(p.getFileName().toString(), target);
+                    }
+                } catch (IOException e) {
+                    // closed meanwhile
+                }
+            }
         } catch (IOException e) {
             throw new AssertionError(e);
         }
+        return fds;
+    }
+
+    /** @return the fds of {@code now} that were not open (as the same thing) in {@code before} */
+    static Map<String, String> added(Map<String, String> before, Map<String, String> now) {
+        Map<String, String> added = new TreeMap<>(now);
+        added.entrySet().removeIf(e -> e.getValue().equals(before.get(e.getKey())));
+        return added;
     }
 
     /** A raw message: header fields as given, then the payload. */
@@ -154,8 +176,12 @@ class VfioUserFuzzTest {
         try (VirtioBlkServer server = new VirtioBlkServer(path, disk, VirtioBlk.Options.DEFAULT);
              MemFd memfd = new MemFd("fuzz", 4096); EventFd eventfd = new EventFd(true)) {
             Thread loop = Thread.ofPlatform().name("virtio-blk-accept").start(server::run);
-            oneCase(path, -1); // warm: classes, FFM stubs, logging
-            Set<String> before = openFds();
+            // Warm up: one case of each kind and a good client load the classes (and open the jars), FFM stubs, logging.
+            for (int k = 0; k < 9; k++) {
+                oneCase(path, k, memfd.fd(), eventfd.fd());
+            }
+            oneCase(path, -1);
+            Map<String, String> before = openFds();
             int answered = 0;
             int closed = 0;
             for (int i = 0; i < CASES; i++) {
@@ -169,23 +195,20 @@ class VfioUserFuzzTest {
             assertTrue(oneCase(path, -1), "a good client after the fuzzing");
             assertTrue(answered > CASES / 3 && closed > CASES / 10, answered + " cases answered, " + closed + " closed");
             // No fds left behind: the server closes each connection and each received fd (allow it to settle).
-            Set<String> leaked = null;
+            Map<String, String> leaked = null;
             for (int t = 0; t < 50; t++) {
-                Set<String> now = openFds();
-                now.removeAll(before);
-                now.retainAll(openFds()); // the listing's own directory fd comes and goes
-                leaked = now;
+                leaked = added(before, openFds());
                 if (leaked.isEmpty()) {
                     break;
                 }
                 Thread.sleep(100);
             }
-            assertEquals(Set.of(), leaked, "fds leaked");
+            assertEquals(Map.of(), leaked, "fds leaked");
             server.close();
             loop.join(5000);
             assertFalse(loop.isAlive());
             assertFalse(Files.exists(path), "socket file removed on close");
-            assertTrue(server.clientsServed() >= CASES + 2, server.clientsServed() + " clients served");
+            assertTrue(server.clientsServed() >= CASES + 11, server.clientsServed() + " clients served");
         }
     }
 
