@@ -709,13 +709,15 @@ public final class VirtioBlk implements AutoCloseable {
             LOG.warn("virtio-blk: request {} has {} readable bytes, less than its 16-byte header", chain.head(), readableBytes);
             result = VIRTIO_BLK_S_IOERR;
         } else {
-            byte[] header = new byte[REQUEST_HEADER_SIZE];
-            gather(slice(readable, 0, REQUEST_HEADER_SIZE), header);
-            ByteBuffer h = ByteBuffer.wrap(header).order(ByteOrder.LITTLE_ENDIAN);
-            int type = h.getInt(0);
-            long sector = h.getLong(8);
-            List<Virtqueue.Buffer> out = slice(readable, REQUEST_HEADER_SIZE, readableBytes - REQUEST_HEADER_SIZE);
+            int type = -1;
+            long sector = -1;
             try {
+                byte[] header = new byte[REQUEST_HEADER_SIZE];
+                gather(slice(readable, 0, REQUEST_HEADER_SIZE), header);
+                ByteBuffer h = ByteBuffer.wrap(header).order(ByteOrder.LITTLE_ENDIAN);
+                type = h.getInt(0);
+                sector = h.getLong(8);
+                List<Virtqueue.Buffer> out = slice(readable, REQUEST_HEADER_SIZE, readableBytes - REQUEST_HEADER_SIZE);
                 switch (type) {
                     case VIRTIO_BLK_T_IN -> {
                         result = transfer(sector, in, false);
@@ -736,12 +738,10 @@ public final class VirtioBlk implements AutoCloseable {
                     default -> result = VIRTIO_BLK_S_UNSUPP;
                 }
             } catch (IOException | DmaException e) {
-                LOG.warn("virtio-blk: request {} type {} sector {}: {}", chain.head(), type, sector, e.getMessage());
+                // The disk failed, or a header or data buffer lies outside DMA-mapped memory.
+                LOG.warn("virtio-blk: request {} type {} sector {}: {}", chain.head(), type, Long.toUnsignedString(sector), e.getMessage());
                 result = VIRTIO_BLK_S_IOERR;
                 written = 1;
-            }
-            if (result == VIRTIO_BLK_S_IOERR) {
-                LOG.debug("virtio-blk: request {} type {} sector {} failed", chain.head(), type, sector);
             }
         }
         dma.write(statusByte.addr(), new byte[]{(byte) result});

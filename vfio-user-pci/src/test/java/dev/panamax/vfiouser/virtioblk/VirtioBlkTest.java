@@ -102,6 +102,11 @@ class VirtioBlkTest {
 
     /** Submits a request and rings the doorbell; @return the used element {id, len} */
     long[] request(Desc... chain) {
+        // The status byte starts as 0xFF, no VIRTIO_BLK_S_* value: the device must write it.
+        Desc last = chain[chain.length - 1];
+        if (last.writable() && last.addr() >= BASE && last.addr() + last.len() <= BASE + MEMORY) {
+            guest.mapping().set(JAVA_BYTE, last.addr() - BASE + last.len() - 1, (byte) 0xFF);
+        }
         int before = driver.usedIdx();
         int head = driver.submit(chain);
         driver.kick();
@@ -247,6 +252,11 @@ class VirtioBlkTest {
         driver.header(FREE + 0x600, VIRTIO_BLK_T_IN, 0);
         request(ro(FREE + 0x600, 16), new Desc(BASE + MEMORY + 4096, 512, true), rw(FREE + 0x89, 1));
         assertEquals(VIRTIO_BLK_S_IOERR, driver.get(FREE + 0x89, 1)[0]);
+        request(new Desc(BASE + MEMORY + 4096, 16, false), rw(FREE + 0x8B, 1));
+        assertEquals(VIRTIO_BLK_S_IOERR, driver.get(FREE + 0x8B, 1)[0], "a header outside the DMA map");
+        // A header shorter than 16 bytes: IOERR.
+        request(ro(FREE + 0x600, 8), rw(FREE + 0x8C, 1));
+        assertEquals(VIRTIO_BLK_S_IOERR, driver.get(FREE + 0x8C, 1)[0]);
         assertEquals(0, blk.status() & DEVICE_NEEDS_RESET);
         assertArrayEquals(Arrays.copyOfRange(initial, (DISK_SECTORS - 1) * SECTOR_SIZE, DISK_SECTORS * SECTOR_SIZE),
                 diskBytes((DISK_SECTORS - 1) * SECTOR_SIZE, SECTOR_SIZE));
@@ -254,6 +264,7 @@ class VirtioBlkTest {
         // Indirect descriptors (2.7.5.3): the table at FREE + 0xA000 holds header, data, status.
         driver.header(FREE + 0x700, VIRTIO_BLK_T_IN, 3);
         driver.writeChain(FREE + 0xA000, 0, ro(FREE + 0x700, 16), rw(FREE + 0xC000, 512), rw(FREE + 0x8A, 1));
+        guest.mapping().set(JAVA_BYTE, FREE + 0x8A, (byte) 0xFF);
         int before = driver.usedIdx();
         int head = driver.submit(new Desc(BASE + FREE + 0xA000, 48, false));
         guest.mapping().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, VirtioDriver.DESC + 16L * head + 12, (short) Virtqueue.VIRTQ_DESC_F_INDIRECT);
