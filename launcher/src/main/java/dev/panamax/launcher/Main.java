@@ -15,7 +15,7 @@ import java.io.UncheckedIOException;
  */
 @Command(name = "panamax", mixinStandardHelpOptions = true, version = "panamax 0.1.0",
         description = "A minimal VMM on Linux KVM for PCI device passthrough.",
-        subcommands = {RunCommand.class, TestCommand.class, ImageCommand.class, DemoCommand.class,
+        subcommands = {RunCommand.class, TestCommand.class, ImageCommand.class, DemoCommand.class, DeviceCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
