@@ -639,19 +639,24 @@ public final class VirtioBlk implements AutoCloseable {
             } else {
                 isr |= isrBit;
                 updateInterruptStatus();
-                if ((config.get(PciConfigSpace.COMMAND, 2) & PCI_COMMAND_INTX_DISABLE) == 0 && irqs != null) {
-                    irqs.trigger(VfioUserDevice.IRQ_INTX, 0);
-                }
             }
         } catch (RuntimeException e) {
             LOG.warn("virtio-blk: interrupt not delivered: {}", e.getMessage());
         }
     }
 
-    /** 4.1.4.5.1: without MSI-X, the PCI status Interrupt Status bit is the OR of ISR. */
+    /**
+     * 4.1.4.5.1: without MSI-X, the PCI status Interrupt Status bit is the OR of ISR, and so is the INTx# level
+     * (unless the command register's Interrupt Disable bit is set): raised by a used buffer or a configuration
+     * change, lowered when the driver reads ISR.
+     */
     private void updateInterruptStatus() {
         long s = config.get(PciConfigSpace.STATUS, 2);
-        config.put(PciConfigSpace.STATUS, 2, isr != 0 && !msixEnabled() ? s | PCI_STATUS_INTERRUPT : s & ~PCI_STATUS_INTERRUPT);
+        boolean asserted = isr != 0 && !msixEnabled();
+        config.put(PciConfigSpace.STATUS, 2, asserted ? s | PCI_STATUS_INTERRUPT : s & ~PCI_STATUS_INTERRUPT);
+        if (irqs != null) {
+            irqs.intx(asserted && (config.get(PciConfigSpace.COMMAND, 2) & PCI_COMMAND_INTX_DISABLE) == 0);
+        }
     }
 
     /** 2.1.2: the device has gone wrong; the driver must reset it. A configuration change notification tells it. */
