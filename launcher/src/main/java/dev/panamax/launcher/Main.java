@@ -26,6 +26,12 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(spec.commandLine(), "missing command (try: panamax run --help)");
     }
 
+    static {
+        // netty-buffer (the vfio-user wire encoding) would reach for sun.misc.Unsafe, which JDK 25 warns about on
+        // the user's terminal; its plain-Java buffers are all Panamax needs.
+        System.setProperty("io.netty.noUnsafe", "true");
+    }
+
     public static void main(String[] args) {
         System.exit(execute(args));
     }

@@ -32,7 +32,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * messages. Then a server that dies under a running guest, with {@code on-error=stop}: Panamax stops with one
  * clear line (status 125) instead of hanging or crashing.
  *
- * <p>Runs where the guest runs: directly with hardware KVM, else nested ({@link GuestRunner#select()}).
+ * <p>Runs where the guest runs: directly with hardware KVM, else nested ({@link GuestRunner#select()}). Under
+ * nested emulation on a busy machine, a cold server JVM answered its first message after more than the default
+ * 5 s, so the devices here get {@code timeout=60s}; the dying server is seen at once (end of file), not by timeout.
  */
 class VfioUserBlkEndToEndTest {
     private static final Path REPO = Path.of("").toAbsolutePath().getParent();
@@ -86,16 +88,16 @@ class VfioUserBlkEndToEndTest {
                         + " for i in $(seq 1 600); do [ -S $sock ] && return 0; sleep 0.1; done; echo 'E2E FAIL: no socket'; return 1; }",
                 "stop() { kill $server; wait $server; echo \"E2E server-exit=$?\"; }",
                 "serve",
-                test + " --cmdline '" + cmdline + " panamax.blk=fd-msix' --device vfio-user-pci,socket=$sock; echo \"E2E fd-msix=$?\"",
-                test + " --cmdline '" + cmdline + " pci=nomsi panamax.blk=fd-intx' --device vfio-user-pci,socket=$sock; echo \"E2E fd-intx=$?\"",
+                test + " --cmdline '" + cmdline + " panamax.blk=fd-msix' --device vfio-user-pci,socket=$sock,timeout=60s; echo \"E2E fd-msix=$?\"",
+                test + " --cmdline '" + cmdline + " pci=nomsi panamax.blk=fd-intx' --device vfio-user-pci,socket=$sock,timeout=60s; echo \"E2E fd-intx=$?\"",
                 "stop",
                 "serve --dma-messages",
-                test + " --cmdline '" + cmdline + " panamax.blk=messages-msix' --device vfio-user-pci,socket=$sock; echo \"E2E messages-msix=$?\"",
+                test + " --cmdline '" + cmdline + " panamax.blk=messages-msix' --device vfio-user-pci,socket=$sock,timeout=60s; echo \"E2E messages-msix=$?\"",
                 "stop",
                 // A server that dies under a running guest: Panamax must stop the VM with one line, not hang.
                 "serve",
                 "./panamax test --image " + img + " --script " + REPO.relativize(WORK.resolve("blk-forever.sh"))
-                        + " -m 512M --timeout 300s --device vfio-user-pci,socket=$sock,on-error=stop > /tmp/dies.log 2>&1 & vm=$!",
+                        + " -m 512M --timeout 300s --device vfio-user-pci,socket=$sock,timeout=60s,on-error=stop > /tmp/dies.log 2>&1 & vm=$!",
                 "for i in $(seq 1 1200); do grep -q 'reading forever' /tmp/dies.log && break; sleep 0.1; done",
                 "sleep 1; kill -9 $server; wait $vm; echo \"E2E server-dies=$?\"; sed 's/^/dies: /' /tmp/dies.log",
                 "");
