@@ -3,6 +3,7 @@ package dev.panamax.tests.vfiouser;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.LinuxException;
+import dev.panamax.vfiouser.client.VfioUserClient;
 import dev.panamax.vfiouser.protocol.RegionReadCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.protocol.VfioUserHeader;
@@ -146,6 +147,7 @@ public final class MisbehavingServer implements AutoCloseable {
             throw new IllegalArgumentException("misbehaving-server: no socket given");
         }
         MisbehavingServer s = new MisbehavingServer(sockets);
+        s.warmUp();
         List<UnixSocket> listeners = new ArrayList<>();
         try {
             for (Map.Entry<Path, Mode> e : sockets.entrySet()) {
@@ -174,6 +176,28 @@ public final class MisbehavingServer implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         return s;
+    }
+
+    /**
+     * Serves a few requests of an in-process client through a proxy connection (without the trigger), so that the
+     * first real client is not answered late by a cold JVM: a fresh process took over 500 ms to answer VERSION.
+     */
+    private void warmUp() {
+        UnixSocket[] ends = UnixSocket.pair();
+        Connection c = new Connection(ends[0], Path.of("warm-up"), Mode.DIES);
+        Thread t = Thread.ofPlatform().name("misbehaving-server warm-up").daemon().start(c::run);
+        try (VfioUserClient client = VfioUserClient.over(ends[1], "warm-up", VfioUserClient.Options.defaults())) {
+            for (int i = 0; i < 64; i++) {
+                client.regionRead(CONFIG_REGION, (4L * i) % TRIGGER_OFFSET, 4);
+            }
+        } finally {
+            c.end();
+        }
+        try {
+            t.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** The minimal device: vendor/device {@value #VENDOR_ID}/{@value #DEVICE_ID}, class ff0000, no BAR, capability or IRQ. */

@@ -17,6 +17,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -37,8 +38,35 @@ class MisbehavingServerProxyTest {
     @TempDir
     Path dir;
 
-    static VfioUserClient.Options options() {
-        return VfioUserClient.Options.defaults().withRequestTimeout(REQUEST_TIMEOUT);
+    /** Times the clients of a test told their broken-device listener. */
+    final AtomicInteger brokenCalls = new AtomicInteger();
+
+    VfioUserClient.Options options() {
+        return VfioUserClient.Options.defaults().withRequestTimeout(REQUEST_TIMEOUT)
+                .withOnBroken((client, reason) -> brokenCalls.incrementAndGet());
+    }
+
+    /**
+     * Waits up to a second for {@code n} listener calls: the client runs its listener on the thread that saw the
+     * break, after {@code isBroken()} is true and the waiting call has returned.
+     */
+    void awaitBrokenCalls(int n) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(1).toNanos();
+        while (brokenCalls.get() < n && System.nanoTime() - deadline < 0) {
+            Thread.sleep(5);
+        }
+    }
+
+    /** What the client says broke it, per mode: each mode must break it its own way (not, say, all by timeout). */
+    static String expectedReason(Mode mode) {
+        return switch (mode) {
+            case DIES -> "the server closed the connection";
+            case STALL -> "no reply to REGION_READ of 4 bytes at 0xf0 of region 7 within 500 ms";
+            case WRONG_ID -> "answers no request we sent";
+            case WRONG_SIZE -> "the reply has 3 bytes at 0xf0";
+            case TOO_MANY_FDS -> "3 fds exceed max_msg_fds 1";
+            case GARBAGE -> "bad message from the server";
+        };
     }
 
     /** The sockets, eventfds and memfds of this process (/proc/self/fd), the kinds client and server make. */
@@ -74,7 +102,7 @@ class MisbehavingServerProxyTest {
     }
 
     /** Pulls the trigger: the read returns all-ones promptly and leaves the client broken. */
-    static void assertTriggerBreaks(VfioUserClient client, MisbehavingServer server, Path socket, Mode mode)
+    void assertTriggerBreaks(VfioUserClient client, MisbehavingServer server, Path socket, Mode mode)
             throws InterruptedException {
         long t0 = System.nanoTime();
         long v = client.regionRead(CONFIG, MisbehavingServer.TRIGGER_OFFSET, 4);
@@ -82,6 +110,7 @@ class MisbehavingServerProxyTest {
         assertTrue(server.awaitTriggered(socket, Duration.ZERO), "the read at 0xF0 did not trigger " + mode);
         assertTrue(took.compareTo(REQUEST_TIMEOUT.plus(SLACK)) < 0, mode + ": the trigger read took " + took.toMillis() + " ms");
         assertTrue(client.isBroken(), mode + ": the client is not broken");
+        assertTrue(client.brokenReason().contains(expectedReason(mode)), mode + ": broken because " + client.brokenReason());
         assertEquals(0xFFFF_FFFFL, v, mode + ": the trigger read");
         assertEquals(0xFFFF, client.regionRead(CONFIG, 0x00, 2), mode + ": vendor ID after breaking");
         assertEquals(0xFFFF_FFFFL, client.regionRead(CONFIG, MisbehavingServer.TRIGGER_OFFSET, 4), mode + ": 0xF0 again");
@@ -99,6 +128,8 @@ class MisbehavingServerProxyTest {
                 assertServesDevice(client, server, socket);
                 assertTriggerBreaks(client, server, socket, mode);
                 System.out.println(mode + ": client broken: " + client.brokenReason());
+                awaitBrokenCalls(1);
+                assertEquals(1, brokenCalls.get(), mode + ": broken-device listener calls");
             } finally {
                 client.close();
             }
@@ -132,6 +163,8 @@ class MisbehavingServerProxyTest {
                 assertServesDevice(c, server, third);
                 assertTriggerBreaks(c, server, third, Mode.WRONG_ID);
             }
+            awaitBrokenCalls(3);
+            assertEquals(3, brokenCalls.get(), "broken-device listener calls");
             assertTrue(server.awaitFinished(Duration.ofSeconds(5)), "every socket served its connection");
         }
         assertTrue(fds().size() <= before.size(), "fds before " + before + ", after " + fds());
