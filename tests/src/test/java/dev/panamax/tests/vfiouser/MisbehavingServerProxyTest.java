@@ -17,6 +17,8 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 
@@ -168,6 +170,63 @@ class MisbehavingServerProxyTest {
             assertTrue(server.awaitFinished(Duration.ofSeconds(5)), "every socket served its connection");
         }
         assertTrue(fds().size() <= before.size(), "fds before " + before + ", after " + fds());
+    }
+
+    /**
+     * The command line, as an end-to-end test runs it: {@code java -cp <this class path> MisbehavingServer
+     * --socket A --mode dies B=garbage}. The process prints its listening lines, serves B after A died, and exits
+     * with status 0 once both connections are over, removing its socket files.
+     */
+    @Test
+    @Timeout(120)
+    void runsAsItsOwnProcess() throws Exception {
+        Path a = dir.resolve("a.sock");
+        Path b = dir.resolve("b.sock");
+        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+        Process p = new ProcessBuilder(java.toString(), "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), MisbehavingServer.class.getName(),
+                "--socket", a.toString(), "--mode", "dies", b + "=garbage")
+                .redirectErrorStream(true).start();
+        List<String> lines = new CopyOnWriteArrayList<>();
+        Thread pump = Thread.ofPlatform().daemon().start(() -> {
+            try (var r = p.inputReader()) {
+                for (String line; (line = r.readLine()) != null; ) {
+                    lines.add(line);
+                }
+            } catch (IOException e) {
+                // the process ended
+            }
+        });
+        try {
+            String listeningA = "misbehaving-server: " + a + " dies listening";
+            String listeningB = "misbehaving-server: " + b + " garbage listening";
+            long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
+            while (!(lines.contains(listeningA) && lines.contains(listeningB)) && p.isAlive() && System.nanoTime() - deadline < 0) {
+                Thread.sleep(20);
+            }
+            assertTrue(lines.contains(listeningA) && lines.contains(listeningB), "no listening lines: " + lines);
+            VfioUserClient.Options slow = options().withRequestTimeout(Duration.ofSeconds(2));
+            try (VfioUserClient ca = VfioUserClient.connect(a, slow)) {
+                assertEquals(MisbehavingServer.VENDOR_ID, ca.regionRead(CONFIG, 0, 2));
+                ca.regionRead(CONFIG, MisbehavingServer.TRIGGER_OFFSET, 4);
+                assertTrue(ca.isBroken());
+                assertTrue(ca.brokenReason().contains(expectedReason(Mode.DIES)), ca.brokenReason());
+            }
+            try (VfioUserClient cb = VfioUserClient.connect(b, slow)) {
+                assertEquals(MisbehavingServer.VENDOR_ID, cb.regionRead(CONFIG, 0, 2), "b after a died");
+                cb.regionRead(CONFIG, MisbehavingServer.TRIGGER_OFFSET, 4);
+                assertTrue(cb.isBroken());
+                assertTrue(cb.brokenReason().contains(expectedReason(Mode.GARBAGE)), cb.brokenReason());
+            }
+            assertTrue(p.waitFor(20, TimeUnit.SECONDS), "still running after both connections: " + lines);
+            pump.join(5000);
+            assertEquals(0, p.exitValue(), String.join("\n", lines));
+            assertTrue(lines.stream().anyMatch(l -> l.startsWith("misbehaving-server: " + a + " dies triggered")), lines.toString());
+            assertTrue(lines.stream().anyMatch(l -> l.startsWith("misbehaving-server: " + b + " garbage triggered")), lines.toString());
+            assertFalse(Files.exists(a) || Files.exists(b), "socket files left");
+        } finally {
+            p.destroyForcibly();
+        }
     }
 
     @Test
