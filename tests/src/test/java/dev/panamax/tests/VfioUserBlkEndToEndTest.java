@@ -3,20 +3,15 @@ package dev.panamax.tests;
 import dev.panamax.images.DebianPackages;
 import dev.panamax.images.GuestImage;
 import dev.panamax.images.ImageBuilder;
-import dev.panamax.tests.harness.GuestCommand;
 import dev.panamax.tests.harness.GuestRunner;
-import dev.panamax.tests.harness.Result;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -46,7 +41,6 @@ class VfioUserBlkEndToEndTest {
     private static final Map<String, Integer> PATTERN_SECTOR = Map.of("fd-msix", 2048, "fd-intx", 3072, "messages-msix", 4096);
     /** The misbehaviours of {@code MisbehavingServer}, one device each. */
     private static final List<String> MODES = List.of("dies", "stall", "wrong-id", "wrong-size", "too-many-fds", "garbage");
-    private static final String JVM_CRASH = "A fatal error has been detected by the Java Runtime Environment";
     private static GuestImage image;
     private static GuestDisk disk;
 
@@ -138,27 +132,11 @@ class VfioUserBlkEndToEndTest {
                         + " -m 256M --timeout 300s" + devices + "; echo \"E2E misbehaving=$?\"",
                 "wait $mb; echo \"E2E misbehaving-server=$?\"",
                 "");
-        GuestRunner runner = GuestRunner.select(WORK);
-        GuestCommand command = GuestCommand.of(l1).in(REPO).withEnv("PANAMAX_NO_BUILD", "1").withTimeout(Duration.ofMinutes(20));
-        Result r = runner.run(command);
-        if (r.output().contains(JVM_CRASH)) {
-            System.out.println("measured: a JVM crashed in the runner session; running the session once more");
-            disk.restore();
-            r = runner.run(command);
-        }
-        String out = r.output();
-        Map<String, Integer> status = new LinkedHashMap<>();
-        Matcher m = Pattern.compile("E2E ([\\w-]+)=(\\d+)").matcher(out);
-        while (m.find()) {
-            status.put(m.group(1), Integer.parseInt(m.group(2)));
-        }
-        System.out.println("measured: whole session " + r.elapsed().toSeconds() + " s (" + runner.mode() + "); statuses " + status);
-        Matcher init = Pattern.compile("guest init reached (\\d+) ms after process start").matcher(out);
-        while (init.find()) {
-            System.out.println("measured: process start to guest init " + init.group(1) + " ms (" + runner.mode() + ")");
-        }
+        E2eSession session = E2eSession.run(GuestRunner.select(WORK), REPO, l1, disk::restore);
+        String out = session.output();
+        Map<String, Integer> status = session.statuses();
 
-        assertEquals(0, r.exitStatus(), "the runner's command itself failed:\n" + out);
+        assertEquals(0, session.result().exitStatus(), "the runner's command itself failed:\n" + out);
         assertEquals(0, status.get("fd-msix"), out);
         assertEquals(0, status.get("fd-intx"), out);
         assertEquals(0, status.get("messages-msix"), out);
