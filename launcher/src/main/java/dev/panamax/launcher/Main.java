@@ -15,7 +15,7 @@ import java.io.UncheckedIOException;
  */
 @Command(name = "panamax", mixinStandardHelpOptions = true, version = "panamax 0.1.0",
         description = "A minimal VMM on Linux KVM for PCI device passthrough.",
-        subcommands = {RunCommand.class, TestCommand.class, ImageCommand.class, DemoCommand.class,
+        subcommands = {RunCommand.class, TestCommand.class, ImageCommand.class, DemoCommand.class, DeviceCommand.class,
                 AotTrainCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
@@ -24,6 +24,12 @@ public final class Main implements Runnable {
     @Override
     public void run() {
         throw new CommandLine.ParameterException(spec.commandLine(), "missing command (try: panamax run --help)");
+    }
+
+    static {
+        // netty-buffer (the vfio-user wire encoding) would reach for sun.misc.Unsafe, which JDK 25 warns about on
+        // the user's terminal; its plain-Java buffers are all Panamax needs.
+        System.setProperty("io.netty.noUnsafe", "true");
     }
 
     public static void main(String[] args) {

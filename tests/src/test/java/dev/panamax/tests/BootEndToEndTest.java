@@ -3,20 +3,14 @@ package dev.panamax.tests;
 import dev.panamax.images.DebianPackages;
 import dev.panamax.images.GuestImage;
 import dev.panamax.images.ImageBuilder;
-import dev.panamax.tests.harness.GuestCommand;
 import dev.panamax.tests.harness.GuestRunner;
-import dev.panamax.tests.harness.Result;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -42,8 +36,6 @@ class BootEndToEndTest {
     private static final Path REPO = Path.of("").toAbsolutePath().getParent();
     private static final Path WORK = REPO.resolve("tests/target/e2e");
     private static GuestImage image;
-    /** HotSpot's first line when it dies of a fatal signal. */
-    private static final String JVM_CRASH = "A fatal error has been detected by the Java Runtime Environment";
 
     @BeforeAll
     static void buildImage() throws IOException {
@@ -93,32 +85,11 @@ class BootEndToEndTest {
                 "./panamax test --image " + img + " --script " + e2e + "/panic.sh --timeout 300s; echo \"E2E panic=$?\"",
                 "./panamax test --image " + img + " --script " + e2e + "/hang.sh --timeout 25s; echo \"E2E timeout=$?\"",
                 "");
-        GuestRunner runner = GuestRunner.select();
-        GuestCommand command = GuestCommand.of(script).in(REPO)
-                .withEnv("PANAMAX_NO_BUILD", "1").withTimeout(Duration.ofMinutes(20));
-        Result r = runner.run(command);
-        if (r.output().contains(JVM_CRASH)) {
-            // Seen once in about 40 JVM runs inside the TCG-emulated L1: HotSpot died of SIGSEGV in C1-compiled
-            // String.<init> with a fault address near its class-data-sharing metadata, in KvmSmoke before its
-            // first line of output. We take it for the emulator, not Panamax, and run the session once more;
-            // a crash that comes back fails the test (the JVM leaves hs_err_pid*.log in REPO).
-            System.out.println("measured: a JVM crashed in the runner session; running the session once more");
-            r = runner.run(command);
-        }
+        E2eSession session = E2eSession.run(GuestRunner.select(), REPO, script, () -> { });
+        String out = session.output();
+        Map<String, Integer> status = session.statuses();
 
-        String out = r.output();
-        Map<String, Integer> status = new LinkedHashMap<>();
-        Matcher m = Pattern.compile("E2E ([\\w-]+)=(\\d+)").matcher(out);
-        while (m.find()) {
-            status.put(m.group(1), Integer.parseInt(m.group(2)));
-        }
-        Matcher init = Pattern.compile("guest init reached (\\d+) ms after process start").matcher(out);
-        while (init.find()) {
-            System.out.println("measured: process start to guest init " + init.group(1) + " ms (" + runner.mode() + ")");
-        }
-        System.out.println("measured: whole run " + r.elapsed().toSeconds() + " s; statuses " + status);
-
-        assertEquals(0, r.exitStatus(), "the runner's command itself failed:\n" + out);
+        assertEquals(0, session.result().exitStatus(), "the runner's command itself failed:\n" + out);
         assertEquals(Map.of("kvm-smoke", 0, "boot", 0, "fail", 3, "input", 0, "panic", 110, "timeout", 124), status, out);
         assertTrue(out.contains("e2e-guest: cpus=2 online=0-1"), out);
         assertTrue(out.contains("e2e-guest: pci 00:00.0 = 0x8086 0x29c0"), out);

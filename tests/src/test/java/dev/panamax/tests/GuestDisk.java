@@ -50,7 +50,11 @@ final class GuestDisk {
     }
 
     /** Puts the file back to what the test expects (before a rerun). */
-    void restore() throws IOException {
-        Files.write(file, expected);
+    void restore() {
+        try {
+            Files.write(file, expected);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("cannot restore " + file, e);
+        }
     }
 }

@@ -3,20 +3,15 @@ package dev.panamax.tests;
 import dev.panamax.images.DebianPackages;
 import dev.panamax.images.GuestImage;
 import dev.panamax.images.ImageBuilder;
-import dev.panamax.tests.harness.GuestCommand;
 import dev.panamax.tests.harness.NestedHarness;
-import dev.panamax.tests.harness.Result;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -44,7 +39,6 @@ class VfioNvmeEndToEndTest {
     /** The nvme driver and what it needs; the CRC modules are soft dependencies modules.dep does not list. */
     static final List<String> NVME_MODULES = List.of("crct10dif_common", "crc64", "crct10dif-pclmul",
             "crct10dif_generic", "crc-t10dif", "crc64-rocksoft", "t10-pi", "nvme-core", "nvme");
-    private static final String JVM_CRASH = "A fatal error has been detected by the Java Runtime Environment";
     private static GuestImage image;
     private static GuestDisk disk;
 
@@ -90,27 +84,11 @@ class VfioNvmeEndToEndTest {
                         "-drive", "if=none,id=nvme0,file=" + DISK + ",format=raw",
                         "-device", "nvme,drive=nvme0,serial=panamax0")
                 .build();
-        GuestCommand command = GuestCommand.of(l1).in(REPO).withEnv("PANAMAX_NO_BUILD", "1").withTimeout(Duration.ofMinutes(20));
-        Result r = harness.run(command);
-        if (r.output().contains(JVM_CRASH)) {
-            // See BootEndToEndTest: a JVM crash seen inside the emulated L1 is rerun once, from a fresh disk.
-            System.out.println("measured: a JVM crashed in the runner session; running the session once more");
-            disk.restore();
-            r = harness.run(command);
-        }
-        String out = r.output();
-        Map<String, Integer> status = new LinkedHashMap<>();
-        Matcher m = Pattern.compile("E2E ([\\w-]+)=(\\d+)").matcher(out);
-        while (m.find()) {
-            status.put(m.group(1), Integer.parseInt(m.group(2)));
-        }
-        System.out.println("measured: whole L1 session " + r.elapsed().toSeconds() + " s; statuses " + status);
-        Matcher init = Pattern.compile("guest init reached (\\d+) ms after process start").matcher(out);
-        while (init.find()) {
-            System.out.println("measured: process start to guest init " + init.group(1) + " ms (nested)");
-        }
+        E2eSession session = E2eSession.run(harness, REPO, l1, disk::restore);
+        String out = session.output();
+        Map<String, Integer> status = session.statuses();
 
-        assertEquals(0, r.exitStatus(), "the L1 command itself failed:\n" + out);
+        assertEquals(0, session.result().exitStatus(), "the L1 command itself failed:\n" + out);
         assertTrue(out.contains("driver=vfio-pci"), "L1 did not bind the NVMe controller to vfio-pci:\n" + out);
         assertEquals(Map.of("msix", 0, "intx", 0, "missing", 125, "wrong-driver", 125), status, out);
 

@@ -41,6 +41,8 @@ public final class VfioInterrupts implements MsiListener, AutoCloseable {
     private final IrqRoutes routes;
     private MsiCapability msi;
     private MsixCapability msix;
+    /** The function's lock ({@link #attach}), taken before this object's. */
+    private Object lock = this;
     private int intxGsi = -1;
     private Mode mode = Mode.NONE;
     private EventFd intxTrigger;
@@ -68,6 +70,7 @@ public final class VfioInterrupts implements MsiListener, AutoCloseable {
      * Call once, after the function is built with this object as its {@link MsiListener}.
      */
     public void attach(VfioPciFunction function) {
+        this.lock = function.lock();
         synchronized (function.lock()) {
             this.msi = function.msi();
             this.msix = function.msix();
@@ -84,14 +87,19 @@ public final class VfioInterrupts implements MsiListener, AutoCloseable {
      * Turns INTx on through GSI {@code gsi} (the I/O APIC input the function's pin is wired to), unless the
      * device has no INTx or MSI/MSI-X is on.
      */
-    public synchronized void connectIntx(int gsi) {
+    public void connectIntx(int gsi) {
         VfioIrqInfo info = device.irqInfo(vfio_h.VFIO_PCI_INTX_IRQ_INDEX());
         if (info.count() < 1 || !info.eventfd()) {
             log.debug("{}: no INTx", device.name());
             return;
         }
-        intxGsi = gsi;
-        modeChanged();
+        // The function's lock first, as on the guest's config writes, then this object's.
+        synchronized (lock) {
+            synchronized (this) {
+                intxGsi = gsi;
+                modeChanged();
+            }
+        }
     }
 
     /** @return the IRQ index that is on now */

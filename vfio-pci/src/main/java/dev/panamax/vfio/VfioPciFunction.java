@@ -40,7 +40,10 @@ import static dev.panamax.pci.PciConfigSpace.STATUS_CAP_LIST;
  *       the whole register is also written to the device, so it decodes its BARs and can master DMA.</li>
  *   <li>MSI and MSI-X capabilities: emulated by {@link MsiCapability}/{@link MsixCapability} with the
  *       device's vector counts and table/PBA placement, shown at the device's offsets; the guest's programming
- *       goes to the {@link MsiListener}, never to the device (VFIO enables device interrupts with SET_IRQS).</li>
+ *       goes to the {@link MsiListener}, never to the device (device interrupts are enabled with SET_IRQS). The
+ *       message control register is also written to the device, as the command register is: kernel vfio-pci
+ *       virtualizes it, and a vfio-user server learns from it that MSI or MSI-X is on (QEMU's client writes
+ *       all of config space to the device and lets it filter).</li>
  *   <li>Everything else, including the capability list itself, reads from and writes to the device.</li>
  * </ul>
  *
@@ -193,7 +196,8 @@ public final class VfioPciFunction extends PciFunction {
         // +2..+7 (flags, address) line up; after that a 32-bit layout is 4 bytes lower than the 64-bit one.
         for (int k = 2; k < length; k++) {
             int virtual = v + (is64 || k < 8 ? k : k + 4);
-            emulate(at + k, virtual, 1, k == MsiCapability.FLAGS ? ~MsiCapability.FLAGS_64BIT : 0xFF, false);
+            boolean control = k == MsiCapability.FLAGS || k == MsiCapability.FLAGS + 1;
+            emulate(at + k, virtual, 1, k == MsiCapability.FLAGS ? ~MsiCapability.FLAGS_64BIT : 0xFF, control);
         }
     }
 
@@ -213,7 +217,8 @@ public final class VfioPciFunction extends PciFunction {
             throw new IllegalArgumentException(device.name() + ": MSI-X table is in BAR " + msixBar + ", which the device does not have");
         }
         msix = new MsixCapability(this, msixVectors, msixBar, msixTableOffset, msixPbaOffset, listener);
-        emulate(at + 2, msix.offset() + 2, 10, 0xFF, false);
+        emulate(at + MsixCapability.FLAGS, msix.offset() + MsixCapability.FLAGS, 2, 0xFF, true);
+        emulate(at + MsixCapability.TABLE, msix.offset() + MsixCapability.TABLE, 8, 0xFF, false);
     }
 
     /** @return the MSI capability emulation, or null if the device has none */

@@ -172,8 +172,8 @@ class VfioPciFunctionTest {
         assertTrue(msiEvents.getLast().startsWith("1 0xfee00000 0x41 masked"), msiEvents.toString());
         assertEquals(0x2, f.configRead(0x60, 4));
         assertTrue(f.msi().enabled());
-        assertEquals(List.of(), d.configWritesIn(0x52, 0x68), "MSI programming never reaches the device");
-        assertEquals(0x0184, d.get(7, 0x52, 2));
+        assertEquals(List.of(), d.configWritesIn(0x54, 0x68), "MSI address, data and masks never reach the device");
+        assertEquals(0x01A5, d.get(7, 0x52, 2), "message control reaches the device, as the command register does");
     }
 
     @Test
@@ -201,7 +201,8 @@ class VfioPciFunctionTest {
         f.configWrite(0x72, 2, 0x8000);
         assertTrue(f.msix().enabled());
         assertEquals(0x803F, f.configRead(0x72, 2));
-        assertEquals(List.of(), d.configWritesIn(0x72, 0x7C));
+        assertEquals(List.of(new FakeVfioDevice.Write(7, 0x72, 2)), d.configWritesIn(0x72, 0x7C),
+                "message control reaches the device; table and PBA offsets do not");
         var bar = f.region(3);
         msiEvents.clear();
         bar.write(0x2000 + 16 * 5, 4, 0xFEE0_0000L);

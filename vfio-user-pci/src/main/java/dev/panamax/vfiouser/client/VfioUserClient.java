@@ -44,6 +44,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Semaphore;
@@ -882,12 +883,17 @@ public final class VfioUserClient implements VfioDeviceIo {
                 pending.remove(p.id, p);
                 throw breakNow("no reply to " + what + " within " + options.requestTimeout().toMillis() + " ms");
             }
-            return p.reply.join(); // the reply came just now
+            try {
+                return p.reply.join(); // the reply came just now
+            } catch (CompletionException broke) {
+                // Or the receive thread marked the device broken just now (it fails every pending request).
+                throw new VfioUserDeviceBrokenException(brokenMessage());
+            }
         } catch (ExecutionException e) {
             throw new VfioUserDeviceBrokenException(brokenMessage());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            if (!p.reply.completeExceptionally(e)) {
+            if (!p.reply.completeExceptionally(e) && !p.reply.isCompletedExceptionally()) {
                 p.reply.join().close();
             }
             pending.remove(p.id, p);

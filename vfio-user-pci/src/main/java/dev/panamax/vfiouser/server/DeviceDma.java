@@ -56,10 +56,12 @@ public final class DeviceDma {
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final Requester requester;
     private final int maxMaps;
+    private final boolean ignoreFds;
 
-    DeviceDma(Requester requester, int maxMaps) {
+    DeviceDma(Requester requester, int maxMaps, boolean ignoreFds) {
         this.requester = requester;
         this.maxMaps = maxMaps;
+        this.ignoreFds = ignoreFds;
     }
 
     /**
@@ -183,7 +185,8 @@ public final class DeviceDma {
     }
 
     /**
-     * Adds a DMA_MAP range; with an fd, mmaps it (the fd is closed afterwards by the message).
+     * Adds a DMA_MAP range; with an fd, mmaps it (the fd is closed afterwards by the message),
+     * unless the device asked for {@link VfioUserDevice#dmaByMessages()}.
      *
      * @throws VfioUserProtocolException EINVAL for an empty, wrapping or overlapping range, ENOSPC above max_dma_maps,
      *         or the mmap errno
@@ -204,7 +207,7 @@ public final class DeviceDma {
                 throw new VfioUserProtocolException(Errno.ENOSPC, "DMA_MAP: already " + maps.size() + " ranges, max_dma_maps is " + maxMaps);
             }
             Mapping m;
-            if (fds.count() == 1) {
+            if (fds.count() == 1 && !ignoreFds) {
                 long base = r.offset() & ~(PAGE - 1);
                 long skip = r.offset() - base;
                 int prot = ((r.flags() & DmaMapCodec.FLAG_READ) != 0 ? Libc.PROT_READ : 0)

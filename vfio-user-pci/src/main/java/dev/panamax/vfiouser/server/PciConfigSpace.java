@@ -37,6 +37,26 @@ public final class PciConfigSpace implements RegionHandler {
     private final byte[] mask = new byte[SIZE];
     private int nextCapability = 0x40;
     private int lastCapabilityNext = CAPABILITIES_POINTER;
+    private volatile Window window;
+
+    /**
+     * Device behaviour behind a range of configuration space (e.g. a data register that reaches
+     * a BAR, virtio 1.x 4.1.4.7): called on the accessing thread, outside this object's lock, so
+     * it may use {@link #get} and {@link #put}.
+     */
+    public interface AccessHook {
+        /** Before a read that touches the range is served from the bytes: update them. */
+        void beforeRead();
+
+        /** After a write that touches the range has been stored (through the mask): act on it. */
+        void afterWrite();
+    }
+
+    private record Window(int offset, int length, AccessHook hook) {
+        boolean touches(long at, int count) {
+            return at < offset + length && offset < at + count;
+        }
+    }
 
     /**
      * A type 0 header.
@@ -141,16 +161,37 @@ public final class PciConfigSpace implements RegionHandler {
         return at;
     }
 
-    @Override
-    public synchronized void read(long offset, byte[] into) {
-        System.arraycopy(bytes, (int) offset, into, 0, into.length);
+    /**
+     * Calls {@code hook} around client accesses that touch {@code length} bytes at {@code offset}
+     * (one range per configuration space; a later call replaces it).
+     */
+    public void setAccessHook(int offset, int length, AccessHook hook) {
+        check(offset, length);
+        window = new Window(offset, length, hook);
     }
 
     @Override
-    public synchronized void write(long offset, byte[] data) {
-        for (int i = 0; i < data.length; i++) {
-            int at = (int) offset + i;
-            bytes[at] = (byte) ((bytes[at] & ~mask[at]) | (data[i] & mask[at]));
+    public void read(long offset, byte[] into) {
+        Window w = window;
+        if (w != null && w.touches(offset, into.length)) {
+            w.hook().beforeRead();
+        }
+        synchronized (this) {
+            System.arraycopy(bytes, (int) offset, into, 0, into.length);
+        }
+    }
+
+    @Override
+    public void write(long offset, byte[] data) {
+        synchronized (this) {
+            for (int i = 0; i < data.length; i++) {
+                int at = (int) offset + i;
+                bytes[at] = (byte) ((bytes[at] & ~mask[at]) | (data[i] & mask[at]));
+            }
+        }
+        Window w = window;
+        if (w != null && w.touches(offset, data.length)) {
+            w.hook().afterWrite();
         }
     }
 

@@ -22,12 +22,14 @@ public final class VfioUserDevice {
     private final int[] irqCounts;
     private final Runnable onReset;
     private final Runnable onDisconnect;
+    private final boolean dmaByMessages;
 
     private VfioUserDevice(Builder b) {
         this.regions = b.regions.clone();
         this.irqCounts = b.irqCounts.clone();
         this.onReset = b.onReset;
         this.onDisconnect = b.onDisconnect;
+        this.dmaByMessages = b.dmaByMessages;
     }
 
     /** @return a builder for a device with configuration space {@code config} */
@@ -43,6 +45,11 @@ public final class VfioUserDevice {
     /** @return interrupts of vfio IRQ index {@code index}; 0 when none or out of range */
     public int irqCount(long index) {
         return index >= 0 && index < NUM_IRQS ? irqCounts[(int) index] : 0;
+    }
+
+    /** @return true when the server ignores DMA_MAP fds and reaches all client memory by DMA_READ / DMA_WRITE */
+    public boolean dmaByMessages() {
+        return dmaByMessages;
     }
 
     void reset() {
@@ -64,6 +71,7 @@ public final class VfioUserDevice {
         private final int[] irqCounts = new int[NUM_IRQS];
         private Runnable onReset = () -> { };
         private Runnable onDisconnect = () -> { };
+        private boolean dmaByMessages;
 
         private Builder(PciConfigSpace config) {
             regions[VfioUserRegion.CONFIG] = VfioUserRegion.trapped(VfioUserRegion.CONFIG, PciConfigSpace.SIZE, config);
@@ -99,6 +107,16 @@ public final class VfioUserDevice {
         /** Called once the client has gone and every fd and DMA mapping of it is closed. */
         public Builder onDisconnect(Runnable onDisconnect) {
             this.onDisconnect = onDisconnect;
+            return this;
+        }
+
+        /**
+         * With {@code true}, the fds that come with DMA_MAP are not mmapped (they are closed): every
+         * device DMA goes by DMA_READ / DMA_WRITE messages, as for a range given without fd (spec,
+         * "VFIO_USER_DMA_MAP": the server may not be able to map). For tests and slow-path checks.
+         */
+        public Builder dmaByMessages(boolean on) {
+            this.dmaByMessages = on;
             return this;
         }
 

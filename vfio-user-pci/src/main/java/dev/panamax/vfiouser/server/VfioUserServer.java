@@ -4,6 +4,7 @@ import dev.panamax.core.sys.Errno;
 import dev.panamax.vfiouser.protocol.DeviceGetInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceGetIrqInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
+import dev.panamax.vfiouser.protocol.DeviceGetRegionIoFdsCodec;
 import dev.panamax.vfiouser.protocol.DeviceResetCodec;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
 import dev.panamax.vfiouser.protocol.DmaMapCodec;
@@ -99,7 +100,7 @@ public final class VfioUserServer implements AutoCloseable {
                 Capabilities c = clientCapabilities;
                 return Math.min(MAX_DATA_XFER_SIZE, c == null ? VersionCodec.DEFAULT_MAX_DATA_XFER_SIZE : c.effectiveMaxDataXferSize());
             }
-        }, MAX_DMA_MAPS);
+        }, MAX_DMA_MAPS, device.dmaByMessages());
         this.reader = Thread.ofPlatform().name("vfio-user-reader").daemon().unstarted(this::readLoop);
         this.worker = Thread.ofPlatform().name("vfio-user-server").daemon().unstarted(this::serveLoop);
     }
@@ -319,7 +320,7 @@ public final class VfioUserServer implements AutoCloseable {
                     // "The server responds with the original DMA entry in the request."
                     DmaUnmapCodec.encode(new DmaUnmapCodec.Unmap(DmaUnmapCodec.SIZE, 0, u.address(), u.size()), out);
                 }
-                case DEVICE_GET_REGION_IO_FDS -> throw new VfioUserProtocolException(Errno.EOPNOTSUPP, "DEVICE_GET_REGION_IO_FDS is not supported");
+                case DEVICE_GET_REGION_IO_FDS -> regionIoFds(in, out);
                 case DMA_READ, DMA_WRITE -> throw new VfioUserProtocolException(Errno.EINVAL, h.command() + " is sent by the server, not the client");
             }
             if (!h.noReply()) {
@@ -386,6 +387,18 @@ public final class VfioUserServer implements AutoCloseable {
                 List.of(new SparseMmap(region.mmapAreas())));
         DeviceGetRegionInfoCodec.encodeReply(info, r.argsz(), out);
         return new int[]{region.memFd().fd()};
+    }
+
+    /**
+     * DEVICE_GET_REGION_IO_FDS (spec, "VFIO_USER_DEVICE_GET_REGION_IO_FDS"): we offer no
+     * ioeventfds, so the answer for a region the device has is an empty list; EINVAL for another.
+     */
+    private void regionIoFds(ByteBuf in, ByteBuf out) {
+        DeviceGetRegionIoFdsCodec.Request r = DeviceGetRegionIoFdsCodec.decodeRequest(in);
+        if (device.region(r.index()).isEmpty()) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_REGION_IO_FDS: region " + r.index() + " does not exist");
+        }
+        DeviceGetRegionIoFdsCodec.encodeReply(DeviceGetRegionIoFdsCodec.Reply.of(r.index(), List.of()), r.argsz(), out);
     }
 
     private void irqInfo(ByteBuf in, ByteBuf out) {

@@ -75,4 +75,35 @@ class PciConfigSpaceTest {
         assertEquals(0xC003L, read(c, msix + 2, 2));
         assertThrows(IllegalArgumentException.class, () -> c.addCapability(0x10, new byte[250], new byte[250]));
     }
+
+    @Test
+    void accessHookRunsAroundAccessesThatTouchItsRange() {
+        PciConfigSpace c = new PciConfigSpace(1, 2, 3, 4);
+        int at = c.addCapability(0x09, new byte[18], new byte[]{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1});
+        int[] reads = {0};
+        long[] written = {-1};
+        c.setAccessHook(at + 16, 4, new PciConfigSpace.AccessHook() {
+            @Override
+            public void beforeRead() {
+                reads[0]++;
+                c.put(at + 16, 4, 0x1000 + reads[0]);
+            }
+
+            @Override
+            public void afterWrite() {
+                written[0] = c.get(at + 16, 4);
+            }
+        });
+        assertEquals(0x1001, read(c, at + 16, 4));
+        assertEquals(0x10, read(c, at + 17, 1), "a read of part of the range");
+        assertEquals(0, read(c, at + 12, 4), "outside the range: no hook");
+        assertEquals(2, reads[0]);
+        read(c, at + 14, 4); // overlaps the start
+        assertEquals(3, reads[0]);
+        write(c, at + 16, 4, 0xCAFE);
+        assertEquals(0xCAFE, written[0], "the hook sees the stored value");
+        write(c, at + 8, 4, 0xFFFF);
+        assertEquals(0xCAFE, written[0]);
+        assertThrows(IllegalArgumentException.class, () -> c.setAccessHook(254, 4, null));
+    }
 }

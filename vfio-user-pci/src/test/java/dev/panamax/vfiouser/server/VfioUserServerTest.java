@@ -7,6 +7,7 @@ import dev.panamax.core.sys.MemFd;
 import dev.panamax.vfiouser.protocol.DeviceGetInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceGetIrqInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
+import dev.panamax.vfiouser.protocol.DeviceGetRegionIoFdsCodec;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
 import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.DmaUnmapCodec;
@@ -223,6 +224,53 @@ class VfioUserServerTest {
         assertEquals(0, absent.flags());
         assertEquals(Errno.EINVAL, client.error(VfioUserCommand.DEVICE_GET_REGION_INFO,
                 payload(b -> DeviceGetRegionInfoCodec.encode(new DeviceGetRegionInfoCodec.Request(32, 9), b))));
+    }
+
+    @Test
+    void regionIoFdsAreAnEmptyListForARegionAndEinvalForNone() {
+        client.version();
+        // argsz big enough for sub-regions, and the minimal 16: both answer count 0 and no fds.
+        for (long argsz : new long[]{16 + 40 * 4, 16}) {
+            ByteBuf r = client.ok(VfioUserCommand.DEVICE_GET_REGION_IO_FDS, payload(b -> DeviceGetRegionIoFdsCodec.encode(
+                    new DeviceGetRegionIoFdsCodec.Request(argsz, 0), b)));
+            assertEquals(new DeviceGetRegionIoFdsCodec.Reply(16, 0, 0, List.of()), DeviceGetRegionIoFdsCodec.decodeReply(r));
+        }
+        assertEquals(Errno.EINVAL, client.error(VfioUserCommand.DEVICE_GET_REGION_IO_FDS, payload(b -> DeviceGetRegionIoFdsCodec.encode(
+                new DeviceGetRegionIoFdsCodec.Request(16, 1), b))));
+        assertEquals(Errno.EINVAL, client.error(VfioUserCommand.DEVICE_GET_REGION_IO_FDS, payload(b -> DeviceGetRegionIoFdsCodec.encode(
+                new DeviceGetRegionIoFdsCodec.Request(16, 9), b))));
+    }
+
+    @Test
+    void dmaMapFdsIgnoredWhenTheDeviceAsksForMessages() {
+        client.version();
+        try (MemFd guest = new MemFd("guest", 4096)) {
+            UnixSocket[] pair = UnixSocket.pair();
+            VfioUserServer s = new VfioUserServer(pair[1], VfioUserDevice.builder(new PciConfigSpace(1, 2, 3, 4)).dmaByMessages(true).build());
+            s.start();
+            try (TestClient c = new TestClient(pair[0], MEM_BASE, guest.mapping())) {
+                c.version();
+                c.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
+                        DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0, MEM_BASE, 4096), b)), guest.fd());
+                guest.mapping().set(JAVA_BYTE, 7, (byte) 0x5A);
+                // The device's DMA runs on another thread while this one serves the DMA_READ it causes.
+                var read = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                    byte[] b = new byte[8];
+                    s.dma().read(MEM_BASE, b);
+                    return b;
+                });
+                try (ReceivedMessage m = c.channel.receive(TestClient.T)) {
+                    assertEquals(VfioUserCommand.DMA_READ, m.header().command());
+                    var r = dev.panamax.vfiouser.protocol.DmaReadCodec.decodeRequest(m.payloadBuffer(), 1 << 20);
+                    byte[] data = new byte[(int) r.count()];
+                    MemorySegment.copy(guest.mapping(), JAVA_BYTE, r.address() - MEM_BASE, data, 0, data.length);
+                    c.channel.sendReply(m.header(), payload(b -> dev.panamax.vfiouser.protocol.DmaReadCodec.encode(
+                            new dev.panamax.vfiouser.protocol.DmaReadCodec.Reply(r.address(), data), b)));
+                }
+                assertEquals(0x5A, read.join()[7]);
+            }
+            s.close();
+        }
     }
 
     @Test
