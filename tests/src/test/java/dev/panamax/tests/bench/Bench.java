@@ -41,7 +41,7 @@ import java.util.regex.Pattern;
  * </ul>
  * {@code vfio-user} runs on this host ({@link VfioUserBench}).
  *
- * <p>Arguments: {@code [--runs N] [--exits N] [--only boot,memory,exits,vfio-user]}.
+ * <p>Arguments: {@code [--runs N] [--memory-runs N] [--exits N] [--dry-run] [--diagnose] [--only boot,memory,exits,vfio-user]}.
  */
 public final class Bench {
     static final Path REPO = locateRepo();
@@ -68,11 +68,17 @@ public final class Bench {
     public static void main(String[] args) throws Exception {
         int runs = 3;
         int exits = 20000;
+        int memoryRuns = 1;
+        boolean dryRun = false;
+        boolean diagnose = false;
         Set<String> only = Set.copyOf(PIECES);
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--runs" -> runs = positive(args, ++i);
                 case "--exits" -> exits = positive(args, ++i);
+                case "--memory-runs" -> memoryRuns = positive(args, ++i);
+                case "--dry-run" -> dryRun = true;
+                case "--diagnose" -> diagnose = true;
                 case "--only" -> {
                     only = Set.of(value(args, ++i).split(","));
                     for (String s : only) {
@@ -82,13 +88,13 @@ public final class Bench {
                     }
                 }
                 default -> throw new IllegalArgumentException("unknown argument '" + args[i]
-                        + "' (usage: Bench [--runs N] [--exits N] [--only " + String.join(",", PIECES) + "])");
+                        + "' (usage: Bench [--runs N] [--memory-runs N] [--exits N] [--dry-run] [--diagnose] [--only " + String.join(",", PIECES) + "])");
             }
         }
         List<Row> rows = new ArrayList<>();
         Files.createDirectories(WORK);
         if (only.contains("boot") || only.contains("memory") || only.contains("exits")) {
-            rows.addAll(guestPieces(only, runs, exits));
+            rows.addAll(guestPieces(only, runs, memoryRuns, exits, dryRun, diagnose));
         }
         if (only.contains("vfio-user")) {
             rows.addAll(vfioUser(runs));
@@ -116,7 +122,7 @@ public final class Bench {
 
     // ------------------------------------------------------------------ the KVM pieces, one runner session
 
-    static List<Row> guestPieces(Set<String> only, int runs, int exits) throws Exception {
+    static List<Row> guestPieces(Set<String> only, int runs, int memoryRuns, int exits, boolean dryRun, boolean diagnose) throws Exception {
         StringBuilder sh = new StringBuilder();
         sh.append(PRELUDE);
         if (only.contains("boot") || only.contains("memory")) {
@@ -124,27 +130,12 @@ public final class Bench {
             Files.writeString(init, """
                     #!/bin/sh
                     # The bench guest's script: idle a while only when the command line asks (memory runs).
-                    if grep -q bench.idle /proc/cmdline; then echo BENCH-IDLE; sleep 8; fi
+                    if grep -q bench.idle /proc/cmdline; then echo BENCH-IDLE; sleep 5; fi
                     exit 0
                     """);
             GuestImage image = new ImageBuilder(DebianPackages.inDefaultCache()).initScript(init)
                     .build(WORK.resolve("image"));
             sh.append("K=").append(image.kernel()).append("\nI=").append(image.initramfs()).append('\n');
-        }
-        if (only.contains("boot")) {
-            for (int r = 1; r <= runs; r++) {
-                // Interleaved, so that a slow phase of the shared machine hits every VMM alike.
-                sh.append("boot panamax \"$CMD\" ").append(PANAMAX).append('\n');
-                sh.append("boot q35 \"$CMD\" ").append(QEMU_Q35).append('\n');
-                sh.append("boot microvm \"$CMD\" ").append(QEMU_MICROVM).append('\n');
-            }
-        }
-        if (only.contains("memory")) {
-            for (int r = 1; r <= Math.min(runs, 2); r++) {
-                sh.append("mem panamax \"$CMD bench.idle\" ").append(PANAMAX).append('\n');
-                sh.append("mem q35 \"$CMD bench.idle\" ").append(QEMU_Q35).append(' ').append(MEMFD).append('\n');
-                sh.append("mem microvm \"$CMD bench.idle\" ").append(QEMU_MICROVM).append(' ').append(MEMFD).append('\n');
-            }
         }
         if (only.contains("exits")) {
             Path c = WORK.resolve("exit_bench");
@@ -161,32 +152,76 @@ public final class Bench {
                 sh.append(c).append(' ').append(exits).append(" 4 || echo BENCH-FAILED exits-c\n");
             }
         }
+        if (only.contains("boot")) {
+            for (int r = 1; r <= runs; r++) {
+                // Interleaved, so that a slow phase of the shared machine hits every VMM alike.
+                sh.append("boot panamax \"$CMD\" '").append(PANAMAX).append("'\n");
+                sh.append("boot q35 \"$CMD\" '").append(QEMU_Q35).append("'\n");
+                sh.append("boot microvm \"$CMD\" '").append(QEMU_MICROVM).append("'\n");
+                // The JVM's share: ./panamax --version starts the same JVM and class path, and exits.
+                sh.append("boot jvm \"$CMD\" './panamax --version'\n");
+            }
+        }
+        if (only.contains("memory")) {
+            for (int r = 1; r <= memoryRuns; r++) {
+                sh.append("mem panamax \"$CMD bench.idle\" '").append(PANAMAX).append("'\n");
+                sh.append("mem q35 \"$CMD bench.idle\" '").append(QEMU_Q35).append(' ').append(MEMFD).append("'\n");
+                sh.append("mem microvm \"$CMD bench.idle\" '").append(QEMU_MICROVM.replace("microvm,", "microvm,memory-backend=ram0,"))
+                        .append(" -object memory-backend-memfd,id=ram0,size=").append(MEMORY).append("'\n");
+            }
+        }
+        if (diagnose) {
+            // Not in the table: one Panamax and one QEMU q35 boot with the kernel's messages on, so that the
+            // runner's log (L0 clock on every console line) shows where each boot spends its time.
+            sh.append("boot panamax-verbose \"console=ttyS0 panic=-1 reboot=t acpi=off loglevel=7\" '").append(PANAMAX).append("'\n");
+            sh.append("boot q35-verbose \"console=ttyS0 panic=-1 reboot=t acpi=off loglevel=7\" '").append(QEMU_Q35).append("'\n");
+        }
         sh.append("echo BENCH-DONE\n");
-        Files.writeString(WORK.resolve("l1-script.sh"), sh);
+        // The whole script's output also goes to a file in a writable share, so that a session that dies
+        // (L1 killed from outside, a timeout) still leaves what it measured.
+        Path out = WORK.resolve("out");
+        Files.createDirectories(out);
+        Path log = out.resolve("l1-output.txt");
+        Files.deleteIfExists(log);
+        String script = "(\n" + sh + ") 2>&1 | tee " + log + "\n";
+        Files.writeString(WORK.resolve("l1-script.sh"), script);
+        if (dryRun) {
+            System.out.println("bench: --dry-run: the runner script is " + WORK.resolve("l1-script.sh"));
+            return List.of();
+        }
 
-        GuestRunner runner = GuestRunner.select();
+        GuestRunner runner = GuestRunner.select(out);
         System.out.println("bench: running the KVM pieces " + runner.mode() + " (script: " + WORK.resolve("l1-script.sh") + ")");
-        Result r = runner.run(GuestCommand.of(sh.toString()).in(REPO).withEnv("PANAMAX_NO_BUILD", "1")
-                .withTimeout(Duration.ofMinutes(40)));
-        Files.writeString(WORK.resolve("l1-output.txt"), r.output());
-        System.out.println("bench: runner session took " + r.elapsed().toSeconds() + " s, status " + r.exitStatus()
-                + "; output in " + WORK.resolve("l1-output.txt"));
-        if (!r.output().contains("BENCH-DONE")) {
+        String output;
+        try {
+            Result r = runner.run(GuestCommand.of(script).in(REPO).withEnv("PANAMAX_NO_BUILD", "1")
+                    .withTimeout(Duration.ofMinutes(40)));
+            System.out.println("bench: runner session took " + r.elapsed().toSeconds() + " s, status " + r.exitStatus()
+                    + "; output in " + log);
+            output = r.output();
+        } catch (RuntimeException e) {
+            System.out.println("bench: WARNING: the runner session failed: " + e.getMessage().lines().findFirst().orElse(""));
+            output = Files.exists(log) ? Files.readString(log) : "";
+        }
+        if (!output.contains("BENCH-DONE")) {
             System.out.println("bench: WARNING: the session did not finish its script; the table has what it measured");
         }
-        return parse(r.output(), runner.mode().toString().toLowerCase(Locale.ROOT));
+        return parse(output, runner.mode().toString().toLowerCase(Locale.ROOT));
     }
 
-    /** Shell functions of the runner script (dash): boot LABEL CMDLINE COMMAND...; mem LABEL CMDLINE COMMAND.... */
+    /**
+     * Shell functions of the runner script (dash): {@code boot LABEL CMDLINE 'COMMAND'} and {@code mem LABEL CMDLINE 'COMMAND'};
+     * COMMAND is eval'd after {@code cmd} is set to CMDLINE, so it may say "$cmd".
+     */
     static final String PRELUDE = """
             set -u
             CMD='%s'
             now() { date +%%s%%N; }
-            # boot LABEL CMDLINE COMMAND...: L1's clock at start, at the init's first line, at the VMM's exit.
+            # boot LABEL CMDLINE 'COMMAND': L1's clock at start, at the init's first line, at the VMM's exit.
             boot() {
-                label=$1; cmd=$2; shift 2
+                label=$1; cmd=$2; run=$3
                 t0=$(now)
-                "$@" </dev/null 2>&1 | {
+                eval "$run" </dev/null 2>&1 | {
                     seen=0
                     while IFS= read -r l; do
                         case "$l" in *'%s'*)
@@ -197,11 +232,11 @@ public final class Bench {
                 }
                 echo "BENCH $label exit_ns=$(( $(now) - t0 ))"
             }
-            # mem LABEL CMDLINE COMMAND...: /proc/PID/status 1 s after the guest says it idles.
+            # mem LABEL CMDLINE 'COMMAND': /proc/PID/status 1 s after the guest says it idles.
             mem() {
-                label=$1; cmd=$2; shift 2
+                label=$1; cmd=$2; run=$3
                 log=/tmp/bench-mem-$label.log
-                "$@" </dev/null >"$log" 2>&1 &
+                eval "exec $run" </dev/null >"$log" 2>&1 &
                 pid=$!
                 n=0
                 while ! grep -q BENCH-IDLE "$log"; do
@@ -270,6 +305,7 @@ public final class Bench {
             rows.add(Row.of("  of which anonymous, MiB, vs QEMU " + other, v.get("panamax.anon"), v.get(other + ".anon"), 1));
             rows.add(Row.of("  guest RAM touched (RssShmem), MiB, vs QEMU " + other, v.get("panamax.shmem"), v.get(other + ".shmem"), 1));
         }
+        rows.add(Row.of("./panamax --version (JVM start to exit), ms" + where, v.get("jvm.exit_ns"), null, 0));
         rows.add(Row.of("port I/O exit round trip, ns, vs C" + where, v.get("exits-java.port_ns"), v.get("exits-c.port_ns"), 0));
         rows.add(Row.of("MMIO exit round trip, ns, vs C" + where, v.get("exits-java.mmio_ns"), v.get("exits-c.mmio_ns"), 0));
         rows.removeIf(row -> row.panamax == null && row.other == null);
