@@ -99,6 +99,9 @@ public final class Bench {
         if (only.contains("vfio-user")) {
             rows.addAll(vfioUser(runs));
         }
+        if (dryRun) {
+            return;
+        }
         String table = table(rows);
         System.out.println();
         System.out.println(table);
