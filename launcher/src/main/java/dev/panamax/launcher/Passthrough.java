@@ -75,7 +75,13 @@ final class Passthrough implements AutoCloseable {
                 case DeviceSpec.VfioPci p -> openKernelDevice(p.host());
                 case DeviceSpec.VfioUserPci u -> connectVfioUser(u);
             };
-            AssignedPciDevice d = AssignedPciDevice.attach(io, bus, space, routes, trapping, allocator);
+            AssignedPciDevice d;
+            try {
+                d = AssignedPciDevice.attach(io, bus, space, routes, trapping, allocator);
+            } catch (RuntimeException e) {
+                forgetDma(io); // attach closed the device; its guest RAM mapping goes with it
+                throw e;
+            }
             devices.add(d);
             log.info("{}: assigned as PCI 00:{}.0 ({}), interrupts {}", spec.text(), String.format("%02x", d.slot()),
                     d.function().name(), d.interrupts().mode());
@@ -103,6 +109,17 @@ final class Passthrough implements AutoCloseable {
         }
         dmaListeners.put(client, dma);
         return client;
+    }
+
+    private void forgetDma(VfioDeviceIo io) {
+        MemoryListener dma = dmaListeners.remove(io);
+        if (dma != null) {
+            try {
+                space.removeListener(dma);
+            } catch (RuntimeException e) {
+                log.debug("DMA_UNMAP after a failed attach: {}", e.getMessage());
+            }
+        }
     }
 
     private VfioDeviceIo openKernelDevice(String bdf) {
