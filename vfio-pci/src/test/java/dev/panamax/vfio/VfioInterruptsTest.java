@@ -1,15 +1,12 @@
 package dev.panamax.vfio;
 
 import dev.panamax.core.irq.IrqRoutes;
+import dev.panamax.core.sys.OpenFds;
 import dev.panamax.vfio.bindings.vfio_h;
 import org.junit.jupiter.api.Test;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -82,14 +79,12 @@ class VfioInterruptsTest {
         bar.write(0x2000 + 16L * vector + 12, 4, masked ? 1 : 0);
     }
 
-    private static long openFds() throws IOException {
-        try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
-            return s.count();
-        }
+    private static long openFds() {
+        return OpenFds.byNumber().size();
     }
 
     @Test
-    void intxIsAResampleIrqfdWhoseResampleFdIsVfiosUnmask() throws IOException {
+    void intxIsAResampleIrqfdWhoseResampleFdIsVfiosUnmask() {
         long fds = openFds();
         irqs.connectIntx(17);
         assertEquals(VfioInterrupts.Mode.INTX, irqs.mode());
@@ -107,7 +102,7 @@ class VfioInterruptsTest {
     }
 
     @Test
-    void msixReplacesIntxAndEachUnmaskedVectorGetsARouteAndAnIrqfd() throws IOException {
+    void msixReplacesIntxAndEachUnmaskedVectorGetsARouteAndAnIrqfd() {
         long fds = openFds();
         irqs.connectIntx(17);
         device.irqSets.clear();
@@ -152,7 +147,7 @@ class VfioInterruptsTest {
     }
 
     @Test
-    void msiEnablesTheVectorsTheGuestEnabled() throws IOException {
+    void msiEnablesTheVectorsTheGuestEnabled() {
         long fds = openFds();
         // MSI at 0x50 (64-bit, maskable, 4 vectors): address, data, mask bits, then enable with MME = 2 (4 vectors).
         function.configWrite(0x54, 4, 0xFEE0_0000);

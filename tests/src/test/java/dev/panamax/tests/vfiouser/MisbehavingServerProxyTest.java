@@ -1,5 +1,6 @@
 package dev.panamax.tests.vfiouser;
 
+import dev.panamax.core.sys.OpenFds;
 import dev.panamax.tests.vfiouser.MisbehavingServer.Mode;
 import dev.panamax.vfiouser.client.VfioUserClient;
 import org.junit.jupiter.api.Test;
@@ -12,15 +13,12 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -73,23 +71,7 @@ class MisbehavingServerProxyTest {
 
     /** The sockets, eventfds and memfds of this process (/proc/self/fd), the kinds client and server make. */
     static List<String> fds() {
-        List<String> out = new ArrayList<>();
-        try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
-            for (Path p : s.toList()) {
-                try {
-                    String target = Files.readSymbolicLink(p).toString();
-                    if (target.startsWith("socket:") || target.startsWith("anon_inode:") || target.contains("memfd:")) {
-                        out.add(target);
-                    }
-                } catch (IOException e) {
-                    // closed meanwhile (e.g. the listing's own fd)
-                }
-            }
-        } catch (IOException e) {
-            throw new AssertionError(e);
-        }
-        Collections.sort(out);
-        return out;
+        return OpenFds.ipcTargets();
     }
 
     /** Reads below 0xF0 are served as by the device itself, and do not trigger. */

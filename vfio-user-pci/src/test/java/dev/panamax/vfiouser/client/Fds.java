@@ -1,12 +1,8 @@
 package dev.panamax.vfiouser.client;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Collections;
+import dev.panamax.core.sys.OpenFds;
+
 import java.util.List;
-import java.util.stream.Stream;
 
 /** The file descriptors of this process that the client and servers make: sockets, memfds, eventfds (/proc/self/fd). */
 final class Fds {
@@ -14,23 +10,7 @@ final class Fds {
     }
 
     static List<String> open() {
-        List<String> out = new ArrayList<>();
-        try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
-            for (Path p : s.toList()) {
-                try {
-                    String target = Files.readSymbolicLink(p).toString();
-                    if (target.startsWith("socket:") || target.startsWith("anon_inode:") || target.contains("memfd:")) {
-                        out.add(target);
-                    }
-                } catch (IOException e) {
-                    // closed meanwhile (e.g. the directory's own fd)
-                }
-            }
-        } catch (IOException e) {
-            throw new AssertionError(e);
-        }
-        Collections.sort(out);
-        return out;
+        return OpenFds.ipcTargets();
     }
 
     /** After close, the client's receive thread has ended. */

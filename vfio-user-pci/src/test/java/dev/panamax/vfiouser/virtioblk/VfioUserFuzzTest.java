@@ -2,6 +2,7 @@ package dev.panamax.vfiouser.virtioblk;
 
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
+import dev.panamax.core.sys.OpenFds;
 import dev.panamax.vfiouser.protocol.RegionReadCodec;
 import dev.panamax.vfiouser.protocol.VersionCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
@@ -20,7 +21,6 @@ import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -30,7 +30,6 @@ import java.util.List;
 import java.util.Random;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.stream.Stream;
 
 import static dev.panamax.vfiouser.server.TestClient.payload;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
@@ -60,27 +59,9 @@ class VfioUserFuzzTest {
     final Random random = new Random(20261126);
     int nextId = 1;
 
-    /**
-     * The process's open fds and what each is ("socket:[inode]", "anon_inode:[eventfd]", a path),
-     * without the directory fd the listing itself uses.
-     */
+    /** The process's open fds and what each is, without the listing's own directory fd. */
     static Map<String, String> openFds() {
-        Map<String, String> fds = new TreeMap<>();
-        try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
-            for (Path p : s.toList()) {
-                try {
-                    String target = Files.readSymbolicLink(p).toString();
-                    if (!target.matches("/proc/\\d+/fd")) {
-                        fds.put(p.getFileName().toString(), target);
-                    }
-                } catch (IOException e) {
-                    // closed meanwhile
-                }
-            }
-        } catch (IOException e) {
-            throw new AssertionError(e);
-        }
-        return fds;
+        return OpenFds.byNumber();
     }
 
     /** @return the fds of {@code now} that were not open (as the same thing) in {@code before} */
