@@ -111,7 +111,7 @@ public final class Machine {
                 Serial16550 com1 = attachDevices(vm, pio);
                 PciBus pci = new PciBus(vm::irqLine);
                 pci.registerPorts(pio);
-                try (Passthrough passthrough = new Passthrough(space, pci, vm.irqRoutes(), new BusBarMapper(pio, mmio),
+                try (Passthrough passthrough = new Passthrough(space, pci, vm::irqRoutes, new BusBarMapper(pio, mmio),
                         new PciBarAllocator(mmio64Start(ram)), reason -> finish(Verdict.error(reason)))) {
                     for (DeviceSpec d : config.devices()) {
                         passthrough.add(d);

@@ -23,6 +23,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 /**
  * The machine's assigned devices ({@code --device}) and how guest RAM reaches them for DMA, mapped before the
@@ -40,7 +41,8 @@ final class Passthrough implements AutoCloseable {
 
     private final AddressSpace space;
     private final PciBus bus;
-    private final IrqRoutes routes;
+    /** The VM's GSI routing, asked for only when a device is assigned (it replaces KVM's default table). */
+    private final Supplier<IrqRoutes> routes;
     private final BarListener trapping;
     private final PciBarAllocator allocator;
     private final List<AssignedPciDevice> devices = new ArrayList<>();
@@ -54,7 +56,7 @@ final class Passthrough implements AutoCloseable {
      * @param onBroken told (once per device) when a device whose {@code --device} asked for {@code on-error=stop}
      *                 broke: the machine stops the VM with that message
      */
-    Passthrough(AddressSpace space, PciBus bus, IrqRoutes routes, BarListener trapping, PciBarAllocator allocator,
+    Passthrough(AddressSpace space, PciBus bus, Supplier<IrqRoutes> routes, BarListener trapping, PciBarAllocator allocator,
                 Consumer<String> onBroken) {
         this.onBroken = onBroken;
         this.space = space;
@@ -77,7 +79,7 @@ final class Passthrough implements AutoCloseable {
             };
             AssignedPciDevice d;
             try {
-                d = AssignedPciDevice.attach(io, bus, space, routes, trapping, allocator);
+                d = AssignedPciDevice.attach(io, bus, space, routes.get(), trapping, allocator);
             } catch (RuntimeException e) {
                 forgetDma(io); // attach closed the device; its guest RAM mapping goes with it
                 throw e;
