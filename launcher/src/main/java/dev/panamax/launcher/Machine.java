@@ -175,7 +175,7 @@ public final class Machine {
         Serial16550 com1 = new Serial16550(vm.irqLine(Serial16550.COM1_IRQ), console::guestOutput);
         pio.register(Serial16550.COM1_PORT, Serial16550.PORT_COUNT, "com1", com1);
         pio.register(I8042.BASE_PORT, I8042.PORT_COUNT, "i8042",
-                new I8042(() -> finish(afterReset("i8042 reset"))));
+                new I8042(vm.irqLine(I8042.KBD_IRQ), vm.irqLine(I8042.AUX_IRQ), () -> finish(afterReset("i8042 reset"))));
         pio.register(CmosRtc.BASE_PORT, CmosRtc.PORT_COUNT, "rtc", new CmosRtc(Clock.systemUTC()));
         pio.register(ExitPort.PORT, 1, "exit-port", new ExitPort(status -> finish(Verdict.guestExit(status))));
         return com1;

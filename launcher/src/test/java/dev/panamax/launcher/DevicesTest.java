@@ -117,8 +117,9 @@ class DevicesTest {
     @Test
     void i8042AnswersTheDriverAndResets() {
         List<String> resets = new ArrayList<>();
-        pio.register(I8042.BASE_PORT, I8042.PORT_COUNT, "i8042", new I8042(() -> resets.add("reset")));
+        pio.register(I8042.BASE_PORT, I8042.PORT_COUNT, "i8042", new I8042(level -> { }, level -> { }, () -> resets.add("reset")));
         assertEquals(0, in(0x64) & 1);       // output buffer empty
+        assertEquals(0x10, in(0x64) & 0x10); // not inhibited: Linux warns "Keylock active" otherwise
         out(0x64, 0x20);                     // read CTR
         assertEquals(1, in(0x64) & 1);
         assertEquals(0x45, in(0x60));
@@ -131,6 +132,46 @@ class DevicesTest {
         assertTrue(resets.isEmpty());
         out(0x64, 0xfe);
         assertEquals(List.of("reset"), resets);
+    }
+
+    /**
+     * Linux's probe: three aux loopback bytes echoed (so not a multiplexing controller: the third comes back
+     * unchanged), then one with the aux interrupt enabled, which must raise IRQ 12 until the byte is read.
+     */
+    @Test
+    void i8042LoopsBackAuxBytesAndRaisesTheirIrq() {
+        List<Boolean> kbdIrq = new ArrayList<>();
+        List<Boolean> auxIrq = new ArrayList<>();
+        pio.register(I8042.BASE_PORT, I8042.PORT_COUNT, "i8042", new I8042(kbdIrq::add, auxIrq::add, () -> { }));
+        out(0x64, 0x60);                     // CTR: no interrupts
+        out(0x60, 0x44);
+        for (int b : new int[] {0xf0, 0x56, 0xa4}) {
+            out(0x64, 0xd3);                 // write aux output buffer
+            out(0x60, b);
+            assertEquals(0x21, in(0x64) & 0x21, "OBF and AUXDATA after the loopback of 0x" + Integer.toHexString(b));
+            assertEquals(b, in(0x60));
+            assertEquals(0, in(0x64) & 0x21);
+        }
+        assertTrue(kbdIrq.isEmpty() && auxIrq.isEmpty(), "no interrupt while the CTR disables them");
+        out(0x64, 0x60);                     // CTR: keyboard and aux interrupts on
+        out(0x60, 0x47);
+        out(0x64, 0xd3);
+        out(0x60, 0xa5);
+        assertEquals(List.of(true), auxIrq);
+        assertEquals(0xa5, in(0x60));
+        assertEquals(List.of(true, false), auxIrq, "IRQ 12 drops when the byte is read");
+        out(0x64, 0x20);                     // a controller answer goes out on the keyboard's IRQ 1
+        assertEquals(List.of(true), kbdIrq);
+        assertEquals(0, in(0x64) & 0x20, "the CTR is not aux data");
+        assertEquals(0x47, in(0x60));
+        assertEquals(List.of(true, false), kbdIrq);
+        out(0x64, 0xd2);                     // keyboard loopback
+        out(0x60, 0x5a);
+        assertEquals(0x01, in(0x64) & 0x21);
+        assertEquals(0x5a, in(0x60));
+        assertEquals(List.of(true, false, true, false), kbdIrq);
+        out(0x60, 0xf2);                     // a byte for the keyboard: nothing attached, no answer
+        assertEquals(0, in(0x64) & 1);
     }
 
     @Test

@@ -74,7 +74,7 @@ class RegisterNamesTest {
 
     @Test
     void i8042DataStatusAndCommands() {
-        I8042 kbc = new I8042(() -> { });
+        I8042 kbc = new I8042(level -> { }, level -> { }, () -> { });
         assertEquals("status", kbc.describe(4, 1, false, 0x1C));
         assertEquals("command 0xfe (pulse reset)", kbc.describe(4, 1, true, 0xFE));
         assertEquals("command 0xaa (self test)", kbc.describe(4, 1, true, 0xAA));
