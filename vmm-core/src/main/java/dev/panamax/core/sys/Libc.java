@@ -43,6 +43,8 @@ public final class Libc {
     public static final int MAP_FIXED = 0x10;
     public static final int MAP_ANONYMOUS = 0x20;
     public static final int MAP_NORESERVE = 0x4000;
+    /** {@code madvise(2)} advice: back the range with transparent huge pages where the kernel allows it. */
+    public static final int MADV_HUGEPAGE = 14;
     /** {@code memfd_create(2)} flags. */
     public static final int MFD_CLOEXEC = 0x1;
     public static final int MFD_ALLOW_SEALING = 0x2;
@@ -77,6 +79,8 @@ public final class Libc {
             FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
     private static final MethodHandle MUNMAP = errnoCall("munmap",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle MADVISE = errnoCall("madvise",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
     private static final MethodHandle MEMFD_CREATE = errnoCall("memfd_create",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle FTRUNCATE = errnoCall("ftruncate",
@@ -261,6 +265,17 @@ public final class Libc {
             if (r < 0) {
                 throw new LinuxException("munmap", errno(capture));
             }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code madvise(2)} over the whole segment; returns 0, or {@code -errno} (EINVAL: advice unknown to this kernel). */
+    public static int madviseRaw(MemorySegment mapping, int advice) {
+        try {
+            MemorySegment capture = CAPTURE.get();
+            int r = (int) MADVISE.invokeExact(capture, mapping, mapping.byteSize(), advice);
+            return r < 0 ? -errno(capture) : r;
         } catch (Throwable t) {
             throw rethrow(t);
         }
