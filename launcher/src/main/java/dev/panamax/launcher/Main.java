@@ -8,16 +8,42 @@ import picocli.CommandLine.Command;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.util.List;
 
 /**
  * The {@code panamax} command. Each subcommand is one job: {@code run} boots a guest. Errors the
  * user can act on are one line on stderr and exit status {@value Verdict#ERROR_STATUS}.
  */
 @Command(name = "panamax", mixinStandardHelpOptions = true, version = "panamax 0.1.0",
-        description = "A minimal VMM on Linux KVM for PCI device passthrough.",
-        subcommands = {RunCommand.class, TestCommand.class, ImageCommand.class, DemoCommand.class, DeviceCommand.class,
-                AotTrainCommand.class, CommandLine.HelpCommand.class})
+        description = "A minimal VMM on Linux KVM for PCI device passthrough.")
 public final class Main implements Runnable {
+    /**
+     * The subcommands' names (each class's {@code @Command} name), in the order {@code --help} lists them. Picocli
+     * builds a command's whole model (its options, mixins and converters, by reflection) when the command is
+     * added, and that was most of the JVM's start before a boot; so {@link #commandLine} adds only the one named
+     * on the command line, and all of them when none is (for {@code --help}, {@code help} and errors).
+     */
+    static final List<String> SUBCOMMANDS = List.of("run", "test", "image", "demo", "device", "aot-train", "help");
+
+    /**
+     * @return a new instance of the subcommand {@code name}, one of {@link #SUBCOMMANDS}. A switch rather than a map
+     * of constructor references: the JVM's AOT cache cannot hold a resolved reference to picocli's
+     * {@code HelpCommand} (picocli's classes are too old a class-file version to be archived), and its
+     * training run crashed on one (JDK 25.0.3, archiveHeapWriter.cpp).
+     */
+    static Object newSubcommand(String name) {
+        return switch (name) {
+            case "run" -> new RunCommand();
+            case "test" -> new TestCommand();
+            case "image" -> new ImageCommand();
+            case "demo" -> new DemoCommand();
+            case "device" -> new DeviceCommand();
+            case "aot-train" -> new AotTrainCommand();
+            case "help" -> new CommandLine.HelpCommand();
+            default -> throw new IllegalArgumentException("no subcommand " + name);
+        };
+    }
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -38,18 +64,31 @@ public final class Main implements Runnable {
 
     /** Runs the command line and returns the exit status. */
     public static int execute(String... args) {
-        CommandLine cl = new CommandLine(new Main());
-        cl.setExecutionExceptionHandler(Main::handle);
-        return cl.execute(args);
+        return commandLine(args).execute(args);
     }
 
     /** {@link #execute(String...)} with the help, usage and error text going to {@code out} and {@code err}. */
     static int execute(PrintWriter out, PrintWriter err, String... args) {
-        CommandLine cl = new CommandLine(new Main());
-        cl.setExecutionExceptionHandler(Main::handle);
+        CommandLine cl = commandLine(args);
         cl.setOut(out);
         cl.setErr(err);
         return cl.execute(args);
+    }
+
+    /**
+     * The {@code panamax} command for {@code args}: with only the subcommand {@code args[0]} names, or with every
+     * subcommand when {@code args[0]} names none (or is {@code help}).
+     */
+    static CommandLine commandLine(String... args) {
+        CommandLine cl = new CommandLine(new Main());
+        String named = args.length > 0 && SUBCOMMANDS.contains(args[0]) && !args[0].equals("help") ? args[0] : null;
+        for (String name : SUBCOMMANDS) {
+            if (named == null || named.equals(name)) {
+                cl.addSubcommand(name, newSubcommand(name));
+            }
+        }
+        cl.setExecutionExceptionHandler(Main::handle);
+        return cl;
     }
 
     private static int handle(Exception e, CommandLine cl, CommandLine.ParseResult parsed) {

@@ -5,6 +5,7 @@ import picocli.CommandLine;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -22,8 +23,29 @@ class AotTrainCommandTest {
     @Test
     void trainingCommandLinesParse() {
         for (String[] args : AotTrainCommand.COMMAND_LINES) {
-            new CommandLine(new Main()).parseArgs(args); // throws if an option was renamed
+            Main.commandLine(args).parseArgs(args); // throws if an option was renamed
         }
+    }
+
+    @Test
+    void subcommandsAreKeyedByTheirOwnNames() {
+        for (String name : Main.SUBCOMMANDS) {
+            Object command = Main.newSubcommand(name);
+            assertEquals(name, new CommandLine(command).getCommandName(), command.getClass().getName());
+        }
+        CommandLine run = Main.commandLine("run", "--help");
+        assertEquals(List.of("run"), List.copyOf(run.getSubcommands().keySet()), "only the named subcommand is built");
+        assertEquals(Main.SUBCOMMANDS, List.copyOf(Main.commandLine("--help").getSubcommands().keySet()));
+        assertEquals(Main.SUBCOMMANDS, List.copyOf(Main.commandLine("help", "run").getSubcommands().keySet()));
+        assertEquals(Main.SUBCOMMANDS, List.copyOf(Main.commandLine("no-such-command").getSubcommands().keySet()));
+    }
+
+    @Test
+    void unknownSubcommandIsAnErrorNamingIt() {
+        StringWriter err = new StringWriter();
+        int status = Main.execute(new PrintWriter(new StringWriter()), new PrintWriter(err), "rnu", "-k", "x");
+        assertEquals(2, status, err.toString());
+        assertTrue(err.toString().contains("rnu"), err.toString());
     }
 
     @Test
