@@ -10,7 +10,6 @@ import org.junit.jupiter.api.Test;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Map;
 import java.util.regex.Pattern;
 
@@ -36,16 +35,13 @@ class VfioNvmeEndToEndTest {
     private static final int DISK_BYTES = 8 << 20;
     /** Where each run writes its pattern: 512-byte sectors. */
     private static final Map<String, Integer> PATTERN_SECTOR = Map.of("msix", 2048, "intx", 4096);
-    /** The nvme driver and what it needs; the CRC modules are soft dependencies modules.dep does not list. */
-    static final List<String> NVME_MODULES = List.of("crct10dif_common", "crc64", "crct10dif-pclmul",
-            "crct10dif_generic", "crc-t10dif", "crc64-rocksoft", "t10-pi", "nvme-core", "nvme");
     private static GuestImage image;
     private static GuestDisk disk;
 
     @BeforeAll
     static void prepare() throws IOException {
         Files.createDirectories(WORK);
-        image = new ImageBuilder(DebianPackages.inDefaultCache()).modules(NVME_MODULES).build(WORK.resolve("image"));
+        image = new ImageBuilder(DebianPackages.inDefaultCache()).modules(GuestModules.NVME).build(WORK.resolve("image"));
         disk = new GuestDisk(DISK, DISK_BYTES, 42);
         Files.writeString(WORK.resolve("nvme.sh"), """
                 #!/bin/sh

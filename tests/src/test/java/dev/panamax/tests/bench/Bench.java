@@ -3,8 +3,11 @@ package dev.panamax.tests.bench;
 import dev.panamax.images.DebianPackages;
 import dev.panamax.images.GuestImage;
 import dev.panamax.images.ImageBuilder;
+import dev.panamax.tests.GuestModules;
 import dev.panamax.tests.harness.GuestCommand;
 import dev.panamax.tests.harness.GuestRunner;
+import dev.panamax.tests.harness.HostVirtualization;
+import dev.panamax.tests.harness.NestedHarness;
 import dev.panamax.tests.harness.Result;
 
 import java.nio.file.Files;
@@ -16,6 +19,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Random;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -32,16 +36,24 @@ import java.util.regex.Pattern;
  *     ({@code ./panamax run}) vs {@code qemu-system-x86_64 -enable-kvm -cpu host} with {@code -machine q35}
  *     (SeaBIOS) and with {@code -machine microvm} (qboot); from process start to the guest init's first line
  *     ({@code panamax: init reached}) and to the VMM's exit (the init writes its status to port 0xf4 at once:
- *     Panamax's exit port, QEMU's {@code isa-debug-exit} at the same port);</li>
+ *     Panamax's exit port, QEMU's {@code isa-debug-exit} at the same port); nested, Panamax boots once more
+ *     with L1's {@code shmem_enabled} at {@code advise}, so that its memfd guest RAM gets huge pages as QEMU's
+ *     anonymous RAM does by default;</li>
  * <li>{@code memory}: the VMM's resident memory beyond guest RAM ({@code RssAnon + RssFile} from
  *     /proc/PID/status, guest RAM being a memfd in both: {@code RssShmem}), sampled 1 s after the guest's init
  *     says it idles;</li>
  * <li>{@code exits}: ns per port-I/O and per MMIO exit, {@link ExitBench} (Panamax's KvmVcpu) vs
  *     {@code exit_bench.c} (the same KVM_RUN loop in C), first rep of each process dropped (JIT warm-up).</li>
+ * <li>{@code passthrough}: an NVMe controller assigned with {@code vfio-pci}: the guest's own {@code nvme} driver
+ *     reads the whole namespace {@value #PT_PASSES} times with {@code O_DIRECT}, in Panamax and in QEMU q35
+ *     ({@code -device vfio-pci,host=BDF}); MiB/s from L1's clock at the guest's {@code BENCH-PT-START} and
+ *     {@code BENCH-PT-END} lines. Nested, L1 gets QEMU's emulated {@code intel-iommu} and an emulated NVMe
+ *     controller on a {@value #PT_DISK_MIB} MiB file; directly, it needs {@code PANAMAX_BENCH_NVME=BDF}, an
+ *     NVMe controller already bound to vfio-pci whose contents may be read.</li>
  * </ul>
  * {@code vfio-user} runs on this host ({@link VfioUserBench}).
  *
- * <p>Arguments: {@code [--runs N] [--memory-runs N] [--exits N] [--dry-run] [--diagnose] [--only boot,memory,exits,vfio-user]}.
+ * <p>Arguments: {@code [--runs N] [--memory-runs N] [--exits N] [--dry-run] [--diagnose] [--only boot,memory,exits,vfio-user,passthrough]}.
  */
 public final class Bench {
     static final Path REPO = locateRepo();
@@ -50,7 +62,12 @@ public final class Bench {
     static final String INIT_LINE = ImageBuilder.INIT_REACHED;
     static final String CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t acpi=off";
     static final String MEMORY = "256M";
-    static final List<String> PIECES = List.of("boot", "memory", "exits", "vfio-user");
+    static final List<String> PIECES = List.of("boot", "memory", "exits", "vfio-user", "passthrough");
+    /** The NVMe namespace of the passthrough piece, in MiB, and how many times the guest reads it whole per boot. */
+    static final int PT_DISK_MIB = 64;
+    static final int PT_PASSES = 4;
+    /** Set to the BDF of an NVMe controller bound to vfio-pci to run the passthrough piece directly on this host. */
+    static final String PT_DEVICE_VARIABLE = "PANAMAX_BENCH_NVME";
 
     private Bench() {
     }
@@ -93,7 +110,7 @@ public final class Bench {
         }
         List<Row> rows = new ArrayList<>();
         Files.createDirectories(WORK);
-        if (only.contains("boot") || only.contains("memory") || only.contains("exits")) {
+        if (only.contains("boot") || only.contains("memory") || only.contains("exits") || only.contains("passthrough")) {
             rows.addAll(guestPieces(only, runs, memoryRuns, exits, dryRun, diagnose));
         }
         if (only.contains("vfio-user")) {
@@ -126,6 +143,7 @@ public final class Bench {
     // ------------------------------------------------------------------ the KVM pieces, one runner session
 
     static List<Row> guestPieces(Set<String> only, int runs, int memoryRuns, int exits, boolean dryRun, boolean diagnose) throws Exception {
+        HostVirtualization.Mode mode = HostVirtualization.probe().chooseMode(System.getenv(HostVirtualization.MODE_VARIABLE));
         StringBuilder sh = new StringBuilder();
         sh.append(PRELUDE);
         if (only.contains("boot") || only.contains("memory")) {
@@ -149,16 +167,26 @@ public final class Bench {
             String opts = System.getenv().getOrDefault("PANAMAX_JVM_OPTIONS", "--enable-native-access=ALL-UNNAMED");
             String cp = REPO.resolve("tests/target/test-classes") + ":" + REPO.resolve("tests/target/lib/tests.jar")
                     + ":" + REPO.resolve("launcher/target/lib") + "/*";
+            // Also once with the JVM's default tiered compilation (C2 for hot code), which ./panamax gives up for a
+            // faster start (-XX:TieredStopAtLevel=1: C1 only).
+            String c2opts = opts.replace("-XX:TieredStopAtLevel=1", "").trim();
             for (int r = 1; r <= runs; r++) {
                 sh.append(java).append(' ').append(opts).append(" -cp '").append(cp).append("' ")
                         .append(ExitBench.class.getName()).append(' ').append(exits).append(" 4 || echo BENCH-FAILED exits-java\n");
                 sh.append(c).append(' ').append(exits).append(" 4 || echo BENCH-FAILED exits-c\n");
+                sh.append(java).append(' ').append(c2opts).append(" -cp '").append(cp).append("' ")
+                        .append(ExitBench.class.getName()).append(' ').append(exits).append(" 4 exits-java-c2 || echo BENCH-FAILED exits-java-c2\n");
             }
         }
         if (only.contains("boot")) {
             for (int r = 1; r <= runs; r++) {
                 // Interleaved, so that a slow phase of the shared machine hits every VMM alike.
                 sh.append("boot panamax \"$CMD\" '").append(PANAMAX).append("'\n");
+                if (mode == HostVirtualization.Mode.NESTED) {
+                    // L1 is the bench's own VM: boot Panamax once more with shared memory allowed huge pages
+                    // (README, "Running a guest"); a host's own setting is never changed.
+                    sh.append("shmem_thp advise; boot panamax-thp \"$CMD\" '").append(PANAMAX).append("'; shmem_thp never\n");
+                }
                 sh.append("boot q35 \"$CMD\" '").append(QEMU_Q35).append("'\n");
                 sh.append("boot microvm \"$CMD\" '").append(QEMU_MICROVM).append("'\n");
                 // The JVM's share: ./panamax --version starts the same JVM and class path, and exits.
@@ -172,6 +200,15 @@ public final class Bench {
                 sh.append("mem microvm \"$CMD bench.idle\" '").append(QEMU_MICROVM.replace("microvm,", "microvm,memory-backend=ram0,"))
                         .append(" -object memory-backend-memfd,id=ram0,size=").append(MEMORY).append("'\n");
             }
+        }
+        boolean passthrough = only.contains("passthrough");
+        if (passthrough && mode == HostVirtualization.Mode.DIRECT && System.getenv(PT_DEVICE_VARIABLE) == null) {
+            System.out.println("bench: passthrough skipped: this host runs KVM directly and has no emulated NVMe to give;"
+                    + " set " + PT_DEVICE_VARIABLE + "=BDF to an NVMe controller bound to vfio-pci");
+            passthrough = false;
+        }
+        if (passthrough) {
+            sh.append(passthroughScript(runs, mode));
         }
         if (diagnose) {
             // Not in the table: one Panamax and one QEMU q35 boot with the kernel's messages on, so that the
@@ -193,7 +230,9 @@ public final class Bench {
             return List.of();
         }
 
-        GuestRunner runner = GuestRunner.select(out);
+        GuestRunner runner = passthrough && mode == HostVirtualization.Mode.NESTED
+                ? NestedHarness.builder().qemuArgs(nvmeQemuArgs()).writable(out).build()
+                : GuestRunner.select(out);
         System.out.println("bench: running the KVM pieces " + runner.mode() + " (script: " + WORK.resolve("l1-script.sh") + ")");
         String output;
         try {
@@ -210,6 +249,60 @@ public final class Bench {
             System.out.println("bench: WARNING: the session did not finish its script; the table has what it measured");
         }
         return parse(output, runner.mode().toString().toLowerCase(Locale.ROOT));
+    }
+
+    /**
+     * The passthrough piece's part of the runner script: binds the NVMe controller to vfio-pci (nested: L1's
+     * emulated one, found by QEMU's vendor:device 1b36:0010; directly: {@code $PANAMAX_BENCH_NVME}), then boots
+     * Panamax and QEMU q35 with it assigned, interleaved. The guest image loads the nvme driver; its script reads
+     * the namespace once to warm up, then {@value #PT_PASSES} times between two marker lines.
+     */
+    static String passthroughScript(int runs, HostVirtualization.Mode mode) throws Exception {
+        Path init = WORK.resolve("init-nvme.sh");
+        Files.writeString(init, """
+                #!/bin/sh
+                # The passthrough bench guest: read the assigned NVMe namespace whole, %d times, with O_DIRECT.
+                for i in $(seq 1 300); do [ -b /dev/nvme0n1 ] && break; sleep 0.1; done
+                [ -b /dev/nvme0n1 ] || { echo "BENCH-PT-FAIL no /dev/nvme0n1"; exit 1; }
+                dd if=/dev/nvme0n1 of=/dev/null bs=1M count=4 iflag=direct 2>/dev/null || { echo "BENCH-PT-FAIL read"; exit 1; }
+                bytes=$(( $(cat /sys/block/nvme0n1/size) * 512 ))
+                echo "BENCH-PT-START"
+                for pass in $(seq 1 %d); do dd if=/dev/nvme0n1 of=/dev/null bs=1M iflag=direct 2>/dev/null; done
+                echo "BENCH-PT-END bytes=$(( bytes * %d ))"
+                grep nvme0q1 /proc/interrupts | head -n 1
+                exit 0
+                """.formatted(PT_PASSES, PT_PASSES, PT_PASSES));
+        GuestImage image = new ImageBuilder(DebianPackages.inDefaultCache()).modules(GuestModules.NVME).initScript(init)
+                .build(WORK.resolve("image-nvme"));
+        if (mode == HostVirtualization.Mode.NESTED) {
+            Path disk = WORK.resolve("nvme-disk.img");
+            byte[] bytes = new byte[PT_DISK_MIB << 20];
+            new Random(42).nextBytes(bytes);
+            Files.write(disk, bytes);
+        }
+        StringBuilder sh = new StringBuilder();
+        sh.append("KN=").append(image.kernel()).append("\nIN=").append(image.initramfs()).append('\n');
+        if (mode == HostVirtualization.Mode.NESTED) {
+            sh.append("""
+                    bdf=$(for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor):$(cat $d/device)" = 0x1b36:0x0010 ] && basename $d; done)
+                    echo vfio-pci > /sys/bus/pci/devices/$bdf/driver_override && echo $bdf > /sys/bus/pci/drivers_probe
+                    """);
+        } else {
+            sh.append("bdf=$").append(PT_DEVICE_VARIABLE).append('\n');
+        }
+        sh.append("echo \"bench: NVMe $bdf driver=$(basename $(readlink /sys/bus/pci/devices/$bdf/driver))\"\n");
+        for (int r = 1; r <= runs; r++) {
+            sh.append("pt panamax-pt \"$CMD\" '").append(PANAMAX_PT).append("'\n");
+            sh.append("pt q35-pt \"$CMD\" '").append(QEMU_Q35_PT).append("'\n");
+        }
+        return sh.toString();
+    }
+
+    /** L1's extra devices for the passthrough piece: an IOMMU, and an NVMe controller on the bench's disk file. */
+    static String[] nvmeQemuArgs() {
+        return new String[] {"-device", "intel-iommu",
+                "-drive", "if=none,id=nvme0,file=" + WORK.resolve("nvme-disk.img") + ",format=raw",
+                "-device", "nvme,drive=nvme0,serial=bench0"};
     }
 
     /**
@@ -235,6 +328,21 @@ public final class Bench {
                 }
                 echo "BENCH $label exit_ns=$(( $(now) - t0 ))"
             }
+            # shmem_thp never|advise: whether shared memory (Panamax's memfd guest RAM) may get transparent huge pages.
+            shmem_thp() { echo "$1" > /sys/kernel/mm/transparent_hugepage/shmem_enabled; }
+            # pt LABEL CMDLINE 'COMMAND': L1's clock at the guest's BENCH-PT-START and BENCH-PT-END lines.
+            pt() {
+                label=$1; cmd=$2; run=$3
+                eval "$run" </dev/null 2>&1 | {
+                    while IFS= read -r l; do
+                        case "$l" in
+                            *BENCH-PT-START*) s=$(now);;
+                            *BENCH-PT-END*) e=$(now); echo "BENCH $label pt_ns=$(( e - s )) ${l##*BENCH-PT-END }";;
+                        esac
+                        printf '  %%s| %%s\\n' "$label" "$l"
+                    done
+                }
+            }
             # mem LABEL CMDLINE 'COMMAND': /proc/PID/status 1 s after the guest says it idles.
             mem() {
                 label=$1; cmd=$2; run=$3
@@ -259,6 +367,9 @@ public final class Bench {
             + " -kernel \"$K\" -initrd \"$I\" -append \"$cmd\" -device isa-debug-exit,iobase=0xf4,iosize=0x01";
     static final String QEMU_Q35 = "qemu-system-x86_64 -machine q35" + QEMU_COMMON;
     static final String QEMU_MICROVM = "qemu-system-x86_64 -machine microvm,x-option-roms=off,acpi=off,rtc=on" + QEMU_COMMON;
+    /** The passthrough piece's VMMs: the NVMe image ($KN, $IN) and the controller at $bdf. */
+    static final String PANAMAX_PT = PANAMAX.replace("\"$K\"", "\"$KN\"").replace("\"$I\"", "\"$IN\"") + " --device vfio-pci,host=$bdf";
+    static final String QEMU_Q35_PT = QEMU_Q35.replace("\"$K\"", "\"$KN\"").replace("\"$I\"", "\"$IN\"") + " -device vfio-pci,host=$bdf";
     /** Guest RAM as a memfd, as Panamax has it, so that RssShmem is the guest's and the rest the VMM's. */
     static final String MEMFD = "-object memory-backend-memfd,id=ram0,size=" + MEMORY + " -machine memory-backend=ram0";
 
@@ -286,6 +397,11 @@ public final class Bench {
                 }
                 continue;
             }
+            if (kv.containsKey("pt_ns") && kv.containsKey("bytes")) {
+                double seconds = Double.parseDouble(kv.get("pt_ns")) / 1e9;
+                add(v, label + ".MiBs", Long.parseLong(kv.get("bytes")) / (1024.0 * 1024.0) / seconds);
+                continue;
+            }
             for (var e : kv.entrySet()) {
                 if (e.getKey().endsWith("_ns") && !label.startsWith("exits")) {
                     add(v, label + "." + e.getKey(), Double.parseDouble(e.getValue()) / 1e6); // ms
@@ -302,6 +418,8 @@ public final class Bench {
         for (String other : List.of("q35", "microvm")) {
             rows.add(Row.of("boot to VMM exit, ms, vs QEMU " + other + where, v.get("panamax.exit_ns"), v.get(other + ".exit_ns"), 0));
         }
+        rows.add(Row.of("boot to guest init, ms, with shmem THP (advise), vs QEMU q35" + where,
+                v.get("panamax-thp.init_ns"), v.get("q35.init_ns"), 0));
         for (String other : List.of("q35", "microvm")) {
             rows.add(Row.of("VMM RSS beyond guest RAM (anon+file), MiB, vs QEMU " + other + where,
                     v.get("panamax.mem"), v.get(other + ".mem"), 1));
@@ -311,6 +429,10 @@ public final class Bench {
         rows.add(Row.of("./panamax --version (JVM start to exit), ms" + where, v.get("jvm.exit_ns"), null, 0));
         rows.add(Row.of("port I/O exit round trip, ns, vs C" + where, v.get("exits-java.port_ns"), v.get("exits-c.port_ns"), 0));
         rows.add(Row.of("MMIO exit round trip, ns, vs C" + where, v.get("exits-java.mmio_ns"), v.get("exits-c.mmio_ns"), 0));
+        rows.add(Row.of("port I/O exit round trip, ns, with C2, vs C" + where, v.get("exits-java-c2.port_ns"), v.get("exits-c.port_ns"), 0));
+        rows.add(Row.of("MMIO exit round trip, ns, with C2, vs C" + where, v.get("exits-java-c2.mmio_ns"), v.get("exits-c.mmio_ns"), 0));
+        rows.add(Row.of("NVMe sequential read in the guest via vfio-pci, MiB/s, vs QEMU q35" + where,
+                v.get("panamax-pt.MiBs"), v.get("q35-pt.MiBs"), 1));
         rows.removeIf(row -> row.panamax == null && row.other == null);
         return rows;
     }

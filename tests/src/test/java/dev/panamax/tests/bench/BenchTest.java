@@ -52,6 +52,22 @@ class BenchTest {
     }
 
     @Test
+    void passthroughThroughputIsBytesOverTheMarkersTime() {
+        String out = String.join("\n",
+                "BENCH panamax-pt pt_ns=2000000000 bytes=268435456",   // 256 MiB in 2 s
+                "  panamax-pt| BENCH-PT-END bytes=268435456",          // the guest's own line, echoed: ignored
+                "BENCH q35-pt pt_ns=4000000000 bytes=268435456\r",   // QEMU's serial line ends in CR
+                "BENCH panamax-pt pt_ns=1000000000 bytes=268435456",
+                "");
+        Bench.Row pt = Bench.parse(out, "nested").stream().filter(r -> r.what().startsWith("NVMe sequential read"))
+                .findFirst().orElseThrow();
+        assertEquals(List.of(128.0, 256.0), pt.panamax());
+        assertEquals(List.of(64.0), pt.other());
+        assertTrue(Bench.table(List.of(pt)).contains("| 192.0 (128.0–256.0) | 64.0 (64.0–64.0) | 3.00x | 2 / 1 |"),
+                Bench.table(List.of(pt)));
+    }
+
+    @Test
     void exitBenchGuestCountsAreLittleEndianAtTheirOffsets() {
         byte[] p = ExitBench.program(0x01020304);
         assertEquals(0x04, p[9]);

@@ -25,8 +25,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * goes through {@link KvmVcpu#run}'s loop and the {@link Bus} to a {@link BusDevice}, as in the VMM.
  * Its C twin is {@code tests/src/test/c/exit_bench.c} (same VM setup, same guest bytes).
  *
- * <p>Usage: {@code ExitBench N REPS}; each rep builds a fresh VM (a stopped vCPU cannot run again) and
- * prints {@code BENCH exits-java rep=R port_ns=X mmio_ns=Y} (nanoseconds per exit, host clock).
+ * <p>Usage: {@code ExitBench N REPS [LABEL]}; each rep builds a fresh VM (a stopped vCPU cannot run again) and
+ * prints {@code BENCH LABEL rep=R port_ns=X mmio_ns=Y} (nanoseconds per exit, host clock; LABEL defaults to
+ * {@code exits-java}).
  * Needs /dev/kvm; run by {@code scripts/bench} (nested in L1 where this host has no usable KVM).
  */
 public final class ExitBench {
@@ -140,16 +141,17 @@ public final class ExitBench {
     }
 
     public static void main(String[] args) {
-        if (args.length != 2) {
-            System.err.println("usage: ExitBench N REPS");
+        if (args.length != 2 && args.length != 3) {
+            System.err.println("usage: ExitBench N REPS [LABEL]");
             System.exit(2);
         }
         int n = Integer.parseInt(args[0]);
         int reps = Integer.parseInt(args[1]);
+        String label = args.length == 3 ? args[2] : "exits-java";
         try (Kvm kvm = Kvm.open()) {
             for (int r = 0; r < reps; r++) {
                 double[] ns = oneRep(kvm, n);
-                System.out.printf("BENCH exits-java rep=%d port_ns=%.1f mmio_ns=%.1f%n", r, ns[0], ns[1]);
+                System.out.printf("BENCH %s rep=%d port_ns=%.1f mmio_ns=%.1f%n", label, r, ns[0], ns[1]);
             }
         }
     }

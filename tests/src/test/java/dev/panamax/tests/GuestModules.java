@@ -1,0 +1,13 @@
+package dev.panamax.tests;
+
+import java.util.List;
+
+/** Kernel modules the test and benchmark guests load ({@code ImageBuilder#modules}). */
+public final class GuestModules {
+    /** The nvme driver and what it needs; the CRC modules are soft dependencies modules.dep does not list. */
+    public static final List<String> NVME = List.of("crct10dif_common", "crc64", "crct10dif-pclmul",
+            "crct10dif_generic", "crc-t10dif", "crc64-rocksoft", "t10-pi", "nvme-core", "nvme");
+
+    private GuestModules() {
+    }
+}
