@@ -105,6 +105,8 @@ public final class KvmVcpu implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final MemorySegment kickSet;
     private final MemorySegment zeroTimeout;
+    /** errno of KVM_RUN, this vCPU's own (the run loop has one thread). */
+    private final MemorySegment runErrno;
 
     /** What this vCPU's exits were (--stats), counted by the run thread. */
     private final ExitCounts exitCounts = new ExitCounts();
@@ -125,6 +127,7 @@ public final class KvmVcpu implements AutoCloseable {
                     "kvm_run of vCPU " + id);
             this.kickSet = Libc.sigset(arena, KICK_SIGNAL);
             this.zeroTimeout = arena.allocate(16, 8); // struct timespec {0, 0}
+            this.runErrno = Libc.newErrnoCapture(arena);
             setCpuid(Cpuid.forVcpu(vm.kvm().supportedCpuid(), id, vcpuCount));
             setMsrs(BOOT_MSRS);
             setFpuReset();
@@ -351,7 +354,7 @@ public final class KvmVcpu implements AutoCloseable {
             if (stop) {
                 return new VcpuExit(VcpuExit.Reason.STOPPED, "vCPU " + id + " stopped");
             }
-            int r = Libc.ioctlRaw(fd, kvmRun, 0);
+            int r = Libc.ioctlRaw(runErrno, fd, kvmRun, 0);
             if (r < 0) {
                 if (-r == Errno.EINTR || -r == Errno.EAGAIN) {
                     counts.interrupted++;

@@ -65,7 +65,7 @@ public final class Bench {
     static final List<String> PIECES = List.of("boot", "memory", "exits", "vfio-user", "passthrough");
     /** The NVMe namespace of the passthrough piece, in MiB, and how many times the guest reads it whole per boot. */
     static final int PT_DISK_MIB = 64;
-    static final int PT_PASSES = 4;
+    static final int PT_PASSES = 16;
     /** Set to the BDF of an NVMe controller bound to vfio-pci to run the passthrough piece directly on this host. */
     static final String PT_DEVICE_VARIABLE = "PANAMAX_BENCH_NVME";
 

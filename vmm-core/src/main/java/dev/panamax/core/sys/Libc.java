@@ -226,6 +226,25 @@ public final class Libc {
         }
     }
 
+    /**
+     * {@code ioctl(2)} with an integer argument and the caller's own errno capture segment ({@link #newErrnoCapture}),
+     * for a loop that must not look up the thread's ({@code KVM_RUN}: a thread-local lookup per call is half the
+     * downcall's cost when the JIT stops at C1). Returns the result, or {@code -errno} on failure.
+     */
+    public static int ioctlRaw(MemorySegment capture, int fd, long request, long arg) {
+        try {
+            int r = (int) IOCTL_LONG.invokeExact(capture, fd, request, arg);
+            return r < 0 ? -errno(capture) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** @return a new errno capture segment in {@code arena}, for {@link #ioctlRaw(MemorySegment, int, long, long)} */
+    public static MemorySegment newErrnoCapture(Arena arena) {
+        return arena.allocate(CAPTURE_LAYOUT);
+    }
+
     /** {@code ioctl(2)} with an integer argument; returns the result, or {@code -errno} on failure. */
     public static int ioctlRaw(int fd, long request, long arg) {
         try {
