@@ -170,6 +170,10 @@ public final class Bench {
             // Also once with the JVM's default tiered compilation (C2 for hot code), which ./panamax gives up for a
             // faster start (-XX:TieredStopAtLevel=1: C1 only).
             String c2opts = opts.replace("-XX:TieredStopAtLevel=1", "").trim();
+            // A JVM that dies in L1 leaves its hs_err report in the writable share, not in L1's /tmp.
+            String errorFile = " -XX:ErrorFile=" + WORK.resolve("out").resolve("hs_err_pid%p.log");
+            opts += errorFile;
+            c2opts += errorFile;
             for (int r = 1; r <= runs; r++) {
                 sh.append(java).append(' ').append(opts).append(" -cp '").append(cp).append("' ")
                         .append(ExitBench.class.getName()).append(' ').append(exits).append(" 4 || echo BENCH-FAILED exits-java\n");
