@@ -247,13 +247,7 @@ public final class Libc {
 
     /** {@code ioctl(2)} with an integer argument; returns the result, or {@code -errno} on failure. */
     public static int ioctlRaw(int fd, long request, long arg) {
-        try {
-            MemorySegment capture = CAPTURE.get();
-            int r = (int) IOCTL_LONG.invokeExact(capture, fd, request, arg);
-            return r < 0 ? -errno(capture) : r;
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
+        return ioctlRaw(CAPTURE.get(), fd, request, arg);
     }
 
     /**
