@@ -37,13 +37,11 @@ public final class DirectRunner implements GuestRunner {
         try {
             exited = p.waitFor(command.timeout().toMillis(), TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
+            kill(p);
             throw e;
         }
         if (!exited) {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
+            kill(p);
             p.waitFor(10, TimeUnit.SECONDS);
         }
         String output = join(pump.finish(10_000));
@@ -53,6 +51,16 @@ public final class DirectRunner implements GuestRunner {
             return new Result(Result.TIMED_OUT, output, elapsed);
         }
         return new Result(p.exitValue(), output, elapsed);
+    }
+
+    /**
+     * Kills the shell, then what it started (listed before: once the shell is gone they are no longer its
+     * descendants). In this order the shell cannot outlive a child and print "Killed" into the output.
+     */
+    private static void kill(Process p) {
+        java.util.List<ProcessHandle> children = p.descendants().toList();
+        p.destroyForcibly();
+        children.forEach(ProcessHandle::destroyForcibly);
     }
 
     static String join(java.util.List<String> lines) {
