@@ -2,12 +2,9 @@ package dev.panamax.firmware;
 
 import dev.panamax.core.cpu.Segment;
 import dev.panamax.core.cpu.X86BootState;
-import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -110,17 +107,19 @@ public final class LinuxBoot {
         if (cpus < 1 || cpus > MpTable.MAX_CPUS) {
             throw new BootException("cpus: " + cpus + " is out of range 1.." + MpTable.MAX_CPUS);
         }
-        return load(lowRam, highRamBytes, kernel, initrd, cmdline, MpTable.standard(cpus));
+        return load(lowRam, highRamBytes, kernel, initrd == null ? null : Initrd.of(initrd), cmdline, MpTable.standard(cpus));
     }
 
     /**
      * {@link #load(MemorySegment, long, BzImage, byte[], String, int)} with the machine's own MP table, e.g.
-     * {@link MpTable#standard} with a PCI bus and its interrupt entries added.
+     * {@link MpTable#standard} with a PCI bus and its interrupt entries added, and the initrd as an {@link Initrd}
+     * (e.g. {@link Initrd#file}, read straight into guest RAM).
      *
+     * @param initrd  the initrd, or null (or of size 0) for none
      * @param mpTable written at {@link MpTable#ADDRESS}; it describes the CPUs, buses and interrupt routing
-     * @throws BootException as the other {@code load}
+     * @throws BootException as the other {@code load}, and if the initrd cannot be read whole
      */
-    public static X86BootState load(MemorySegment lowRam, long highRamBytes, BzImage kernel, byte[] initrd,
+    public static X86BootState load(MemorySegment lowRam, long highRamBytes, BzImage kernel, Initrd initrd,
                                     String cmdline, MpTable mpTable) throws BootException {
         long ramEnd = lowRam.byteSize();
         if (ramEnd > E820Map.HIGH_RAM_START) {
@@ -139,7 +138,7 @@ public final class LinuxBoot {
             throw new BootException(String.format("kernel command line is %d bytes, %s takes at most %d (cmdline_size)",
                     cmd.length, kernel.name(), Math.min(kernel.cmdlineSize(), CMDLINE_LIMIT - CMDLINE_ADDRESS - 1)));
         }
-        long initrdSize = initrd == null ? 0 : initrd.length;
+        long initrdSize = initrd == null ? 0 : initrd.size();
         long initrdAddress = initrdSize == 0 ? 0 : initrdAddress(kernel, ramEnd, initrdSize);
 
         // Protected-mode kernel at 1 MiB.
@@ -149,7 +148,7 @@ public final class LinuxBoot {
         Le.put8(lowRam, CMDLINE_ADDRESS + cmd.length, 0);
         // Initrd.
         if (initrdSize > 0) {
-            MemorySegment.copy(initrd, 0, lowRam, ValueLayout.JAVA_BYTE, initrdAddress, initrd.length);
+            initrd.copyTo(lowRam.asSlice(initrdAddress, initrdSize));
         }
 
         // Zero page: zeroed, then the kernel's setup header, then what the loader fills in (boot.rst,
@@ -185,24 +184,6 @@ public final class LinuxBoot {
                 GDT_ADDRESS, GDT_ENTRIES * 8 - 1, IDT_ADDRESS, 7);
     }
 
-    /**
-     * Reads an initrd file.
-     *
-     * @param path the file
-     * @return its bytes
-     * @throws BootException naming the file if it cannot be read or is 2 GiB or larger
-     */
-    public static byte[] readInitrd(Path path) throws BootException {
-        try {
-            long size = Files.size(path);
-            if (size >= Integer.MAX_VALUE - 8) {
-                throw new BootException(path.getFileName() + ": initrd of " + size + " bytes is too big");
-            }
-            return Files.readAllBytes(path);
-        } catch (IOException e) {
-            throw new BootException(path.getFileName() + ": cannot read initrd (" + e + ")", e);
-        }
-    }
 
     /**
      * The end of the memory the kernel uses while it boots, which the initrd must stay above: the

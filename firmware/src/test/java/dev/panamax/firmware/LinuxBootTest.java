@@ -253,12 +253,23 @@ class LinuxBootTest {
     }
 
     @Test
-    void readInitrdNamesTheFile(@TempDir Path dir) throws Exception {
+    void fileInitrdGoesStraightIntoGuestRamAndNamesTheFile(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("initrd.img");
         byte[] rd = initrd(5000);
         Files.write(f, rd);
-        assertTrue(Arrays.equals(rd, LinuxBoot.readInitrd(f)));
-        String msg = assertThrows(BootException.class, () -> LinuxBoot.readInitrd(dir.resolve("nope.img"))).getMessage();
-        assertTrue(msg.startsWith("nope.img: cannot read initrd"), msg);
+        Initrd file = Initrd.file(f);
+        assertEquals(5000, file.size());
+        LinuxBoot.load(ram, 0, kernel, file, "", MpTable.standard(1));
+        MemorySegment zp = ram.asSlice(0x7000, 4096);
+        long address = Le.u32(zp, 0x218);
+        assertEquals(5000, Le.u32(zp, 0x21C));
+        assertTrue(Arrays.equals(rd, ram.asSlice(address, 5000).toArray(ValueLayout.JAVA_BYTE)));
+
+        String msg = assertThrows(BootException.class, () -> Initrd.file(dir.resolve("nope.img"))).getMessage();
+        assertEquals("initrd " + dir.resolve("nope.img") + ": no such file", msg);
+        Initrd shrunk = Initrd.file(f);
+        Files.write(f, new byte[100]); // the file changes between the check and the load
+        msg = assertThrows(BootException.class, () -> shrunk.copyTo(ram.asSlice(0x100000, 5000))).getMessage();
+        assertTrue(msg.startsWith("initrd.img: initrd ends at byte 100 of 5000"), msg);
     }
 }

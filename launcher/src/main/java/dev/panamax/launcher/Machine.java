@@ -9,6 +9,7 @@ import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.LinuxException;
 import dev.panamax.firmware.BootException;
 import dev.panamax.firmware.BzImage;
+import dev.panamax.firmware.Initrd;
 import dev.panamax.firmware.LinuxBoot;
 import dev.panamax.firmware.MpTable;
 import dev.panamax.kvm.ExitCounts;
@@ -100,7 +101,7 @@ public final class Machine {
                     + (hostBytes >> 20) + " MiB in /proc/meminfo MemTotal)");
         }
         BzImage kernel = readKernel(config.kernel());
-        byte[] initrd = config.initrd() == null ? null : readFile(config.initrd(), "initrd");
+        Initrd initrd = config.initrd() == null ? null : initrdFile(config.initrd());
         try (Kvm kvm = Kvm.open();
              KvmVm vm = kvm.createVm()) {
             AddressSpace space = new AddressSpace();
@@ -130,7 +131,7 @@ public final class Machine {
 
     /** Loads the kernel, creates the vCPUs and runs them to a verdict. */
     private Verdict boot(KvmVm vm, GuestRam ram, Bus pio, Bus mmio, Serial16550 com1, PciBus pci, BzImage kernel,
-                         byte[] initrd) {
+                         Initrd initrd) {
         X86BootState boot = load(ram, kernel, initrd, pci.mpTable(MpTable.standard(config.cpus())));
         if (config.consoleInput()) {
             Console.pumpInput(System.in, com1::receive);
@@ -161,7 +162,7 @@ public final class Machine {
         }
     }
 
-    private X86BootState load(GuestRam ram, BzImage kernel, byte[] initrd, MpTable mpTable) {
+    private X86BootState load(GuestRam ram, BzImage kernel, Initrd initrd, MpTable mpTable) {
         try {
             return LinuxBoot.load(ram.low().host(), ram.highBytes(), kernel, initrd, config.cmdline(), mpTable);
         } catch (BootException e) {
@@ -289,14 +290,12 @@ public final class Machine {
         }
     }
 
-    private static byte[] readFile(Path path, String what) {
-        if (!Files.isRegularFile(path)) {
-            throw new PanamaxException(what + " " + path + ": no such file");
-        }
+    /** The initrd file, checked now (before KVM is opened) and read straight into guest RAM at load. */
+    private static Initrd initrdFile(Path path) {
         try {
-            return Files.readAllBytes(path);
-        } catch (IOException e) {
-            throw new PanamaxException(what + " " + path + ": cannot read (" + e.getMessage() + ")", e);
+            return Initrd.file(path);
+        } catch (BootException e) {
+            throw new PanamaxException(e.getMessage(), e);
         }
     }
 }
