@@ -29,8 +29,10 @@ panamax_jvm_options() {
 }
 
 # The JVM options without the class-data-sharing one: -XX:AOTCache and -Xshare:* exclude each other.
+# -Xms8m: the heap starts small and grows when a command needs it; the default initial heap (1/64 of the
+# host's RAM) let a running VM keep some 24 MiB more resident (RssAnon 83 -> 59 MiB nested, same boot time).
 panamax_jvm_base_options() {
-    echo "--enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+    echo "--enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xms8m"
 }
 
 # The JVM's AOT cache (JEP 483/514/515: classes loaded and linked, method profiles) of this build.
