@@ -42,8 +42,8 @@ public interface Initrd {
 
     /**
      * @return the initrd in {@code path}, read when {@link #copyTo} is called; its size is taken now
-     * @throws BootException if the file does not exist, is not a regular file, or is 4 GiB or more (the zero
-     *                       page's ramdisk_size and ext_ramdisk_size hold more, but low RAM cannot)
+     * @throws BootException if the file does not exist, is not a regular file, or is 2 GiB or more (one
+     *                       {@code ByteBuffer} over guest RAM; low RAM ends below 3 GiB anyway)
      */
     static Initrd file(Path path) throws BootException {
         String name = String.valueOf(path.getFileName());
@@ -56,8 +56,8 @@ public interface Initrd {
         } catch (IOException e) {
             throw new BootException(name + ": cannot read initrd (" + e + ")", e);
         }
-        if (size >= E820Map.HIGH_RAM_START) {
-            throw new BootException(name + ": initrd of " + size + " bytes does not fit below 4 GiB");
+        if (size >= Integer.MAX_VALUE - 8) {
+            throw new BootException(name + ": initrd of " + size + " bytes is too big (at most 2 GiB)");
         }
         return new Initrd() {
             @Override
