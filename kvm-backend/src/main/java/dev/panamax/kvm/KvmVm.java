@@ -230,14 +230,20 @@ public final class KvmVm implements AutoCloseable {
 
     /**
      * Creates and configures a vCPU: CPUID with APIC id {@code id} in a VM of {@code vcpuCount} vCPUs, the
-     * boot MSRs, the FPU and the local APIC's LINT0/LINT1 (see {@link KvmVcpu}). The boot vCPU then needs
-     * {@link KvmVcpu#setBootState}; the others wait for INIT/SIPI in the in-kernel LAPIC.
+     * boot MSRs, the FPU and the local APIC's LINT0/LINT1 ({@link X86VcpuSetup#configure}). The boot vCPU then
+     * needs {@link KvmVcpu#setBootState}; the others wait for INIT/SIPI in the in-kernel LAPIC.
      *
      * @param id        the vCPU id, also its APIC id, 0..vcpuCount-1
      * @param vcpuCount how many vCPUs the VM will have (for the CPUID topology)
      */
     public synchronized KvmVcpu createVcpu(int id, int vcpuCount) {
-        KvmVcpu vcpu = new KvmVcpu(this, id, vcpuCount);
+        KvmVcpu vcpu = new KvmVcpu(this, id);
+        try {
+            X86VcpuSetup.configure(vcpu, kvm.supportedCpuid(), vcpuCount);
+        } catch (RuntimeException e) {
+            vcpu.close();
+            throw e;
+        }
         vcpus.add(vcpu);
         return vcpu;
     }

@@ -119,33 +119,33 @@ public final class KvmSmoke {
                 }
             });
 
-            VcpuExit exit0 = vcpu0.run(pio, mmio);
-            check(exit0.reason() == VcpuExit.Reason.STOPPED, "vCPU 0 ended " + exit0);
+            VcpuStop stop0 = vcpu0.run(pio, mmio);
+            check(stop0.reason() == VcpuStop.Reason.STOPPED, "vCPU 0 ended " + stop0);
             check(serial.equals(List.of("0:1:41", "0:1:78", "0:1:79", "0:1:7a", "0:1:42")), "serial saw " + serial);
             check(mmioLog.equals(List.of("w 0:1:5a", "r 1:1")), "MMIO saw " + mmioLog);
-            System.out.println("vCPU 0: " + exit0 + ", serial " + serial + ", mmio " + mmioLog);
+            System.out.println("vCPU 0: " + stop0 + ", serial " + serial + ", mmio " + mmioLog);
 
             // vCPU 1: started by hand at 0x2000 (no SIPI in this test), halts in the kernel, kicked out.
             X86BootState halt = realMode();
             vcpu1.setBootState(new X86BootState(0x2000, halt.rsp(), 0, 2, halt.cr0(), 0, 0, 0, halt.code(), halt.data(),
                     0, 0xffff, 0, 0x3ff));
             vcpu1.setMpState(dev.panamax.kvm.bindings.kvm_h.KVM_MP_STATE_RUNNABLE());
-            CompletableFuture<VcpuExit> exit1 = new CompletableFuture<>();
+            CompletableFuture<VcpuStop> stop1 = new CompletableFuture<>();
             Thread t = Thread.ofPlatform().name("vcpu1").start(() -> {
                 try {
-                    exit1.complete(vcpu1.run(pio, mmio));
+                    stop1.complete(vcpu1.run(pio, mmio));
                 } catch (Throwable e) {
-                    exit1.completeExceptionally(e);
+                    stop1.completeExceptionally(e);
                 }
             });
             Thread.sleep(300);
-            check(!exit1.isDone(), "vCPU 1 returned before the kick: " + (exit1.isDone() ? exit1.get() : ""));
+            check(!stop1.isDone(), "vCPU 1 returned before the kick: " + (stop1.isDone() ? stop1.get() : ""));
             long t0 = System.nanoTime();
             vcpu1.requestStop();
-            VcpuExit e1 = exit1.get(5, TimeUnit.SECONDS);
+            VcpuStop s1 = stop1.get(5, TimeUnit.SECONDS);
             t.join();
-            check(e1.reason() == VcpuExit.Reason.STOPPED, "vCPU 1 ended " + e1);
-            System.out.printf("vCPU 1: %s, %d us after requestStop%n", e1, (System.nanoTime() - t0) / 1000);
+            check(s1.reason() == VcpuStop.Reason.STOPPED, "vCPU 1 ended " + s1);
+            System.out.printf("vCPU 1: %s, %d us after requestStop%n", s1, (System.nanoTime() - t0) / 1000);
         }
     }
 

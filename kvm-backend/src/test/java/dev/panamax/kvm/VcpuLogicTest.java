@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The parts of {@link KvmVcpu} and {@link KvmVm} that need no /dev/kvm. */
+/** The parts of {@link KvmVcpu}, {@link X86VcpuSetup}, {@link VcpuRunLoop} and {@link KvmVm} that need no /dev/kvm. */
 class VcpuLogicTest {
 
     @Test
@@ -28,7 +28,7 @@ class VcpuLogicTest {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment k = kvm_segment.allocate(arena);
             k.fill((byte) 0x55); // stale bytes must all be overwritten
-            KvmVcpu.toKvmSegment(new Segment(0x10, 0, 0xffffffffL, 0xb, true, 0, false, true, true, true), k);
+            X86VcpuSetup.toKvmSegment(new Segment(0x10, 0, 0xffffffffL, 0xb, true, 0, false, true, true, true), k);
             assertEquals(0, kvm_segment.base(k));
             assertEquals(0xffffffff, kvm_segment.limit(k));
             assertEquals(0x10, kvm_segment.selector(k));
@@ -49,7 +49,7 @@ class VcpuLogicTest {
     void dataSegmentWithHighFieldsAndAbsentSegmentIsUnusable() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment k = kvm_segment.allocate(arena);
-            KvmVcpu.toKvmSegment(new Segment(0xfff8, 0x12345000L, 0xfffffL, 0x3, false, 3, true, true, false, false), k);
+            X86VcpuSetup.toKvmSegment(new Segment(0xfff8, 0x12345000L, 0xfffffL, 0x3, false, 3, true, true, false, false), k);
             assertEquals(0x12345000L, kvm_segment.base(k));
             assertEquals(0xfffff, kvm_segment.limit(k));
             assertEquals((short) 0xfff8, kvm_segment.selector(k));
@@ -67,13 +67,13 @@ class VcpuLogicTest {
     void segmentsThatDoNotFitAreRefused() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment k = kvm_segment.allocate(arena);
-            assertThrows(IllegalArgumentException.class, () -> KvmVcpu.toKvmSegment(
+            assertThrows(IllegalArgumentException.class, () -> X86VcpuSetup.toKvmSegment(
                     new Segment(0x10, 0, 0x1_0000_0000L, 0xb, true, 0, false, true, true, true), k));
-            assertThrows(IllegalArgumentException.class, () -> KvmVcpu.toKvmSegment(
+            assertThrows(IllegalArgumentException.class, () -> X86VcpuSetup.toKvmSegment(
                     new Segment(0x10000, 0, 0xffff, 0xb, true, 0, false, true, true, true), k));
-            assertThrows(IllegalArgumentException.class, () -> KvmVcpu.toKvmSegment(
+            assertThrows(IllegalArgumentException.class, () -> X86VcpuSetup.toKvmSegment(
                     new Segment(0x10, 0, 0xffff, 0x10, true, 0, false, true, true, true), k));
-            assertThrows(IllegalArgumentException.class, () -> KvmVcpu.toKvmSegment(
+            assertThrows(IllegalArgumentException.class, () -> X86VcpuSetup.toKvmSegment(
                     new Segment(0x10, 0, 0xffff, 0xb, true, 4, false, true, true, true), k));
         }
     }
@@ -86,13 +86,13 @@ class VcpuLogicTest {
             lapic.set(JAVA_INT, 0x350, 0x0001_0000 | 0x30);
             lapic.set(JAVA_INT, 0x360, 0x0001_0000 | 0x0700);
             lapic.set(JAVA_INT, 0x340, 0x1234); // a neighbour, untouched
-            KvmVcpu.setVirtualWire(lapic);
+            X86VcpuSetup.setVirtualWire(lapic);
             assertEquals(0x0001_0730, lapic.get(JAVA_INT, 0x350));
             assertEquals(0x0001_0400, lapic.get(JAVA_INT, 0x360));
             assertEquals(0x1234, lapic.get(JAVA_INT, 0x340));
         }
-        assertEquals(0x700, KvmVcpu.withDeliveryMode(0, KvmVcpu.APIC_DELIVERY_EXTINT));
-        assertEquals(0xffff_fcff, KvmVcpu.withDeliveryMode(-1, KvmVcpu.APIC_DELIVERY_NMI));
+        assertEquals(0x700, X86VcpuSetup.withDeliveryMode(0, X86VcpuSetup.APIC_DELIVERY_EXTINT));
+        assertEquals(0xffff_fcff, X86VcpuSetup.withDeliveryMode(-1, X86VcpuSetup.APIC_DELIVERY_NMI));
     }
 
     @Test
@@ -101,14 +101,14 @@ class VcpuLogicTest {
             MemorySegment s = arena.allocate(32, 8);
             for (int size : new int[] {1, 2, 3, 4, 8}) {
                 s.fill((byte) 0xee);
-                KvmVcpu.store(s, 5, size, 0x1122334455667788L);
+                VcpuRunLoop.store(s, 5, size, 0x1122334455667788L);
                 for (int i = 0; i < size; i++) {
                     assertEquals((byte) (0x88 - 0x11 * i), s.get(JAVA_BYTE, 5 + i), "size " + size + " byte " + i);
                 }
                 assertEquals((byte) 0xee, s.get(JAVA_BYTE, 5 + size), "size " + size + " wrote past its width");
                 assertEquals((byte) 0xee, s.get(JAVA_BYTE, 4));
                 long mask = size == 8 ? -1L : (1L << (8 * size)) - 1;
-                assertEquals(0x1122334455667788L & mask, KvmVcpu.load(s, 5, size), "size " + size);
+                assertEquals(0x1122334455667788L & mask, VcpuRunLoop.load(s, 5, size), "size " + size);
             }
         }
     }
@@ -131,10 +131,10 @@ class VcpuLogicTest {
 
     @Test
     void bootMsrsAreFirecrackersList() {
-        assertEquals(11, KvmVcpu.BOOT_MSRS.size());
-        assertEquals(1L, KvmVcpu.BOOT_MSRS.stream().filter(m -> m.index() == 0x1a0).findFirst().orElseThrow().value());
-        assertEquals(0x806L, KvmVcpu.BOOT_MSRS.stream().filter(m -> m.index() == 0x2ff).findFirst().orElseThrow().value());
-        assertEquals(11, KvmVcpu.BOOT_MSRS.stream().mapToInt(KvmVcpu.Msr::index).distinct().count());
+        assertEquals(11, X86VcpuSetup.BOOT_MSRS.size());
+        assertEquals(1L, X86VcpuSetup.BOOT_MSRS.stream().filter(m -> m.index() == 0x1a0).findFirst().orElseThrow().value());
+        assertEquals(0x806L, X86VcpuSetup.BOOT_MSRS.stream().filter(m -> m.index() == 0x2ff).findFirst().orElseThrow().value());
+        assertEquals(11, X86VcpuSetup.BOOT_MSRS.stream().mapToInt(KvmVcpu.Msr::index).distinct().count());
     }
 
     /**

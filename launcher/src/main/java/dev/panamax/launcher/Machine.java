@@ -16,7 +16,7 @@ import dev.panamax.kvm.ExitCounts;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmVm;
-import dev.panamax.kvm.VcpuExit;
+import dev.panamax.kvm.VcpuStop;
 import dev.panamax.launcher.devices.CmosRtc;
 import dev.panamax.launcher.devices.ExitPort;
 import dev.panamax.launcher.devices.I8042;
@@ -211,7 +211,7 @@ public final class Machine {
         for (KvmVcpu vcpu : vcpus) {
             Thread t = Thread.ofPlatform().name("vcpu-" + vcpu.id()).unstarted(() -> {
                 try {
-                    VcpuExit exit = vcpu.run(pio, mmio);
+                    VcpuStop exit = vcpu.run(pio, mmio);
                     switch (exit.reason()) {
                         case STOPPED -> { } // we asked for it
                         case SHUTDOWN, RESET, POWER_OFF, SYSTEM_EVENT -> finish(afterReset(exit.detail()));

@@ -10,7 +10,7 @@ import dev.panamax.core.sys.Libc;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmVm;
-import dev.panamax.kvm.VcpuExit;
+import dev.panamax.kvm.VcpuStop;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -128,9 +128,9 @@ public final class ExitBench {
                 mmio.register(MMIO_BASE, 0x1000, "probe", mmios);
 
                 long t0 = System.nanoTime();
-                VcpuExit exit = vcpu.run(pio, mmio);
-                if (exit.reason() != VcpuExit.Reason.STOPPED || ports.count != n || mmios.count != n) {
-                    throw new IllegalStateException("exit bench: vCPU ended " + exit + " after " + ports.count
+                VcpuStop stop = vcpu.run(pio, mmio);
+                if (stop.reason() != VcpuStop.Reason.STOPPED || ports.count != n || mmios.count != n) {
+                    throw new IllegalStateException("exit bench: vCPU ended " + stop + " after " + ports.count
                             + " port and " + mmios.count + " MMIO exits, wanted " + n + " each");
                 }
                 return new double[] {(marks[0] - t0) / (double) n, (marks[1] - marks[0]) / (double) n};

@@ -1,14 +1,16 @@
 package dev.panamax.kvm;
 
 /**
- * Why {@link KvmVcpu#run} returned: the vCPU will not run again without the VMM doing something
- * (stopping or resetting the machine). Errors (a failed VM entry, a KVM internal error) are thrown as
- * {@link KvmException} instead.
+ * Why {@link KvmVcpu#run} returned: its run loop ({@link VcpuRunLoop}) stopped, and the vCPU will not run
+ * again without the VMM doing something (stopping or resetting the machine). Not a KVM exit: {@code KVM_RUN}
+ * returns to user space on every {@code KVM_EXIT_*} (port I/O, MMIO, ...), and the loop handles most of them
+ * and runs the vCPU again; only the reasons below end it. Errors (a failed VM entry, a KVM internal error) are
+ * thrown as {@link KvmException} instead.
  *
  * @param reason what ended the run
  * @param detail a one-line explanation for logs
  */
-public record VcpuExit(Reason reason, String detail) {
+public record VcpuStop(Reason reason, String detail) {
     public enum Reason {
         /** {@link KvmVcpu#requestStop()} was called. */
         STOPPED,
