@@ -1,28 +1,17 @@
 package dev.panamax.tests.harness;
 
-import dev.panamax.images.Initramfs;
 import dev.panamax.images.KernelModule;
 import dev.panamax.images.ModuleTree;
 import java.io.File;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
-import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -86,6 +75,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Instances are immutable and thread-safe; each {@link #run} boots its own L1. Requirements
  * (Debian): {@code qemu-system-x86 linux-image-amd64 busybox-static}.
+ *
+ * <p>This class starts QEMU and waits for it; {@link L1Image} builds the initramfs (base image, /init, per-run
+ * archive), {@link L1Console} reads the result from the console, {@link Elf} tells a static busybox.
  */
 public final class NestedHarness implements GuestRunner {
 
@@ -111,30 +103,16 @@ public final class NestedHarness implements GuestRunner {
     /** The kernel command line; console on the first serial port, which QEMU's -nographic puts on stdout. */
     public static final String KERNEL_CMDLINE = "console=ttyS0 quiet panic=-1";
 
-    /** The 9p options: virtio transport, 9P2000.L, 512000-byte messages (the default 8 KiB is slow). */
-    private static final String NINEP_OPTIONS = "trans=virtio,version=9p2000.L,msize=512000";
-
-    /** Bumped whenever the layout of the cached image changes, so old cache files are not reused. */
-    private static final String IMAGE_FORMAT = "panamax-l1/1";
-
-    private static final String BEGIN = "PANAMAX-L1-BEGIN:";
-    private static final String EXIT = "PANAMAX-L1-EXIT:";
-    private static final String ERROR = "PANAMAX-L1-ERROR:";
-    private static final int TAIL_LINES = 40;
-
     private final String qemu;
     private final Path kernel;
     private final ModuleTree moduleTree;
     private final List<KernelModule> modules;
-    private final Path busybox;
-    private final Path cacheDirectory;
     private final int cpus;
     private final int memoryMiB;
     private final List<Path> writable;
     private final List<String> qemuArgs;
-
-    /** The cached base image, built on first use. */
-    private Path image;
+    /** L1's initramfs: the cached base image and the per-run archive. */
+    private final L1Image l1Image;
 
     private NestedHarness(Builder b) {
         this.qemu = b.qemu;
@@ -147,12 +125,11 @@ public final class NestedHarness implements GuestRunner {
                         + "-compressed; the L1 initramfs's busybox insmod loads only plain .ko files");
             }
         }
-        this.busybox = b.busybox;
-        this.cacheDirectory = b.cacheDirectory;
         this.cpus = b.cpus;
         this.memoryMiB = b.memoryMiB;
         this.writable = List.copyOf(b.writable);
         this.qemuArgs = List.copyOf(b.qemuArgs);
+        this.l1Image = new L1Image(moduleTree.kernelRelease(), modules, b.busybox, b.cacheDirectory);
     }
 
     /** A builder with defaults found on this host (see {@link Builder}). */
@@ -186,13 +163,13 @@ public final class NestedHarness implements GuestRunner {
     @Override
     public Result run(GuestCommand command) throws IOException, InterruptedException {
         long start = System.nanoTime();
-        Path base = image();
+        Path base = l1Image.image();
         Path work = Files.createTempDirectory("panamax-l1-");
         try {
             String nonce = UUID.randomUUID().toString().replace("-", "").substring(0, 16);
             Path initrd = work.resolve("initrd.gz");
             List<Path> shares = shares(command);
-            writeInitrd(base, runArchive(command, nonce, false, shares), initrd);
+            L1Image.writeInitrd(base, L1Image.runArchive(command, nonce, false, shares), initrd);
             List<String> argv = qemuCommandLine(initrd, shares);
             LOG.info("L1: booting {} to run: {} (in {}, timeout {} s)", kernel, command.script(),
                     command.workingDirectory(), command.timeout().toSeconds());
@@ -221,7 +198,7 @@ public final class NestedHarness implements GuestRunner {
                 LOG.warn("L1: killed after {} s (timeout {} s)", elapsed.toSeconds(), command.timeout().toSeconds());
                 return new Result(Result.TIMED_OUT, DirectRunner.join(lines), elapsed);
             }
-            Result r = parseConsole(lines, nonce, elapsed, p.exitValue(), errors);
+            Result r = L1Console.parse(lines, nonce, elapsed, p.exitValue(), errors);
             LOG.info("L1: exit status {} after {} ms", r.exitStatus(), elapsed.toMillis());
             return r;
         } finally {
@@ -241,7 +218,7 @@ public final class NestedHarness implements GuestRunner {
         try {
             Path initrd = work.resolve("initrd.gz");
             List<Path> shares = shares(command);
-            writeInitrd(image(), runArchive(command, "interactive", true, shares), initrd);
+            L1Image.writeInitrd(l1Image.image(), L1Image.runArchive(command, "interactive", true, shares), initrd);
             Process p = new ProcessBuilder(qemuCommandLine(initrd, shares)).inheritIO().start();
             if (!p.waitFor(command.timeout().toNanos(), TimeUnit.NANOSECONDS)) {
                 p.destroyForcibly();
@@ -252,58 +229,6 @@ public final class NestedHarness implements GuestRunner {
         } finally {
             deleteTree(work);
         }
-    }
-
-    /**
-     * Turns L1's console into a result: the lines between {@code BEGIN:nonce} and {@code EXIT:nonce=N}.
-     * Text before the exit marker on its line (a last line without newline) belongs to the output.
-     *
-     * @throws NestedHarnessException if there is no exit marker
-     */
-    static Result parseConsole(List<String> lines, String nonce, Duration elapsed, int qemuStatus, List<String> qemuStderr) {
-        String begin = BEGIN + nonce;
-        String exit = EXIT + nonce + "=";
-        int first = -1;
-        for (int i = 0; i < lines.size(); i++) {
-            String line = lines.get(i);
-            if (first < 0 && line.endsWith(begin)) {
-                first = i + 1;
-                continue;
-            }
-            int at = line.indexOf(exit);
-            if (at >= 0) {
-                String digits = line.substring(at + exit.length()).strip();
-                int status;
-                try {
-                    status = Integer.parseInt(digits);
-                } catch (NumberFormatException e) {
-                    throw new NestedHarnessException("L1 printed a malformed exit marker: '" + line + "'", lines);
-                }
-                var out = new StringBuilder();
-                for (int j = Math.max(first, 0); j < i; j++) {
-                    out.append(lines.get(j)).append('\n');
-                }
-                if (at > 0) {
-                    out.append(line, 0, at).append('\n');
-                }
-                return new Result(status, out.toString(), elapsed);
-            }
-        }
-        String reason = lines.stream().filter(l -> l.contains(ERROR)).findFirst()
-                .map(l -> "L1 init failed:" + l.substring(l.indexOf(ERROR) + ERROR.length()))
-                .orElse(first < 0
-                        ? "L1 ended (QEMU exit status " + qemuStatus + ") before starting the command"
-                        : "L1 ended (QEMU exit status " + qemuStatus + ") while the command ran, without reporting its status (kernel panic?)");
-        throw new NestedHarnessException(reason + "\n--- last console lines ---\n" + tail(lines)
-                + "--- last QEMU stderr lines ---\n" + tail(qemuStderr), lines);
-    }
-
-    private static String tail(List<String> lines) {
-        var sb = new StringBuilder();
-        for (String l : lines.subList(Math.max(0, lines.size() - TAIL_LINES), lines.size())) {
-            sb.append(l).append('\n');
-        }
-        return sb.toString();
     }
 
     /**
@@ -335,176 +260,18 @@ public final class NestedHarness implements GuestRunner {
         return argv;
     }
 
-    /** The per-run archive: /panamax/run.conf and /panamax/run.sh. */
-    private byte[] runArchive(GuestCommand command, String nonce, boolean interactive, List<Path> writable) {
-        var conf = new StringBuilder("# one run of dev.panamax.tests.harness.NestedHarness; sourced by /init\n");
-        conf.append("PANAMAX_NONCE=").append(nonce).append('\n');
-        for (int i = 0; i < writable.size(); i++) {
-            conf.append("rw_mount rw").append(i).append(' ').append(shellQuote(writable.get(i).toString())).append('\n');
-        }
-        var env = new TreeMap<String, String>();
-        putIfSet(env, "PATH", System.getenv("PATH"));
-        putIfSet(env, "HOME", System.getProperty("user.home"));
-        env.putAll(command.environment());
-        var sh = new StringBuilder("# one run of dev.panamax.tests.harness.NestedHarness; run by /init in chroot /host\n");
-        sh.append("cd ").append(shellQuote(command.workingDirectory().toString()))
-                .append(" || { echo \"panamax-l1: cannot cd to ").append(command.workingDirectory().toString().replace("\"", "\\\""))
-                .append("\" >&2; exit 125; }\n");
-        env.forEach((k, v) -> sh.append("export ").append(k).append('=').append(shellQuote(v)).append('\n'));
-        if (interactive) {
-            // The console is the user's terminal (QEMU puts it in raw mode); make L1's tty pass every byte
-            // through untouched too, so the command (and the shell of its guest) does the echo and editing.
-            sh.append("stty raw -echo 2>/dev/null\n");
-            sh.append("/bin/sh -c ").append(shellQuote(command.script())).append("\n");
-            sh.append("status=$?\nstty sane 2>/dev/null\nexit $status\n");
-        } else {
-            sh.append("exec /bin/sh -c ").append(shellQuote(command.script())).append(" </dev/null\n");
-        }
-        return Initramfs.builder()
-                .directory("panamax", 0755)
-                .file("panamax/run.conf", conf.toString().getBytes(StandardCharsets.UTF_8), 0644)
-                .file("panamax/run.sh", sh.toString().getBytes(StandardCharsets.UTF_8), 0644)
-                .toCpio();
-    }
-
-    private static void putIfSet(Map<String, String> env, String name, String value) {
-        if (value != null && !value.isEmpty()) {
-            env.put(name, value);
-        }
-    }
-
-    /** Single-quotes {@code s} for a POSIX shell: {@code it's} becomes {@code 'it'\''s'}. */
-    static String shellQuote(String s) {
-        return "'" + s.replace("'", "'\\''") + "'";
-    }
-
-    /** Writes base (already gzip'd) followed by {@code runCpio} gzip'd as a second member. */
-    private static void writeInitrd(Path base, byte[] runCpio, Path out) throws IOException {
-        try (OutputStream o = Files.newOutputStream(out)) {
-            Files.copy(base, o);
-            var gz = new java.util.zip.GZIPOutputStream(o) {
-                @Override
-                public void close() throws IOException {
-                    finish(); // end the gzip member; the outer try closes the file
-                }
-            };
-            try (gz) {
-                gz.write(runCpio);
-            }
-        }
-    }
-
     /**
-     * The cached base image, building it if no cache file with its hash exists.
+     * The cached base initramfs, building it if no cache file with its hash exists.
      *
      * @throws IOException if the cache directory or image cannot be written
      */
-    synchronized Path image() throws IOException {
-        if (image != null) {
-            return image;
-        }
-        String init = initScript();
-        String hash = contentHash(init);
-        Path cached = cacheDirectory.resolve("l1-" + kernelRelease() + "-" + hash.substring(0, 16) + ".cpio.gz");
-        if (Files.isRegularFile(cached)) {
-            LOG.info("L1: initramfs from cache {}", cached);
-        } else {
-            long t0 = System.nanoTime();
-            Files.createDirectories(cacheDirectory);
-            Initramfs.Builder b = Initramfs.builder()
-                    .directory("proc", 0755).directory("sys", 0755).directory("dev", 0755)
-                    .directory("host", 0755).directory("tmp", 01777)
-                    .characterDevice("dev/console", 0600, 5, 1)
-                    .file("bin/busybox", busybox, 0755)
-                    .file("init", init.getBytes(StandardCharsets.UTF_8), 0755);
-            for (int i = 0; i < modules.size(); i++) {
-                b.file(moduleFileName(i, modules.get(i)), modules.get(i).file(), 0644);
-            }
-            b.writeGzip(cached); // atomic: temporary file then rename
-            LOG.info("L1: built initramfs {} ({} bytes, {} modules) in {} ms", cached, Files.size(cached),
-                    modules.size(), (System.nanoTime() - t0) / 1_000_000);
-        }
-        image = cached;
-        return cached;
-    }
-
-    private static String moduleFileName(int index, KernelModule m) {
-        return "lib/modules/%02d-%s.ko".formatted(index + 1, m.name());
-    }
-
-    /** SHA-256 (hex) over the image format, the init script, busybox and every module (path and bytes). */
-    private String contentHash(String init) throws IOException {
-        MessageDigest md;
-        try {
-            md = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-        update(md, IMAGE_FORMAT);
-        update(md, kernelRelease());
-        update(md, init);
-        digestFile(md, busybox);
-        for (KernelModule m : modules) {
-            update(md, m.relativePath());
-            digestFile(md, m.file());
-        }
-        return HexFormat.of().formatHex(md.digest());
-    }
-
-    private static void update(MessageDigest md, String s) {
-        byte[] b = s.getBytes(StandardCharsets.UTF_8);
-        md.update(java.nio.ByteBuffer.allocate(4).putInt(b.length).array()); // length first: no ambiguous concatenation
-        md.update(b);
-    }
-
-    private static void digestFile(MessageDigest md, Path file) throws IOException {
-        update(md, Long.toString(Files.size(file)));
-        try (InputStream in = Files.newInputStream(file)) {
-            byte[] buf = new byte[1 << 16];
-            int n;
-            while ((n = in.read(buf)) > 0) {
-                md.update(buf, 0, n);
-            }
-        }
+    Path image() throws IOException {
+        return l1Image.image();
     }
 
     /** L1's /init: a busybox sh script (see the class comment for what it does and why). */
     String initScript() {
-        var s = new StringBuilder();
-        s.append("""
-                #!/bin/busybox sh
-                # L1 init, written by dev.panamax.tests.harness.NestedHarness (see its class comment).
-                /bin/busybox --install -s /bin
-                export PATH=/bin
-                fail() { echo "%s $*"; sync; poweroff -f; sleep 30; }
-                mount -t proc proc /proc || fail "mount -t proc failed"
-                mount -t sysfs sysfs /sys || fail "mount -t sysfs failed"
-                mount -t devtmpfs devtmpfs /dev || fail "mount -t devtmpfs failed"
-                """.formatted(ERROR));
-        for (int i = 0; i < modules.size(); i++) {
-            String f = moduleFileName(i, modules.get(i));
-            s.append("insmod /").append(f).append(" || fail \"insmod ").append(modules.get(i).name())
-                    .append(" (").append(modules.get(i).relativePath()).append(") failed\"\n");
-        }
-        s.append("""
-                [ -c /dev/kvm ] || fail "no /dev/kvm after loading kvm and kvm-amd (does the L1 CPU have svm?)"
-                echo "panamax-l1: $(ls -l /dev/kvm)"
-                mount -t 9p -o %1$s,ro host /host || fail "mounting the host root over 9p (mount_tag host) failed"
-                for d in proc sys dev; do mount --bind /$d /host/$d || fail "bind-mounting /$d into /host failed"; done
-                mount -t tmpfs -o mode=1777 tmpfs /host/tmp || fail "mounting a tmpfs on /host/tmp failed"
-                rw_mount() { mkdir -p "/host$2" && mount -t 9p -o %1$s "$1" "/host$2" || fail "mounting writable share $2 (mount_tag $1) failed"; }
-                [ -f /panamax/run.conf ] || fail "no /panamax/run.conf: the per-run initramfs is missing"
-                . /panamax/run.conf
-                cp /panamax/run.sh /host/tmp/.panamax-run.sh || fail "copying run.sh to /host/tmp failed"
-                echo "%2$s$PANAMAX_NONCE"
-                chroot /host /bin/sh /tmp/.panamax-run.sh
-                status=$?
-                sync
-                echo "%3$s$PANAMAX_NONCE=$status"
-                poweroff -f
-                sleep 30
-                """.formatted(NINEP_OPTIONS, BEGIN, EXIT));
-        return s.toString();
+        return l1Image.initScript();
     }
 
     private static void deleteTree(Path dir) {
@@ -696,43 +463,6 @@ public final class NestedHarness implements GuestRunner {
             String xdg = System.getenv("XDG_CACHE_HOME");
             Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache");
             return base.resolve("panamax").resolve("l1").toAbsolutePath();
-        }
-    }
-
-    /** Just enough ELF reading to tell a static from a dynamic executable (System V gABI, ELF-64 only). */
-    static final class Elf {
-        private static final int PT_INTERP = 3;
-
-        private Elf() {
-        }
-
-        /**
-         * True when the ELF-64 little-endian executable has a PT_INTERP program header (a dynamic loader).
-         *
-         * @throws IllegalStateException if the file is not an ELF-64 little-endian file
-         */
-        static boolean isDynamic(Path file) {
-            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-                var hdr = java.nio.ByteBuffer.allocate(64).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-                ch.read(hdr, 0);
-                if (hdr.position() < 64 || hdr.getInt(0) != 0x464c457f || hdr.get(4) != 2 || hdr.get(5) != 1) {
-                    throw new IllegalStateException(file + " is not an ELF-64 little-endian executable");
-                }
-                long phoff = hdr.getLong(0x20);
-                int phentsize = Short.toUnsignedInt(hdr.getShort(0x36));
-                int phnum = Short.toUnsignedInt(hdr.getShort(0x38));
-                var ph = java.nio.ByteBuffer.allocate(4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-                for (int i = 0; i < phnum; i++) {
-                    ph.clear();
-                    ch.read(ph, phoff + (long) i * phentsize);
-                    if (ph.getInt(0) == PT_INTERP) {
-                        return true;
-                    }
-                }
-                return false;
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
-            }
         }
     }
 }

@@ -12,7 +12,7 @@ import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
-/** The parts of {@link NestedHarness} that need no VM: console parsing, quoting, the generated init. */
+/** The parts of {@link NestedHarness} that need no VM: console parsing ({@link L1Console}), quoting and the generated init ({@link L1Image}), {@link Elf}. */
 class NestedHarnessTest {
 
     private static final Duration T = Duration.ofSeconds(1);
@@ -22,7 +22,7 @@ class NestedHarnessTest {
         var lines = List.of("SeaBIOS (version 1.16.2)", "panamax-l1: crw------- 1 0 0 10, 232 /dev/kvm",
                 "\u001b[2JPANAMAX-L1-BEGIN:abc", "hello", "", "world",
                 "PANAMAX-L1-EXIT:abc=7", "[    7.07] reboot: Power down");
-        Result r = NestedHarness.parseConsole(lines, "abc", T, 0, List.of());
+        Result r = L1Console.parse(lines, "abc", T, 0, List.of());
         assertEquals(7, r.exitStatus());
         assertEquals("hello\n\nworld\n", r.output());
         assertEquals(T, r.elapsed());
@@ -31,13 +31,13 @@ class NestedHarnessTest {
     @Test
     void aLastLineWithoutNewlineKeepsItsText() {
         var lines = List.of("PANAMAX-L1-BEGIN:n1", "partialPANAMAX-L1-EXIT:n1=0");
-        assertEquals(new Result(0, "partial\n", T), NestedHarness.parseConsole(lines, "n1", T, 0, List.of()));
+        assertEquals(new Result(0, "partial\n", T), L1Console.parse(lines, "n1", T, 0, List.of()));
     }
 
     @Test
     void markersWithAnotherNonceAreOutput() {
         var lines = List.of("PANAMAX-L1-BEGIN:n1", "PANAMAX-L1-EXIT:other=3", "PANAMAX-L1-EXIT:n1=0");
-        Result r = NestedHarness.parseConsole(lines, "n1", T, 0, List.of());
+        Result r = L1Console.parse(lines, "n1", T, 0, List.of());
         assertEquals(0, r.exitStatus());
         assertEquals("PANAMAX-L1-EXIT:other=3\n", r.output());
     }
@@ -47,7 +47,7 @@ class NestedHarnessTest {
         var lines = List.of("booting", "insmod: can't insert 'kvm-amd.ko': Operation not supported",
                 "PANAMAX-L1-ERROR: insmod kvm-amd (kernel/arch/x86/kvm/kvm-amd.ko) failed");
         var e = assertThrows(NestedHarnessException.class,
-                () -> NestedHarness.parseConsole(lines, "n1", T, 0, List.of("qemu: warning")));
+                () -> L1Console.parse(lines, "n1", T, 0, List.of("qemu: warning")));
         assertTrue(e.getMessage().startsWith("L1 init failed: insmod kvm-amd (kernel/arch/x86/kvm/kvm-amd.ko) failed\n"),
                 e.getMessage());
         assertTrue(e.getMessage().contains("Operation not supported"), e.getMessage());
@@ -58,11 +58,11 @@ class NestedHarnessTest {
     @Test
     void panicWithoutMarkerIsAFailureNotAResult() {
         var lines = List.of("PANAMAX-L1-BEGIN:n1", "Kernel panic - not syncing: Fatal exception");
-        var e = assertThrows(NestedHarnessException.class, () -> NestedHarness.parseConsole(lines, "n1", T, 0, List.of()));
+        var e = assertThrows(NestedHarnessException.class, () -> L1Console.parse(lines, "n1", T, 0, List.of()));
         assertTrue(e.getMessage().contains("while the command ran"), e.getMessage());
         assertTrue(e.getMessage().contains("Kernel panic"), e.getMessage());
         var early = assertThrows(NestedHarnessException.class,
-                () -> NestedHarness.parseConsole(List.of("qemu died"), "n1", T, 1, List.of("could not open kernel")));
+                () -> L1Console.parse(List.of("qemu died"), "n1", T, 1, List.of("could not open kernel")));
         assertTrue(early.getMessage().contains("QEMU exit status 1) before starting the command"), early.getMessage());
         assertTrue(early.getMessage().contains("could not open kernel"), early.getMessage());
     }
@@ -70,14 +70,14 @@ class NestedHarnessTest {
     @Test
     void malformedStatusIsAFailure() {
         var lines = List.of("PANAMAX-L1-BEGIN:n1", "PANAMAX-L1-EXIT:n1=x");
-        assertThrows(NestedHarnessException.class, () -> NestedHarness.parseConsole(lines, "n1", T, 0, List.of()));
+        assertThrows(NestedHarnessException.class, () -> L1Console.parse(lines, "n1", T, 0, List.of()));
     }
 
     @Test
     void shellQuoting() {
-        assertEquals("'plain'", NestedHarness.shellQuote("plain"));
-        assertEquals("'it'\\''s $HOME `x`'", NestedHarness.shellQuote("it's $HOME `x`"));
-        assertEquals("''", NestedHarness.shellQuote(""));
+        assertEquals("'plain'", L1Image.shellQuote("plain"));
+        assertEquals("'it'\\''s $HOME `x`'", L1Image.shellQuote("it's $HOME `x`"));
+        assertEquals("''", L1Image.shellQuote(""));
     }
 
     @Test
@@ -90,13 +90,13 @@ class NestedHarnessTest {
     @Test
     void elfStaticAndDynamic() throws Exception {
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        assertTrue(NestedHarness.Elf.isDynamic(java), java + " should have a PT_INTERP");
+        assertTrue(Elf.isDynamic(java), java + " should have a PT_INTERP");
         Path busybox = Path.of("/bin/busybox");
         assumeTrue(Files.isRegularFile(busybox), "no /bin/busybox here");
-        assertFalse(NestedHarness.Elf.isDynamic(busybox), "busybox-static has no PT_INTERP");
+        assertFalse(Elf.isDynamic(busybox), "busybox-static has no PT_INTERP");
         Path notElf = Files.writeString(Files.createTempFile("not-elf", ".sh"), "#!/bin/sh\n");
         try {
-            var e = assertThrows(IllegalStateException.class, () -> NestedHarness.Elf.isDynamic(notElf));
+            var e = assertThrows(IllegalStateException.class, () -> Elf.isDynamic(notElf));
             assertTrue(e.getMessage().contains("not an ELF-64"), e.getMessage());
         } finally {
             Files.delete(notElf);

@@ -44,7 +44,7 @@ class NestedL1Test {
         Files.deleteIfExists(marker);
         Result r = harness.run(GuestCommand.of(
                         "test -c /dev/kvm && ls -l /dev/kvm && pwd && echo \"value=$PANAMAX_PROBE\" "
-                                + "&& echo from-l1 > " + NestedHarness.shellQuote(marker.toString())
+                                + "&& echo from-l1 > " + L1Image.shellQuote(marker.toString())
                                 + " && " + JAVA + " -version 2>&1")
                 .in(shared).withEnv("PANAMAX_PROBE", "it's ok"));
         System.out.printf("L1 run (boot + java -version) took %d ms%n", r.elapsed().toMillis());
