@@ -63,15 +63,16 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * <pre>{@code
  *   VfioUserClient device = VfioUserClient.connect(socket, VfioUserClient.Options.defaults()
  *           .withOnBroken((client, why) -> { if (failStop) machine.stop(); }));
- *   guestAddressSpace.addListener(new VfioUserDmaListener(device));   // DMA_MAP of guest RAM
- *   VfioPciFunction function = new VfioPciFunction(device, ...);      // the PCI model, as for kernel VFIO
+ *   DmaMemoryListener dma = new DmaMemoryListener(device.dma());
+ *   guestAddressSpace.addListener(dma);                             // DMA_MAP of guest RAM
+ *   VfioPciFunction function = new VfioPciFunction(device, ...);    // the PCI model, as for kernel VFIO
  *   ...
- *   guestAddressSpace.removeListener(listener); device.close();
+ *   guestAddressSpace.removeListener(dma); device.close();
  * }</pre>
  *
  * <p>Threads: callers (vCPUs, the machine) send requests and wait for their replies; one platform thread receives
  * every message, hands replies to their waiters by message ID and checks the timeouts; the server's DMA_READ /
- * DMA_WRITE go to a second platform thread that answers them from guest RAM (see {@link VfioUserDmaListener})
+ * DMA_WRITE go to a second platform thread that answers them from guest RAM (see {@link VfioUserDmaBackend})
  * while requests are outstanding. The receive thread thus never waits to send: a server that stops reading cannot
  * stop the timeouts. Every request has a timeout ({@link Options#requestTimeout()}). Callers may be many threads;
  * none may be in a call when {@link #close} runs.
@@ -118,9 +119,11 @@ public final class VfioUserClient implements VfioDeviceIo {
      * @param maxDataXferSize our {@code max_data_xfer_size}: the most data bytes we accept in one message; region
      *                        accesses are split at the smaller of this and the server's
      * @param onBroken        called once when the device breaks (may be null)
+     * @param dmaFds          DMA_MAP passes guest RAM's fds; false: every range is mapped without fd, so that the
+     *                        server reaches guest RAM by DMA_READ / DMA_WRITE messages only (the forced message path)
      */
     public record Options(Duration requestTimeout, boolean postedWrites, int maxPostedWrites, long maxDataXferSize,
-                          BrokenListener onBroken) {
+                          BrokenListener onBroken, boolean dmaFds) {
         public Options {
             Objects.requireNonNull(requestTimeout, "requestTimeout");
             if (requestTimeout.isNegative() || requestTimeout.isZero()) {
@@ -134,29 +137,33 @@ public final class VfioUserClient implements VfioDeviceIo {
             }
         }
 
-        /** Timeout 5 s, posted writes on (at most 64 in flight), 1 MiB transfers, no listener. */
+        /** Timeout 5 s, posted writes on (at most 64 in flight), 1 MiB transfers, no listener, DMA with fds. */
         public static Options defaults() {
-            return new Options(Duration.ofSeconds(5), true, 64, VersionCodec.DEFAULT_MAX_DATA_XFER_SIZE, null);
+            return new Options(Duration.ofSeconds(5), true, 64, VersionCodec.DEFAULT_MAX_DATA_XFER_SIZE, null, true);
         }
 
         public Options withRequestTimeout(Duration t) {
-            return new Options(t, postedWrites, maxPostedWrites, maxDataXferSize, onBroken);
+            return new Options(t, postedWrites, maxPostedWrites, maxDataXferSize, onBroken, dmaFds);
         }
 
         public Options withPostedWrites(boolean on) {
-            return new Options(requestTimeout, on, maxPostedWrites, maxDataXferSize, onBroken);
+            return new Options(requestTimeout, on, maxPostedWrites, maxDataXferSize, onBroken, dmaFds);
         }
 
         public Options withMaxPostedWrites(int n) {
-            return new Options(requestTimeout, postedWrites, n, maxDataXferSize, onBroken);
+            return new Options(requestTimeout, postedWrites, n, maxDataXferSize, onBroken, dmaFds);
         }
 
         public Options withMaxDataXferSize(long bytes) {
-            return new Options(requestTimeout, postedWrites, maxPostedWrites, bytes, onBroken);
+            return new Options(requestTimeout, postedWrites, maxPostedWrites, bytes, onBroken, dmaFds);
         }
 
         public Options withOnBroken(BrokenListener l) {
-            return new Options(requestTimeout, postedWrites, maxPostedWrites, maxDataXferSize, l);
+            return new Options(requestTimeout, postedWrites, maxPostedWrites, maxDataXferSize, l, dmaFds);
+        }
+
+        public Options withDmaFds(boolean on) {
+            return new Options(requestTimeout, postedWrites, maxPostedWrites, maxDataXferSize, onBroken, on);
         }
     }
 
@@ -212,6 +219,7 @@ public final class VfioUserClient implements VfioDeviceIo {
     private boolean closed;
     private volatile Capabilities server = Capabilities.NONE;
     private volatile long maxXfer;
+    private final VfioUserDmaBackend dmaBackend;
 
     private VfioUserClient(UnixSocket socket, String name, Options options) {
         this.name = name;
@@ -222,6 +230,7 @@ public final class VfioUserClient implements VfioDeviceIo {
         this.maxXfer = Math.min(options.maxDataXferSize(), VersionCodec.DEFAULT_MAX_DATA_XFER_SIZE);
         this.receiver = Thread.ofPlatform().name("vfio-user-client " + name).daemon().unstarted(this::receiveLoop);
         this.dmaServer = Thread.ofPlatform().name("vfio-user-client-dma " + name).daemon().unstarted(this::dmaLoop);
+        this.dmaBackend = new VfioUserDmaBackend(this, options.dmaFds());
     }
 
     /**
@@ -285,6 +294,11 @@ public final class VfioUserClient implements VfioDeviceIo {
     @Override
     public String name() {
         return "vfio-user:" + name;
+    }
+
+    /** @return the DMA backend of this connection: give it to a {@code DmaMemoryListener} to DMA_MAP guest RAM */
+    public VfioUserDmaBackend dma() {
+        return dmaBackend;
     }
 
     /** @return true once the device is broken (see the class comment) */
@@ -654,7 +668,7 @@ public final class VfioUserClient implements VfioDeviceIo {
         return Libc.mmap(size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd, info.offset() + offset, what);
     }
 
-    // ---------------------------------------------------------------- DMA (used by VfioUserDmaListener)
+    // ---------------------------------------------------------------- DMA (used by VfioUserDmaBackend)
 
     /**
      * {@code VFIO_USER_DMA_MAP} of client memory {@code host} at DMA address {@code iova}; the range is also kept

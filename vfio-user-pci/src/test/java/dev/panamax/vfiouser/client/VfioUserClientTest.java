@@ -5,6 +5,8 @@ import dev.panamax.core.memory.RamRegion;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.Libc;
 import dev.panamax.core.sys.MemFd;
+import dev.panamax.vfio.DmaBackend;
+import dev.panamax.vfio.DmaMemoryListener;
 import dev.panamax.vfio.VfioDeviceInfo;
 import dev.panamax.vfio.VfioIrqInfo;
 import dev.panamax.vfio.VfioIrqSet;
@@ -12,7 +14,6 @@ import dev.panamax.vfio.VfioPciFunction;
 import dev.panamax.pci.MsiListener;
 import dev.panamax.pci.PciBar;
 import dev.panamax.vfio.VfioRegionInfo;
-import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.VersionCodec;
 import dev.panamax.vfiouser.server.DmaException;
 import dev.panamax.vfiouser.server.PciConfigSpace;
@@ -337,7 +338,7 @@ class VfioUserClientTest {
     void dmaMapWithMemfdLetsTheServerReachGuestRam() throws Exception {
         start(VfioUserClient.Options.defaults());
         try (Ram ram = Ram.create()) {
-            VfioUserDmaListener listener = new VfioUserDmaListener(client);
+            DmaMemoryListener listener = new DmaMemoryListener(client.dma());
             ram.space().addListener(listener);
             assertEquals(1, server.dma().count());
             assertTrue(server.dma().mapped(RAM_GPA) && server.dma().mapped(RAM_GPA + RAM_SIZE - 1));
@@ -366,9 +367,9 @@ class VfioUserClientTest {
 
     @Test
     void dmaWithoutFdsGoesThroughTheClientsDmaReadAndWrite() throws Exception {
-        start(VfioUserClient.Options.defaults().withPostedWrites(false));
+        start(VfioUserClient.Options.defaults().withPostedWrites(false).withDmaFds(false));
         try (Ram ram = Ram.create()) {
-            VfioUserDmaListener listener = new VfioUserDmaListener(client, false);
+            DmaMemoryListener listener = new DmaMemoryListener(client.dma());
             ram.space().addListener(listener);
             assertEquals(1, server.dma().count());
             ram.host().set(JAVA_LONG_UNALIGNED, 0x40, 0x7766554433221100L);
@@ -402,21 +403,26 @@ class VfioUserClientTest {
         }
     }
 
+    /** The first page of {@code ram}'s memory as a region at {@code gpa}, without fd. */
+    static RamRegion page(Ram ram, long gpa) {
+        return new RamRegion("page", gpa, 4096, ram.host().asSlice(0, 4096), -1, 0);
+    }
+
     @Test
     void dmaIsCheckedAgainstTheMappedProtection() throws Exception {
         start(VfioUserClient.Options.defaults());
         try (Ram ram = Ram.create()) {
             // Read-only, without fd: the server must ask; the client serves reads, the server refuses writes itself.
-            client.dmaMap(RAM_GPA, RAM_SIZE, ram.host(), -1, 0, DmaMapCodec.FLAG_READ);
+            client.dma().dmaMap(RAM_GPA, new RamRegion("ram", RAM_GPA, RAM_SIZE, ram.host(), -1, 0), DmaBackend.READ);
             byte[] b = new byte[4];
             server.dma().read(RAM_GPA, b);
             assertThrows(DmaException.class, () -> server.dma().write(RAM_GPA, b));
             assertThrows(IllegalArgumentException.class,
-                    () -> client.dmaMap(RAM_GPA + 4096, 4096, ram.host().asSlice(0, 4096), -1, 0, DmaMapCodec.FLAG_READ), "overlap");
+                    () -> client.dma().dmaMap(RAM_GPA + 4096, page(ram, RAM_GPA + 4096), DmaBackend.READ), "overlap");
             assertThrows(IllegalArgumentException.class,
-                    () -> client.dmaMap(RAM_GPA + RAM_SIZE + 100, 4096, ram.host().asSlice(0, 4096), -1, 0, DmaMapCodec.FLAG_READ),
+                    () -> client.dma().dmaMap(RAM_GPA + RAM_SIZE + 100, page(ram, RAM_GPA + RAM_SIZE + 100), DmaBackend.READ),
                     "not page aligned");
-            client.dmaUnmap(RAM_GPA, RAM_SIZE);
+            client.dma().dmaUnmap(RAM_GPA, RAM_SIZE);
             assertEquals(0, client.dmaCount());
         }
     }
