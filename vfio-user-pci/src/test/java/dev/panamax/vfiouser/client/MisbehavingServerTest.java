@@ -57,7 +57,7 @@ class MisbehavingServerTest {
     @BeforeEach
     void setUp() {
         fdsBefore = Fds.open();
-        clientLogger = (Logger) LoggerFactory.getLogger(VfioUserClient.class);
+        clientLogger = (Logger) LoggerFactory.getLogger(VfioUserClient.class.getPackageName()); // the client and its parts
         log = new ListAppender<>();
         log.start();
         clientLogger.addAppender(log);
@@ -298,7 +298,7 @@ class MisbehavingServerTest {
             assertEquals(Errno.EFAULT, a[1], "DMA to unmapped memory of message " + a[0]);
         }
         assertFalse(client.isBroken(), "a bad DMA request from the server is refused, not fatal");
-        assertEquals(2, client.dmaRequestsServed());
+        assertEquals(2, client.dma().requestsServed());
     }
 
     @Test

@@ -355,12 +355,12 @@ class VfioUserClientTest {
             client.regionWrite(0, DOORBELL_DMA_WRITE, 8, RAM_GPA + 0x3000);
             client.regionRead(0, 0, 4);
             assertArrayEquals(PATTERN, ram.host().asSlice(0x3000, PATTERN.length).toArray(JAVA_BYTE));
-            assertEquals(1, client.dmaCount());
-            assertEquals(0, client.dmaRequestsServed(), "with the memfd the server needs no DMA messages");
+            assertEquals(1, client.dma().count());
+            assertEquals(0, client.dma().requestsServed(), "with the memfd the server needs no DMA messages");
 
             ram.space().removeListener(listener);
             assertEquals(0, server.dma().count(), "DMA_UNMAP on removal");
-            assertEquals(0, client.dmaCount());
+            assertEquals(0, client.dma().count());
             assertNull(dmaFailure);
         }
     }
@@ -375,7 +375,7 @@ class VfioUserClientTest {
             ram.host().set(JAVA_LONG_UNALIGNED, 0x40, 0x7766554433221100L);
             byte[] got = new byte[8];
             server.dma().read(RAM_GPA + 0x40, got);
-            assertEquals(1, client.dmaRequestsServed(), "the read came as a DMA_READ message");
+            assertEquals(1, client.dma().requestsServed(), "the read came as a DMA_READ message");
             assertEquals(0x7766554433221100L, ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN).getLong());
             server.dma().write(RAM_GPA + RAM_SIZE - PATTERN.length, PATTERN);
             assertArrayEquals(PATTERN, ram.host().asSlice(RAM_SIZE - PATTERN.length, PATTERN.length).toArray(JAVA_BYTE));
@@ -423,7 +423,7 @@ class VfioUserClientTest {
                     () -> client.dma().dmaMap(RAM_GPA + RAM_SIZE + 100, page(ram, RAM_GPA + RAM_SIZE + 100), DmaBackend.READ),
                     "not page aligned");
             client.dma().dmaUnmap(RAM_GPA, RAM_SIZE);
-            assertEquals(0, client.dmaCount());
+            assertEquals(0, client.dma().count());
         }
     }
 
