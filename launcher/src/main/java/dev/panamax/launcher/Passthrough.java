@@ -11,10 +11,9 @@ import dev.panamax.vfio.AssignedPciDevice;
 import dev.panamax.vfio.KernelVfioDevice;
 import dev.panamax.vfio.VfioContainer;
 import dev.panamax.vfio.VfioDeviceIo;
-import dev.panamax.vfio.VfioDmaListener;
+import dev.panamax.vfio.DmaMemoryListener;
 import dev.panamax.vfiouser.client.VfioUserClient;
 import dev.panamax.vfiouser.client.VfioUserClientException;
-import dev.panamax.vfiouser.client.VfioUserDmaListener;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,9 +27,9 @@ import java.util.function.Supplier;
 /**
  * The machine's assigned devices ({@code --device}) and how guest RAM reaches them for DMA, mapped before the
  * guest runs: for kernel VFIO, one container ({@code /dev/vfio/vfio}) holding every device's group, whose IOMMU
- * mirrors guest RAM through a {@link VfioDmaListener} (IOVA = guest-physical address); for vfio-user, one
- * connection per device ({@link VfioUserClient}), to which a {@link VfioUserDmaListener} sends guest RAM as
- * DMA_MAP with the memfd. Both kinds become the same {@link AssignedPciDevice}.
+ * mirrors guest RAM through a {@link DmaMemoryListener} (IOVA = guest-physical address); for vfio-user, one
+ * connection per device ({@link VfioUserClient}), to whose DMA backend a {@link DmaMemoryListener} sends guest RAM
+ * as DMA_MAP with the memfd. Both kinds become the same {@link AssignedPciDevice}.
  *
  * <p>{@link #close()} undoes it all in reverse: devices reset (no more DMA), guest RAM unmapped (from the IOMMU
  * while the groups still hold it; DMA_UNMAP while the connections are up), devices released, container closed. It must run after the vCPUs stopped and
@@ -50,7 +49,7 @@ final class Passthrough implements AutoCloseable {
     /** The vfio-user connections' DMA listeners, by connection. */
     private final Map<VfioDeviceIo, MemoryListener> dmaListeners = new HashMap<>();
     private VfioContainer container;
-    private VfioDmaListener containerDma;
+    private DmaMemoryListener containerDma;
 
     /**
      * @param onBroken told (once per device) when a device whose {@code --device} asked for {@code on-error=stop}
@@ -102,7 +101,7 @@ final class Passthrough implements AutoCloseable {
             options = options.withOnBroken((client, reason) -> onBroken.accept(client.name() + ": " + reason));
         }
         VfioUserClient client = VfioUserClient.connect(spec.socket(), options);
-        VfioUserDmaListener dma = new VfioUserDmaListener(client);
+        DmaMemoryListener dma = new DmaMemoryListener(client.dma());
         try {
             space.addListener(dma);
         } catch (RuntimeException e) {
@@ -131,7 +130,7 @@ final class Passthrough implements AutoCloseable {
         KernelVfioDevice device = KernelVfioDevice.open(bdf, container);
         if (containerDma == null) {
             // The IOMMU is set when the first group joins the container; map guest RAM into it now.
-            containerDma = new VfioDmaListener(container);
+            containerDma = new DmaMemoryListener(container);
             try {
                 space.addListener(containerDma);
             } catch (RuntimeException e) {

@@ -1,5 +1,6 @@
 package dev.panamax.vfio;
 
+import dev.panamax.core.memory.RamRegion;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.Libc;
 import dev.panamax.core.sys.LinuxException;
@@ -14,10 +15,11 @@ import java.nio.file.Path;
 /**
  * A VFIO container ({@code /dev/vfio/vfio}): one IOMMU context that groups join. The IOMMU model (Type1v2, else
  * Type1) is set when the first group joins ({@code VFIO_SET_IOMMU} needs a group); then
- * {@link #mapDma}/{@link #unmapDma} edit the I/O page tables for every device of every group in it.
+ * {@link #dmaMap}/{@link #dmaUnmap} edit the I/O page tables for every device of every group in it: the kernel's
+ * {@link DmaBackend}, which maps memory by its host-virtual address (QEMU: {@code hw/vfio/container.c}).
  * See {@code Documentation/driver-api/vfio.rst} and {@code <linux/vfio.h>}.
  */
-public final class VfioContainer implements DmaMapper, AutoCloseable {
+public final class VfioContainer implements DmaBackend, AutoCloseable {
     private final Path path;
     private final int fd;
     private final int iommuType;
@@ -96,16 +98,18 @@ public final class VfioContainer implements DmaMapper, AutoCloseable {
     }
 
     /**
-     * {@code VFIO_IOMMU_MAP_DMA}, READ|WRITE. Pins the pages: the process's RLIMIT_MEMLOCK must allow it.
+     * {@code VFIO_IOMMU_MAP_DMA} of {@code region}'s host mapping (vaddr = {@code region.host().address()}; the fd
+     * is not needed). Pins the pages: the process's RLIMIT_MEMLOCK must allow it.
      *
      * @throws LinuxException e.g. ENOMEM when the locked-memory limit is too low, EEXIST when iova is mapped
      */
     @Override
-    public void mapDma(long iova, MemorySegment host) {
+    public void dmaMap(long iova, RamRegion region, int flags) {
+        MemorySegment host = region.host();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment map = vfio_iommu_type1_dma_map.allocate(arena);
             vfio_iommu_type1_dma_map.argsz(map, (int) vfio_iommu_type1_dma_map.sizeof());
-            vfio_iommu_type1_dma_map.flags(map, vfio_h.VFIO_DMA_MAP_FLAG_READ() | vfio_h.VFIO_DMA_MAP_FLAG_WRITE());
+            vfio_iommu_type1_dma_map.flags(map, flags);
             vfio_iommu_type1_dma_map.vaddr(map, host.address());
             vfio_iommu_type1_dma_map.iova(map, iova);
             vfio_iommu_type1_dma_map.size(map, host.byteSize());
@@ -116,7 +120,7 @@ public final class VfioContainer implements DmaMapper, AutoCloseable {
 
     /** {@code VFIO_IOMMU_UNMAP_DMA}. */
     @Override
-    public void unmapDma(long iova, long size) {
+    public void dmaUnmap(long iova, long size) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment unmap = vfio_iommu_type1_dma_unmap.allocate(arena);
             vfio_iommu_type1_dma_unmap.argsz(unmap, (int) vfio_iommu_type1_dma_unmap.sizeof());

@@ -66,14 +66,15 @@ class KernelVfioTest {
     @Test
     void dmaListenerMapsRamAtGuestPhysicalAddresses() {
         List<Call> calls = new ArrayList<>();
-        DmaMapper recorder = new DmaMapper() {
+        DmaBackend recorder = new DmaBackend() {
             @Override
-            public void mapDma(long iova, MemorySegment host) {
-                calls.add(new Call("map", iova, host.byteSize(), host.address()));
+            public void dmaMap(long iova, RamRegion region, int flags) {
+                assertEquals(DmaBackend.READ | DmaBackend.WRITE, flags);
+                calls.add(new Call("map", iova, region.size(), region.host().address()));
             }
 
             @Override
-            public void unmapDma(long iova, long size) {
+            public void dmaUnmap(long iova, long size) {
                 calls.add(new Call("unmap", iova, size, 0));
             }
         };
@@ -84,7 +85,7 @@ class KernelVfioTest {
             RamRegion lowRam = new RamRegion("ram-low", 0, 0x2000, low, -1, 0);
             space.add(lowRam);
             space.add(new MmioRegion("mmio", 0xfee00000L, 0x1000));
-            space.addListener(new VfioDmaListener(recorder));
+            space.addListener(new DmaMemoryListener(recorder));
             RamRegion highRam = new RamRegion("ram-high", 0x100000000L, 0x1000, high, -1, 0);
             space.add(highRam);
             space.remove(lowRam);

@@ -4,8 +4,8 @@ import dev.panamax.core.memory.AddressSpace;
 import dev.panamax.core.memory.RamRegion;
 import dev.panamax.core.sys.LinuxException;
 import dev.panamax.core.sys.MemFd;
+import dev.panamax.vfio.DmaMemoryListener;
 import dev.panamax.vfiouser.client.VfioUserClient;
-import dev.panamax.vfiouser.client.VfioUserDmaListener;
 import dev.panamax.vfiouser.server.PciConfigSpace;
 import dev.panamax.vfiouser.server.RegionHandler;
 import dev.panamax.vfiouser.server.VfioUserDevice;
@@ -27,7 +27,7 @@ import java.util.concurrent.CompletableFuture;
  * <li>REGION_READ round trip: {@link VfioUserClient#regionRead} of 4 bytes of a trapped BAR0, one
  *     request and one reply each, timed over {@code reads} calls;</li>
  * <li>DMA throughput, device side ({@code server.dma()}): {@code dmaBytes} read and written in 1 MiB calls into
- *     a 64 MiB "guest RAM" memfd that the client mapped with {@link VfioUserDmaListener}, once with the fd
+ *     a 64 MiB "guest RAM" memfd that the client mapped with a {@link DmaMemoryListener}, once with the fd
  *     passed (the server mmaps it: plain memory copies) and once without (the forced message path: each
  *     call becomes DMA_READ / DMA_WRITE messages of at most the client's max_data_xfer_size).</li>
  * </ul>
@@ -67,12 +67,12 @@ final class VfioUserBench {
             s.start();
             return s;
         });
-        VfioUserClient client = connect(socket);
+        VfioUserClient client = connect(socket, passFds);
         VfioUserServer server = accepted.get();
         AddressSpace space = new AddressSpace();
         Round[] rounds = new Round[runs + 1];
         try (MemFd ram = new MemFd("bench-ram", RAM); Arena arena = Arena.ofConfined()) {
-            VfioUserDmaListener listener = new VfioUserDmaListener(client, passFds);
+            DmaMemoryListener listener = new DmaMemoryListener(client.dma());
             space.addListener(listener);
             RamRegion region = new RamRegion("ram", 0, RAM, ram.mapping(), ram.fd(), 0);
             space.add(region);
@@ -113,11 +113,11 @@ final class VfioUserBench {
     }
 
     /** Connects once the server listens (its socket file appears at bind, a moment before listen). */
-    static VfioUserClient connect(Path socket) throws InterruptedException {
+    static VfioUserClient connect(Path socket, boolean passFds) throws InterruptedException {
         long deadline = System.nanoTime() + 5_000_000_000L;
         while (true) {
             try {
-                return VfioUserClient.connect(socket, VfioUserClient.Options.defaults());
+                return VfioUserClient.connect(socket, VfioUserClient.Options.defaults().withDmaFds(passFds));
             } catch (LinuxException e) {
                 if (System.nanoTime() - deadline > 0) {
                     throw e;

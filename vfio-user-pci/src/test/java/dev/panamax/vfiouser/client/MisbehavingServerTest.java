@@ -4,13 +4,14 @@ import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
+import dev.panamax.core.memory.RamRegion;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
+import dev.panamax.vfio.DmaBackend;
 import dev.panamax.vfio.VfioIrqSet;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
-import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.DmaReadCodec;
 import dev.panamax.vfiouser.protocol.DmaWriteCodec;
 import dev.panamax.vfiouser.protocol.RegionReadCodec;
@@ -56,7 +57,7 @@ class MisbehavingServerTest {
     @BeforeEach
     void setUp() {
         fdsBefore = Fds.open();
-        clientLogger = (Logger) LoggerFactory.getLogger(VfioUserClient.class);
+        clientLogger = (Logger) LoggerFactory.getLogger(VfioUserClient.class.getPackageName()); // the client and its parts
         log = new ListAppender<>();
         log.start();
         clientLogger.addAppender(log);
@@ -260,7 +261,8 @@ class MisbehavingServerTest {
             }
         });
         try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
-            client.dmaMap(0x100000, 1 << 20, arena.allocate(1 << 20), -1, 0, DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE);
+            client.dma().dmaMap(0x100000, new RamRegion("ram", 0x100000, 1 << 20, arena.allocate(1 << 20), -1, 0),
+                    DmaBackend.READ | DmaBackend.WRITE);
             long t0 = System.nanoTime();
             client.regionWrite(0, 0, arena.allocate(2 << 20)); // two posted 1 MiB writes
             long ms = (System.nanoTime() - t0) / 1_000_000;
@@ -296,7 +298,7 @@ class MisbehavingServerTest {
             assertEquals(Errno.EFAULT, a[1], "DMA to unmapped memory of message " + a[0]);
         }
         assertFalse(client.isBroken(), "a bad DMA request from the server is refused, not fatal");
-        assertEquals(2, client.dmaRequestsServed());
+        assertEquals(2, client.dma().requestsServed());
     }
 
     @Test

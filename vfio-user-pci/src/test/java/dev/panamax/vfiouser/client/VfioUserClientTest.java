@@ -5,6 +5,8 @@ import dev.panamax.core.memory.RamRegion;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.Libc;
 import dev.panamax.core.sys.MemFd;
+import dev.panamax.vfio.DmaBackend;
+import dev.panamax.vfio.DmaMemoryListener;
 import dev.panamax.vfio.VfioDeviceInfo;
 import dev.panamax.vfio.VfioIrqInfo;
 import dev.panamax.vfio.VfioIrqSet;
@@ -12,7 +14,6 @@ import dev.panamax.vfio.VfioPciFunction;
 import dev.panamax.pci.MsiListener;
 import dev.panamax.pci.PciBar;
 import dev.panamax.vfio.VfioRegionInfo;
-import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.VersionCodec;
 import dev.panamax.vfiouser.server.DmaException;
 import dev.panamax.vfiouser.server.PciConfigSpace;
@@ -337,7 +338,7 @@ class VfioUserClientTest {
     void dmaMapWithMemfdLetsTheServerReachGuestRam() throws Exception {
         start(VfioUserClient.Options.defaults());
         try (Ram ram = Ram.create()) {
-            VfioUserDmaListener listener = new VfioUserDmaListener(client);
+            DmaMemoryListener listener = new DmaMemoryListener(client.dma());
             ram.space().addListener(listener);
             assertEquals(1, server.dma().count());
             assertTrue(server.dma().mapped(RAM_GPA) && server.dma().mapped(RAM_GPA + RAM_SIZE - 1));
@@ -354,27 +355,27 @@ class VfioUserClientTest {
             client.regionWrite(0, DOORBELL_DMA_WRITE, 8, RAM_GPA + 0x3000);
             client.regionRead(0, 0, 4);
             assertArrayEquals(PATTERN, ram.host().asSlice(0x3000, PATTERN.length).toArray(JAVA_BYTE));
-            assertEquals(1, client.dmaCount());
-            assertEquals(0, client.dmaRequestsServed(), "with the memfd the server needs no DMA messages");
+            assertEquals(1, client.dma().count());
+            assertEquals(0, client.dma().requestsServed(), "with the memfd the server needs no DMA messages");
 
             ram.space().removeListener(listener);
             assertEquals(0, server.dma().count(), "DMA_UNMAP on removal");
-            assertEquals(0, client.dmaCount());
+            assertEquals(0, client.dma().count());
             assertNull(dmaFailure);
         }
     }
 
     @Test
     void dmaWithoutFdsGoesThroughTheClientsDmaReadAndWrite() throws Exception {
-        start(VfioUserClient.Options.defaults().withPostedWrites(false));
+        start(VfioUserClient.Options.defaults().withPostedWrites(false).withDmaFds(false));
         try (Ram ram = Ram.create()) {
-            VfioUserDmaListener listener = new VfioUserDmaListener(client, false);
+            DmaMemoryListener listener = new DmaMemoryListener(client.dma());
             ram.space().addListener(listener);
             assertEquals(1, server.dma().count());
             ram.host().set(JAVA_LONG_UNALIGNED, 0x40, 0x7766554433221100L);
             byte[] got = new byte[8];
             server.dma().read(RAM_GPA + 0x40, got);
-            assertEquals(1, client.dmaRequestsServed(), "the read came as a DMA_READ message");
+            assertEquals(1, client.dma().requestsServed(), "the read came as a DMA_READ message");
             assertEquals(0x7766554433221100L, ByteBuffer.wrap(got).order(ByteOrder.LITTLE_ENDIAN).getLong());
             server.dma().write(RAM_GPA + RAM_SIZE - PATTERN.length, PATTERN);
             assertArrayEquals(PATTERN, ram.host().asSlice(RAM_SIZE - PATTERN.length, PATTERN.length).toArray(JAVA_BYTE));
@@ -402,22 +403,27 @@ class VfioUserClientTest {
         }
     }
 
+    /** The first page of {@code ram}'s memory as a region at {@code gpa}, without fd. */
+    static RamRegion page(Ram ram, long gpa) {
+        return new RamRegion("page", gpa, 4096, ram.host().asSlice(0, 4096), -1, 0);
+    }
+
     @Test
     void dmaIsCheckedAgainstTheMappedProtection() throws Exception {
         start(VfioUserClient.Options.defaults());
         try (Ram ram = Ram.create()) {
             // Read-only, without fd: the server must ask; the client serves reads, the server refuses writes itself.
-            client.dmaMap(RAM_GPA, RAM_SIZE, ram.host(), -1, 0, DmaMapCodec.FLAG_READ);
+            client.dma().dmaMap(RAM_GPA, new RamRegion("ram", RAM_GPA, RAM_SIZE, ram.host(), -1, 0), DmaBackend.READ);
             byte[] b = new byte[4];
             server.dma().read(RAM_GPA, b);
             assertThrows(DmaException.class, () -> server.dma().write(RAM_GPA, b));
             assertThrows(IllegalArgumentException.class,
-                    () -> client.dmaMap(RAM_GPA + 4096, 4096, ram.host().asSlice(0, 4096), -1, 0, DmaMapCodec.FLAG_READ), "overlap");
+                    () -> client.dma().dmaMap(RAM_GPA + 4096, page(ram, RAM_GPA + 4096), DmaBackend.READ), "overlap");
             assertThrows(IllegalArgumentException.class,
-                    () -> client.dmaMap(RAM_GPA + RAM_SIZE + 100, 4096, ram.host().asSlice(0, 4096), -1, 0, DmaMapCodec.FLAG_READ),
+                    () -> client.dma().dmaMap(RAM_GPA + RAM_SIZE + 100, page(ram, RAM_GPA + RAM_SIZE + 100), DmaBackend.READ),
                     "not page aligned");
-            client.dmaUnmap(RAM_GPA, RAM_SIZE);
-            assertEquals(0, client.dmaCount());
+            client.dma().dmaUnmap(RAM_GPA, RAM_SIZE);
+            assertEquals(0, client.dma().count());
         }
     }
 

@@ -18,9 +18,13 @@ public final class AddressSpace {
     private final List<MemoryListener> listeners = new CopyOnWriteArrayList<>();
 
     /**
-     * Adds a region and tells every listener.
+     * Adds a region and tells every listener, all or nothing: when a listener refuses (throws), the listeners that
+     * already accepted the region are told it went away ({@link MemoryListener#regionRemoved}, in reverse order),
+     * the region is not added, and the listener's exception propagates.
      *
      * @throws IllegalArgumentException if it overlaps a region already present, or is empty
+     * @throws RuntimeException         what a refusing listener threw (an undo that fails too is added to it as
+     *                                  suppressed)
      */
     public synchronized void add(MemoryRegion region) {
         if (region.size() <= 0 || region.end() < region.guestPhysicalAddress()) {
@@ -33,8 +37,17 @@ public final class AddressSpace {
                         region.guestPhysicalAddress(), region.end(), r.name(), r.guestPhysicalAddress(), r.end()));
             }
         }
+        List<MemoryListener> accepted = new ArrayList<>();
         for (MemoryListener l : listeners) {
-            l.regionAdded(region);
+            try {
+                l.regionAdded(region);
+            } catch (RuntimeException | Error e) {
+                for (MemoryListener a : accepted.reversed()) {
+                    undo(a, region, e);
+                }
+                throw e;
+            }
+            accepted.add(l);
         }
         List<MemoryRegion> next = new ArrayList<>(regions);
         next.add(region);
@@ -59,12 +72,36 @@ public final class AddressSpace {
         regions = List.copyOf(next);
     }
 
-    /** Adds a listener and replays every present region to it, in address order. */
+    /**
+     * Adds a listener and replays every present region to it, in address order; all or nothing: when the listener
+     * refuses a region (throws), it is told that the regions it accepted go away (in reverse order), it is not added,
+     * and its exception propagates.
+     *
+     * @throws RuntimeException what the listener threw (an undo that fails too is added to it as suppressed)
+     */
     public synchronized void addListener(MemoryListener listener) {
+        List<MemoryRegion> accepted = new ArrayList<>();
         for (MemoryRegion r : regions) {
-            listener.regionAdded(r);
+            try {
+                listener.regionAdded(r);
+            } catch (RuntimeException | Error e) {
+                for (MemoryRegion a : accepted.reversed()) {
+                    undo(listener, a, e);
+                }
+                throw e;
+            }
+            accepted.add(r);
         }
         listeners.add(listener);
+    }
+
+    /** Tells {@code listener} that {@code region}, which it accepted, goes away after all; a failure joins {@code cause}. */
+    private static void undo(MemoryListener listener, MemoryRegion region, Throwable cause) {
+        try {
+            listener.regionRemoved(region);
+        } catch (RuntimeException | Error e) {
+            cause.addSuppressed(e);
+        }
     }
 
     /** Removes a listener, first telling it that every present region goes away (in reverse order). */

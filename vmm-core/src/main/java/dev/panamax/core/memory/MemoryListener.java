@@ -7,7 +7,13 @@ package dev.panamax.core.memory;
  *
  * <p>A listener added to an address space that already holds regions first receives
  * {@link #regionAdded} for each of them, in address order. Callbacks run on the thread that
- * changed the address space; an exception aborts that change.
+ * changed the address space.
+ *
+ * <p>A listener refuses a region by throwing from {@link #regionAdded}; that aborts the change, all
+ * or nothing: the listeners that already accepted the region (or, when a listener is being added,
+ * the regions it already accepted) receive {@link #regionRemoved}, in reverse order, and the
+ * exception reaches the caller of {@link AddressSpace#add} or {@link AddressSpace#addListener}.
+ * A listener that throws has not taken the region: it receives no {@link #regionRemoved} for it.
  */
 public interface MemoryListener {
     /** A region appeared. */
