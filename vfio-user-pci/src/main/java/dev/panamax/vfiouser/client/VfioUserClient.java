@@ -442,8 +442,8 @@ public final class VfioUserClient implements VfioDeviceIo {
      */
     @Override
     public void setIrqs(VfioIrqSet set) {
-        int data = set.flags() & DeviceSetIrqsCodec.DATA_MASK;
-        if (data != DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD) {
+        int data = set.flags() & dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_TYPE_MASK();
+        if (data != dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD()) {
             byte[] bools = new byte[set.bools().length];
             for (int i = 0; i < bools.length; i++) {
                 bools[i] = (byte) (set.bools()[i] ? 1 : 0);
@@ -662,7 +662,7 @@ public final class VfioUserClient implements VfioDeviceIo {
      *
      * @param fd       the memfd to pass (SCM_RIGHTS), or -1 to map without fd (the server must use messages)
      * @param fdOffset byte offset of {@code host}'s first byte in {@code fd}; ignored without fd
-     * @param flags    {@link DmaMapCodec#FLAG_READ} | {@link DmaMapCodec#FLAG_WRITE}
+     * @param flags    {@code VFIO_USER_F_DMA_REGION_READ} | {@code VFIO_USER_F_DMA_REGION_WRITE}
      * @throws IllegalArgumentException when the range is not aligned to the server's smallest page size, overlaps a
      *                                  mapped one, or exceeds its {@code max_dma_maps}
      * @throws VfioUserClientException  when the server refuses
@@ -814,7 +814,7 @@ public final class VfioUserClient implements VfioDeviceIo {
         try {
             Map.Entry<Long, DmaRange> e = dma.floorEntry(iova);
             DmaRange r = e == null ? null : e.getValue();
-            int need = write ? DmaMapCodec.FLAG_WRITE : DmaMapCodec.FLAG_READ;
+            int need = write ? dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE() : dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ();
             long at = r == null ? 0 : iova - r.iova();
             if (r == null || at >= r.size() || n > r.size() - at || (r.flags() & need) == 0) {
                 LOG.warn("vfio-user {}: server DMA {} of {} bytes at 0x{} is outside the {} DMA_MAP ranges; answered EFAULT",

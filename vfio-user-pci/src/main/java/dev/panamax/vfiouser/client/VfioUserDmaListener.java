@@ -48,7 +48,7 @@ public final class VfioUserDmaListener implements MemoryListener {
     public void regionAdded(MemoryRegion region) {
         if (region instanceof RamRegion ram) {
             client.dmaMap(ram.guestPhysicalAddress(), ram.size(), ram.host(), passFds ? ram.fd() : -1,
-                    ram.fdOffset(), DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE);
+                    ram.fdOffset(), dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE());
         }
     }
 

@@ -182,7 +182,7 @@ class MisbehavingServerTest {
             start((m, s) -> {
                 ByteBuf p = Unpooled.buffer();
                 DeviceGetRegionInfoCodec.encodeReply(new DeviceGetRegionInfoCodec.RegionInfo(
-                        DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_READ | DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_MMAP,
+                        dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_READ() | dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_MMAP(),
                         2, 4096, 0, List.of()), 1024, p);
                 s.sendRaw(FakeServer.replyBytes(m.header().messageId(), m.header().command(), p), a.fd(), b.fd(), c.fd());
             });
@@ -260,7 +260,7 @@ class MisbehavingServerTest {
             }
         });
         try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
-            client.dmaMap(0x100000, 1 << 20, arena.allocate(1 << 20), -1, 0, DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE);
+            client.dmaMap(0x100000, 1 << 20, arena.allocate(1 << 20), -1, 0, dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE());
             long t0 = System.nanoTime();
             client.regionWrite(0, 0, arena.allocate(2 << 20)); // two posted 1 MiB writes
             long ms = (System.nanoTime() - t0) / 1_000_000;

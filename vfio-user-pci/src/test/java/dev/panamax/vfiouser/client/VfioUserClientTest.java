@@ -407,14 +407,14 @@ class VfioUserClientTest {
         start(VfioUserClient.Options.defaults());
         try (Ram ram = Ram.create()) {
             // Read-only, without fd: the server must ask; the client serves reads, the server refuses writes itself.
-            client.dmaMap(RAM_GPA, RAM_SIZE, ram.host(), -1, 0, DmaMapCodec.FLAG_READ);
+            client.dmaMap(RAM_GPA, RAM_SIZE, ram.host(), -1, 0, dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ());
             byte[] b = new byte[4];
             server.dma().read(RAM_GPA, b);
             assertThrows(DmaException.class, () -> server.dma().write(RAM_GPA, b));
             assertThrows(IllegalArgumentException.class,
-                    () -> client.dmaMap(RAM_GPA + 4096, 4096, ram.host().asSlice(0, 4096), -1, 0, DmaMapCodec.FLAG_READ), "overlap");
+                    () -> client.dmaMap(RAM_GPA + 4096, 4096, ram.host().asSlice(0, 4096), -1, 0, dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ()), "overlap");
             assertThrows(IllegalArgumentException.class,
-                    () -> client.dmaMap(RAM_GPA + RAM_SIZE + 100, 4096, ram.host().asSlice(0, 4096), -1, 0, DmaMapCodec.FLAG_READ),
+                    () -> client.dmaMap(RAM_GPA + RAM_SIZE + 100, 4096, ram.host().asSlice(0, 4096), -1, 0, dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ()),
                     "not page aligned");
             client.dmaUnmap(RAM_GPA, RAM_SIZE);
             assertEquals(0, client.dmaCount());
