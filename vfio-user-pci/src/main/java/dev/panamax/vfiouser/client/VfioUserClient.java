@@ -550,9 +550,8 @@ public final class VfioUserClient implements VfioDeviceIo {
             while (done < total) {
                 int n = (int) Math.min(total - done, maxXfer);
                 long at = offset + done;
-                byte[] data = buffer.asSlice(done, n).toArray(JAVA_BYTE);
                 ByteBuf out = Unpooled.buffer(RegionWriteCodec.SIZE + n);
-                RegionWriteCodec.encode(new RegionWriteCodec.Request(at, index, data), out);
+                RegionWriteCodec.encode(at, index, buffer.asSlice(done, n), out); // the data's one copy before send
                 String what = "REGION_WRITE of " + n + " bytes at 0x" + Long.toHexString(at) + " of region " + index;
                 if (posted) {
                     post(out, what, at, index, n);
