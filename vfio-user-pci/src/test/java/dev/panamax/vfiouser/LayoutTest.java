@@ -151,7 +151,7 @@ class LayoutTest {
         same("vfio_region_info.index", offsetOf(b, 0xA2));
         same("vfio_region_info.size", offsetOf(b, 0xA3));
         same("vfio_region_info.offset", offsetOf(b, 0xA4));
-        assertEquals(0xA1 | DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_CAPS, b.getIntLE((int) (long) c.get("vfio_region_info.flags")));
+        assertEquals(0xA1 | dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_CAPS(), b.getIntLE((int) (long) c.get("vfio_region_info.flags")));
         assertEquals(DeviceGetRegionInfoCodec.SIZE, b.getIntLE((int) (long) c.get("vfio_region_info.cap_offset")));
         int capType = DeviceGetRegionInfoCodec.SIZE;
         same("vfio_region_info_cap_type.type", offsetOf(b, 0xA5) - capType);
@@ -164,28 +164,28 @@ class LayoutTest {
         same("sizeof vfio_region_sparse_mmap_area", DeviceGetRegionInfoCodec.SPARSE_AREA_SIZE);
         same("vfio_region_info_cap_sparse_mmap.nr_areas", DeviceGetRegionInfoCodec.CAP_HEADER_SIZE);
         same("vfio_region_info_cap_sparse_mmap.areas", DeviceGetRegionInfoCodec.SPARSE_AREAS_OFFSET);
-        same("VFIO_REGION_INFO_FLAG_READ", DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_READ);
-        same("VFIO_REGION_INFO_FLAG_WRITE", DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_WRITE);
-        same("VFIO_REGION_INFO_FLAG_MMAP", DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_MMAP);
-        same("VFIO_REGION_INFO_FLAG_CAPS", DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_CAPS);
-        same("VFIO_REGION_INFO_CAP_SPARSE_MMAP", DeviceGetRegionInfoCodec.VFIO_REGION_INFO_CAP_SPARSE_MMAP);
-        same("VFIO_REGION_INFO_CAP_TYPE", DeviceGetRegionInfoCodec.VFIO_REGION_INFO_CAP_TYPE);
+        same("VFIO_REGION_INFO_FLAG_READ", dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_READ());
+        same("VFIO_REGION_INFO_FLAG_WRITE", dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_WRITE());
+        same("VFIO_REGION_INFO_FLAG_MMAP", dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_MMAP());
+        same("VFIO_REGION_INFO_FLAG_CAPS", dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_CAPS());
+        same("VFIO_REGION_INFO_CAP_SPARSE_MMAP", dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_CAP_SPARSE_MMAP());
+        same("VFIO_REGION_INFO_CAP_TYPE", dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_CAP_TYPE());
     }
 
     @Test
     void deviceInfoMatchesVfioH() {
-        same("vfio_device_info.argsz", DeviceGetInfoCodec.OFFSET_ARGSZ);
-        same("vfio_device_info.flags", DeviceGetInfoCodec.OFFSET_FLAGS);
-        same("vfio_device_info.num_regions", DeviceGetInfoCodec.OFFSET_NUM_REGIONS);
-        same("vfio_device_info.num_irqs", DeviceGetInfoCodec.OFFSET_NUM_IRQS);
+        same("vfio_device_info.argsz", dev.panamax.vfio.bindings.vfio_device_info.argsz$offset());
+        same("vfio_device_info.flags", dev.panamax.vfio.bindings.vfio_device_info.flags$offset());
+        same("vfio_device_info.num_regions", dev.panamax.vfio.bindings.vfio_device_info.num_regions$offset());
+        same("vfio_device_info.num_irqs", dev.panamax.vfio.bindings.vfio_device_info.num_irqs$offset());
         ByteBuf b = Unpooled.buffer();
         DeviceGetInfoCodec.encode(new DeviceGetInfoCodec.DeviceInfo(0xB0, 0xB1, 0xB2, 0xB3), b);
         same("vfio_device_info.argsz", offsetOf(b, 0xB0));
         same("vfio_device_info.flags", offsetOf(b, 0xB1));
         same("vfio_device_info.num_regions", offsetOf(b, 0xB2));
         same("vfio_device_info.num_irqs", offsetOf(b, 0xB3));
-        same("VFIO_DEVICE_FLAGS_RESET", DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_RESET);
-        same("VFIO_DEVICE_FLAGS_PCI", DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_PCI);
+        same("VFIO_DEVICE_FLAGS_RESET", dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_RESET());
+        same("VFIO_DEVICE_FLAGS_PCI", dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_PCI());
     }
 
     @Test
@@ -197,41 +197,41 @@ class LayoutTest {
         same("vfio_irq_info.flags", offsetOf(b, 0xC1));
         same("vfio_irq_info.index", offsetOf(b, 0xC2));
         same("vfio_irq_info.count", offsetOf(b, 0xC3));
-        same("vfio_irq_info.index", DeviceGetIrqInfoCodec.OFFSET_INDEX);
-        same("vfio_irq_info.count", DeviceGetIrqInfoCodec.OFFSET_COUNT);
-        same("VFIO_IRQ_INFO_EVENTFD", DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_EVENTFD);
-        same("VFIO_IRQ_INFO_MASKABLE", DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_MASKABLE);
-        same("VFIO_IRQ_INFO_AUTOMASKED", DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_AUTOMASKED);
-        same("VFIO_IRQ_INFO_NORESIZE", DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_NORESIZE);
+        same("vfio_irq_info.index", dev.panamax.vfio.bindings.vfio_irq_info.index$offset());
+        same("vfio_irq_info.count", dev.panamax.vfio.bindings.vfio_irq_info.count$offset());
+        same("VFIO_IRQ_INFO_EVENTFD", dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_EVENTFD());
+        same("VFIO_IRQ_INFO_MASKABLE", dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_MASKABLE());
+        same("VFIO_IRQ_INFO_AUTOMASKED", dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_AUTOMASKED());
+        same("VFIO_IRQ_INFO_NORESIZE", dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_NORESIZE());
 
         same("sizeof vfio_irq_set", DeviceSetIrqsCodec.SIZE);
         ByteBuf s = Unpooled.buffer();
-        int flags = DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_BOOL | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER;
+        int flags = dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_BOOL() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER();
         DeviceSetIrqsCodec.encode(new DeviceSetIrqsCodec.IrqSet(flags, 0xD2, 0xD3, 1, new byte[] {(byte) 0xD4}), s);
-        same("vfio_irq_set.argsz", DeviceSetIrqsCodec.OFFSET_ARGSZ);
+        same("vfio_irq_set.argsz", dev.panamax.vfio.bindings.vfio_irq_set.argsz$offset());
         same("vfio_irq_set.flags", offsetOf(s, flags));
         same("vfio_irq_set.index", offsetOf(s, 0xD2));
         same("vfio_irq_set.start", offsetOf(s, 0xD3));
-        same("vfio_irq_set.count", DeviceSetIrqsCodec.OFFSET_COUNT);
+        same("vfio_irq_set.count", dev.panamax.vfio.bindings.vfio_irq_set.count$offset());
         same("vfio_irq_set.data", offsetOf(s, 0xD4));
-        same("VFIO_IRQ_SET_DATA_NONE", DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_NONE);
-        same("VFIO_IRQ_SET_DATA_BOOL", DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_BOOL);
-        same("VFIO_IRQ_SET_DATA_EVENTFD", DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD);
-        same("VFIO_IRQ_SET_ACTION_MASK", DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_MASK);
-        same("VFIO_IRQ_SET_ACTION_UNMASK", DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_UNMASK);
-        same("VFIO_IRQ_SET_ACTION_TRIGGER", DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER);
+        same("VFIO_IRQ_SET_DATA_NONE", dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE());
+        same("VFIO_IRQ_SET_DATA_BOOL", dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_BOOL());
+        same("VFIO_IRQ_SET_DATA_EVENTFD", dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD());
+        same("VFIO_IRQ_SET_ACTION_MASK", dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_MASK());
+        same("VFIO_IRQ_SET_ACTION_UNMASK", dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_UNMASK());
+        same("VFIO_IRQ_SET_ACTION_TRIGGER", dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER());
     }
 
     @Test
     void dmaMapAndUnmapMatchType1Structs() {
         same("sizeof vfio_iommu_type1_dma_map", DmaMapCodec.SIZE);
         ByteBuf m = Unpooled.buffer();
-        DmaMapCodec.encode(new DmaMapCodec.Request(DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0xE1, 0xE2, 0xE3), m);
+        DmaMapCodec.encode(new DmaMapCodec.Request(dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 0xE1, 0xE2, 0xE3), m);
         same("vfio_iommu_type1_dma_map.flags", offsetOf(m, 3));
         same("vfio_iommu_type1_dma_map.iova", offsetOf(m, 0xE2));
         same("vfio_iommu_type1_dma_map.size", offsetOf(m, 0xE3));
-        same("VFIO_DMA_MAP_FLAG_READ", DmaMapCodec.FLAG_READ);
-        same("VFIO_DMA_MAP_FLAG_WRITE", DmaMapCodec.FLAG_WRITE);
+        same("VFIO_DMA_MAP_FLAG_READ", dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ());
+        same("VFIO_DMA_MAP_FLAG_WRITE", dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE());
         same("sizeof vfio_iommu_type1_dma_unmap", DmaUnmapCodec.SIZE);
         ByteBuf u = Unpooled.buffer();
         DmaUnmapCodec.encode(new DmaUnmapCodec.Unmap(0xF1, 0xF2), u);

@@ -14,6 +14,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * {@code struct vfio_device_info} from {@code <linux/vfio.h>} (x86-64): 20 bytes.
@@ -25,12 +28,12 @@ public final class vfio_device_info {
     }
 
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
-            JAVA_INT.withName("argsz"),
-            JAVA_INT.withName("flags"),
-            JAVA_INT.withName("num_regions"),
-            JAVA_INT.withName("num_irqs"),
-            JAVA_INT.withName("cap_offset")
-        ).withName("vfio_device_info");
+            JAVA_INT_UNALIGNED.withName("argsz"),
+            JAVA_INT_UNALIGNED.withName("flags"),
+            JAVA_INT_UNALIGNED.withName("num_regions"),
+            JAVA_INT_UNALIGNED.withName("num_irqs"),
+            JAVA_INT_UNALIGNED.withName("cap_offset")
+        ).withByteAlignment(4).withName("vfio_device_info");
 
     /** The layout of {@code struct vfio_device_info}, with C's padding spelled out. */
     public static final GroupLayout layout() {
@@ -54,7 +57,7 @@ public final class vfio_device_info {
         return argsz$OFFSET;
     }
 
-    private static final OfInt argsz$LAYOUT = JAVA_INT;
+    private static final OfInt argsz$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code argsz} (u32). */
     public static int argsz(MemorySegment struct) {
@@ -73,7 +76,7 @@ public final class vfio_device_info {
         return flags$OFFSET;
     }
 
-    private static final OfInt flags$LAYOUT = JAVA_INT;
+    private static final OfInt flags$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code flags} (u32). */
     public static int flags(MemorySegment struct) {
@@ -92,7 +95,7 @@ public final class vfio_device_info {
         return num_regions$OFFSET;
     }
 
-    private static final OfInt num_regions$LAYOUT = JAVA_INT;
+    private static final OfInt num_regions$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code num_regions} (u32). */
     public static int num_regions(MemorySegment struct) {
@@ -111,7 +114,7 @@ public final class vfio_device_info {
         return num_irqs$OFFSET;
     }
 
-    private static final OfInt num_irqs$LAYOUT = JAVA_INT;
+    private static final OfInt num_irqs$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code num_irqs} (u32). */
     public static int num_irqs(MemorySegment struct) {
@@ -130,7 +133,7 @@ public final class vfio_device_info {
         return cap_offset$OFFSET;
     }
 
-    private static final OfInt cap_offset$LAYOUT = JAVA_INT;
+    private static final OfInt cap_offset$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code cap_offset} (u32). */
     public static int cap_offset(MemorySegment struct) {

@@ -14,6 +14,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * {@code struct vfio_group_status} from {@code <linux/vfio.h>} (x86-64): 8 bytes.
@@ -25,9 +28,9 @@ public final class vfio_group_status {
     }
 
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
-            JAVA_INT.withName("argsz"),
-            JAVA_INT.withName("flags")
-        ).withName("vfio_group_status");
+            JAVA_INT_UNALIGNED.withName("argsz"),
+            JAVA_INT_UNALIGNED.withName("flags")
+        ).withByteAlignment(4).withName("vfio_group_status");
 
     /** The layout of {@code struct vfio_group_status}, with C's padding spelled out. */
     public static final GroupLayout layout() {
@@ -51,7 +54,7 @@ public final class vfio_group_status {
         return argsz$OFFSET;
     }
 
-    private static final OfInt argsz$LAYOUT = JAVA_INT;
+    private static final OfInt argsz$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code argsz} (u32). */
     public static int argsz(MemorySegment struct) {
@@ -70,7 +73,7 @@ public final class vfio_group_status {
         return flags$OFFSET;
     }
 
-    private static final OfInt flags$LAYOUT = JAVA_INT;
+    private static final OfInt flags$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code flags} (u32). */
     public static int flags(MemorySegment struct) {

@@ -185,6 +185,16 @@ public final class vfio_h {
         return 0x20;
     }
 
+    /** {@code #define VFIO_IRQ_SET_DATA_TYPE_MASK 7} */
+    public static int VFIO_IRQ_SET_DATA_TYPE_MASK() {
+        return 0x7;
+    }
+
+    /** {@code #define VFIO_IRQ_SET_ACTION_TYPE_MASK 56} */
+    public static int VFIO_IRQ_SET_ACTION_TYPE_MASK() {
+        return 0x38;
+    }
+
     /** {@code #define VFIO_PCI_BAR0_REGION_INDEX 0} */
     public static int VFIO_PCI_BAR0_REGION_INDEX() {
         return 0x0;

@@ -14,6 +14,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * {@code struct vfio_info_cap_header} from {@code <linux/vfio.h>} (x86-64): 8 bytes.
@@ -25,10 +28,10 @@ public final class vfio_info_cap_header {
     }
 
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
-            JAVA_SHORT.withName("id"),
-            JAVA_SHORT.withName("version"),
-            JAVA_INT.withName("next")
-        ).withName("vfio_info_cap_header");
+            JAVA_SHORT_UNALIGNED.withName("id"),
+            JAVA_SHORT_UNALIGNED.withName("version"),
+            JAVA_INT_UNALIGNED.withName("next")
+        ).withByteAlignment(4).withName("vfio_info_cap_header");
 
     /** The layout of {@code struct vfio_info_cap_header}, with C's padding spelled out. */
     public static final GroupLayout layout() {
@@ -52,7 +55,7 @@ public final class vfio_info_cap_header {
         return id$OFFSET;
     }
 
-    private static final OfShort id$LAYOUT = JAVA_SHORT;
+    private static final OfShort id$LAYOUT = JAVA_SHORT_UNALIGNED;
 
     /** Getter for {@code id} (u16). */
     public static short id(MemorySegment struct) {
@@ -71,7 +74,7 @@ public final class vfio_info_cap_header {
         return version$OFFSET;
     }
 
-    private static final OfShort version$LAYOUT = JAVA_SHORT;
+    private static final OfShort version$LAYOUT = JAVA_SHORT_UNALIGNED;
 
     /** Getter for {@code version} (u16). */
     public static short version(MemorySegment struct) {
@@ -90,7 +93,7 @@ public final class vfio_info_cap_header {
         return next$OFFSET;
     }
 
-    private static final OfInt next$LAYOUT = JAVA_INT;
+    private static final OfInt next$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code next} (u32). */
     public static int next(MemorySegment struct) {

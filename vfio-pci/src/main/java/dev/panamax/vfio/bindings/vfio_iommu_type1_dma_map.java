@@ -14,6 +14,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * {@code struct vfio_iommu_type1_dma_map} from {@code <linux/vfio.h>} (x86-64): 32 bytes.
@@ -25,12 +28,12 @@ public final class vfio_iommu_type1_dma_map {
     }
 
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
-            JAVA_INT.withName("argsz"),
-            JAVA_INT.withName("flags"),
-            JAVA_LONG.withName("vaddr"),
-            JAVA_LONG.withName("iova"),
-            JAVA_LONG.withName("size")
-        ).withName("vfio_iommu_type1_dma_map");
+            JAVA_INT_UNALIGNED.withName("argsz"),
+            JAVA_INT_UNALIGNED.withName("flags"),
+            JAVA_LONG_UNALIGNED.withName("vaddr"),
+            JAVA_LONG_UNALIGNED.withName("iova"),
+            JAVA_LONG_UNALIGNED.withName("size")
+        ).withByteAlignment(8).withName("vfio_iommu_type1_dma_map");
 
     /** The layout of {@code struct vfio_iommu_type1_dma_map}, with C's padding spelled out. */
     public static final GroupLayout layout() {
@@ -54,7 +57,7 @@ public final class vfio_iommu_type1_dma_map {
         return argsz$OFFSET;
     }
 
-    private static final OfInt argsz$LAYOUT = JAVA_INT;
+    private static final OfInt argsz$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code argsz} (u32). */
     public static int argsz(MemorySegment struct) {
@@ -73,7 +76,7 @@ public final class vfio_iommu_type1_dma_map {
         return flags$OFFSET;
     }
 
-    private static final OfInt flags$LAYOUT = JAVA_INT;
+    private static final OfInt flags$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code flags} (u32). */
     public static int flags(MemorySegment struct) {
@@ -92,7 +95,7 @@ public final class vfio_iommu_type1_dma_map {
         return vaddr$OFFSET;
     }
 
-    private static final OfLong vaddr$LAYOUT = JAVA_LONG;
+    private static final OfLong vaddr$LAYOUT = JAVA_LONG_UNALIGNED;
 
     /** Getter for {@code vaddr} (u64). */
     public static long vaddr(MemorySegment struct) {
@@ -111,7 +114,7 @@ public final class vfio_iommu_type1_dma_map {
         return iova$OFFSET;
     }
 
-    private static final OfLong iova$LAYOUT = JAVA_LONG;
+    private static final OfLong iova$LAYOUT = JAVA_LONG_UNALIGNED;
 
     /** Getter for {@code iova} (u64). */
     public static long iova(MemorySegment struct) {
@@ -130,7 +133,7 @@ public final class vfio_iommu_type1_dma_map {
         return size$OFFSET;
     }
 
-    private static final OfLong size$LAYOUT = JAVA_LONG;
+    private static final OfLong size$LAYOUT = JAVA_LONG_UNALIGNED;
 
     /** Getter for {@code size} (u64). */
     public static long size(MemorySegment struct) {

@@ -14,6 +14,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * {@code struct vfio_iommu_type1_dma_unmap} from {@code <linux/vfio.h>} (x86-64): 24 bytes.
@@ -25,12 +28,12 @@ public final class vfio_iommu_type1_dma_unmap {
     }
 
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
-            JAVA_INT.withName("argsz"),
-            JAVA_INT.withName("flags"),
-            JAVA_LONG.withName("iova"),
-            JAVA_LONG.withName("size"),
+            JAVA_INT_UNALIGNED.withName("argsz"),
+            JAVA_INT_UNALIGNED.withName("flags"),
+            JAVA_LONG_UNALIGNED.withName("iova"),
+            JAVA_LONG_UNALIGNED.withName("size"),
             MemoryLayout.sequenceLayout(0, JAVA_BYTE).withName("data")
-        ).withName("vfio_iommu_type1_dma_unmap");
+        ).withByteAlignment(8).withName("vfio_iommu_type1_dma_unmap");
 
     /** The layout of {@code struct vfio_iommu_type1_dma_unmap}, with C's padding spelled out. */
     public static final GroupLayout layout() {
@@ -54,7 +57,7 @@ public final class vfio_iommu_type1_dma_unmap {
         return argsz$OFFSET;
     }
 
-    private static final OfInt argsz$LAYOUT = JAVA_INT;
+    private static final OfInt argsz$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code argsz} (u32). */
     public static int argsz(MemorySegment struct) {
@@ -73,7 +76,7 @@ public final class vfio_iommu_type1_dma_unmap {
         return flags$OFFSET;
     }
 
-    private static final OfInt flags$LAYOUT = JAVA_INT;
+    private static final OfInt flags$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code flags} (u32). */
     public static int flags(MemorySegment struct) {
@@ -92,7 +95,7 @@ public final class vfio_iommu_type1_dma_unmap {
         return iova$OFFSET;
     }
 
-    private static final OfLong iova$LAYOUT = JAVA_LONG;
+    private static final OfLong iova$LAYOUT = JAVA_LONG_UNALIGNED;
 
     /** Getter for {@code iova} (u64). */
     public static long iova(MemorySegment struct) {
@@ -111,7 +114,7 @@ public final class vfio_iommu_type1_dma_unmap {
         return size$OFFSET;
     }
 
-    private static final OfLong size$LAYOUT = JAVA_LONG;
+    private static final OfLong size$LAYOUT = JAVA_LONG_UNALIGNED;
 
     /** Getter for {@code size} (u64). */
     public static long size(MemorySegment struct) {

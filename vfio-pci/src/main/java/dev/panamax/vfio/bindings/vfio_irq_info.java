@@ -14,6 +14,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * {@code struct vfio_irq_info} from {@code <linux/vfio.h>} (x86-64): 16 bytes.
@@ -25,11 +28,11 @@ public final class vfio_irq_info {
     }
 
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
-            JAVA_INT.withName("argsz"),
-            JAVA_INT.withName("flags"),
-            JAVA_INT.withName("index"),
-            JAVA_INT.withName("count")
-        ).withName("vfio_irq_info");
+            JAVA_INT_UNALIGNED.withName("argsz"),
+            JAVA_INT_UNALIGNED.withName("flags"),
+            JAVA_INT_UNALIGNED.withName("index"),
+            JAVA_INT_UNALIGNED.withName("count")
+        ).withByteAlignment(4).withName("vfio_irq_info");
 
     /** The layout of {@code struct vfio_irq_info}, with C's padding spelled out. */
     public static final GroupLayout layout() {
@@ -53,7 +56,7 @@ public final class vfio_irq_info {
         return argsz$OFFSET;
     }
 
-    private static final OfInt argsz$LAYOUT = JAVA_INT;
+    private static final OfInt argsz$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code argsz} (u32). */
     public static int argsz(MemorySegment struct) {
@@ -72,7 +75,7 @@ public final class vfio_irq_info {
         return flags$OFFSET;
     }
 
-    private static final OfInt flags$LAYOUT = JAVA_INT;
+    private static final OfInt flags$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code flags} (u32). */
     public static int flags(MemorySegment struct) {
@@ -91,7 +94,7 @@ public final class vfio_irq_info {
         return index$OFFSET;
     }
 
-    private static final OfInt index$LAYOUT = JAVA_INT;
+    private static final OfInt index$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code index} (u32). */
     public static int index(MemorySegment struct) {
@@ -110,7 +113,7 @@ public final class vfio_irq_info {
         return count$OFFSET;
     }
 
-    private static final OfInt count$LAYOUT = JAVA_INT;
+    private static final OfInt count$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code count} (u32). */
     public static int count(MemorySegment struct) {

@@ -14,6 +14,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * {@code struct vfio_irq_set} from {@code <linux/vfio.h>} (x86-64): 20 bytes.
@@ -25,13 +28,13 @@ public final class vfio_irq_set {
     }
 
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
-            JAVA_INT.withName("argsz"),
-            JAVA_INT.withName("flags"),
-            JAVA_INT.withName("index"),
-            JAVA_INT.withName("start"),
-            JAVA_INT.withName("count"),
+            JAVA_INT_UNALIGNED.withName("argsz"),
+            JAVA_INT_UNALIGNED.withName("flags"),
+            JAVA_INT_UNALIGNED.withName("index"),
+            JAVA_INT_UNALIGNED.withName("start"),
+            JAVA_INT_UNALIGNED.withName("count"),
             MemoryLayout.sequenceLayout(0, JAVA_BYTE).withName("data")
-        ).withName("vfio_irq_set");
+        ).withByteAlignment(4).withName("vfio_irq_set");
 
     /** The layout of {@code struct vfio_irq_set}, with C's padding spelled out. */
     public static final GroupLayout layout() {
@@ -55,7 +58,7 @@ public final class vfio_irq_set {
         return argsz$OFFSET;
     }
 
-    private static final OfInt argsz$LAYOUT = JAVA_INT;
+    private static final OfInt argsz$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code argsz} (u32). */
     public static int argsz(MemorySegment struct) {
@@ -74,7 +77,7 @@ public final class vfio_irq_set {
         return flags$OFFSET;
     }
 
-    private static final OfInt flags$LAYOUT = JAVA_INT;
+    private static final OfInt flags$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code flags} (u32). */
     public static int flags(MemorySegment struct) {
@@ -93,7 +96,7 @@ public final class vfio_irq_set {
         return index$OFFSET;
     }
 
-    private static final OfInt index$LAYOUT = JAVA_INT;
+    private static final OfInt index$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code index} (u32). */
     public static int index(MemorySegment struct) {
@@ -112,7 +115,7 @@ public final class vfio_irq_set {
         return start$OFFSET;
     }
 
-    private static final OfInt start$LAYOUT = JAVA_INT;
+    private static final OfInt start$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code start} (u32). */
     public static int start(MemorySegment struct) {
@@ -131,7 +134,7 @@ public final class vfio_irq_set {
         return count$OFFSET;
     }
 
-    private static final OfInt count$LAYOUT = JAVA_INT;
+    private static final OfInt count$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code count} (u32). */
     public static int count(MemorySegment struct) {

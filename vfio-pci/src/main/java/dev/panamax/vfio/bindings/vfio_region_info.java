@@ -14,6 +14,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * {@code struct vfio_region_info} from {@code <linux/vfio.h>} (x86-64): 32 bytes.
@@ -25,13 +28,13 @@ public final class vfio_region_info {
     }
 
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
-            JAVA_INT.withName("argsz"),
-            JAVA_INT.withName("flags"),
-            JAVA_INT.withName("index"),
-            JAVA_INT.withName("cap_offset"),
-            JAVA_LONG.withName("size"),
-            JAVA_LONG.withName("offset")
-        ).withName("vfio_region_info");
+            JAVA_INT_UNALIGNED.withName("argsz"),
+            JAVA_INT_UNALIGNED.withName("flags"),
+            JAVA_INT_UNALIGNED.withName("index"),
+            JAVA_INT_UNALIGNED.withName("cap_offset"),
+            JAVA_LONG_UNALIGNED.withName("size"),
+            JAVA_LONG_UNALIGNED.withName("offset")
+        ).withByteAlignment(8).withName("vfio_region_info");
 
     /** The layout of {@code struct vfio_region_info}, with C's padding spelled out. */
     public static final GroupLayout layout() {
@@ -55,7 +58,7 @@ public final class vfio_region_info {
         return argsz$OFFSET;
     }
 
-    private static final OfInt argsz$LAYOUT = JAVA_INT;
+    private static final OfInt argsz$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code argsz} (u32). */
     public static int argsz(MemorySegment struct) {
@@ -74,7 +77,7 @@ public final class vfio_region_info {
         return flags$OFFSET;
     }
 
-    private static final OfInt flags$LAYOUT = JAVA_INT;
+    private static final OfInt flags$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code flags} (u32). */
     public static int flags(MemorySegment struct) {
@@ -93,7 +96,7 @@ public final class vfio_region_info {
         return index$OFFSET;
     }
 
-    private static final OfInt index$LAYOUT = JAVA_INT;
+    private static final OfInt index$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code index} (u32). */
     public static int index(MemorySegment struct) {
@@ -112,7 +115,7 @@ public final class vfio_region_info {
         return cap_offset$OFFSET;
     }
 
-    private static final OfInt cap_offset$LAYOUT = JAVA_INT;
+    private static final OfInt cap_offset$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code cap_offset} (u32). */
     public static int cap_offset(MemorySegment struct) {
@@ -131,7 +134,7 @@ public final class vfio_region_info {
         return size$OFFSET;
     }
 
-    private static final OfLong size$LAYOUT = JAVA_LONG;
+    private static final OfLong size$LAYOUT = JAVA_LONG_UNALIGNED;
 
     /** Getter for {@code size} (u64). */
     public static long size(MemorySegment struct) {
@@ -150,7 +153,7 @@ public final class vfio_region_info {
         return offset$OFFSET;
     }
 
-    private static final OfLong offset$LAYOUT = JAVA_LONG;
+    private static final OfLong offset$LAYOUT = JAVA_LONG_UNALIGNED;
 
     /** Getter for {@code offset} (u64). */
     public static long offset(MemorySegment struct) {

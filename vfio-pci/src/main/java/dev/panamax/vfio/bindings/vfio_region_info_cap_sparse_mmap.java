@@ -14,6 +14,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * {@code struct vfio_region_info_cap_sparse_mmap} from {@code <linux/vfio.h>} (x86-64): 16 bytes.
@@ -26,8 +29,8 @@ public final class vfio_region_info_cap_sparse_mmap {
 
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
             vfio_info_cap_header.layout().withName("header"),
-            JAVA_INT.withName("nr_areas"),
-            JAVA_INT.withName("reserved"),
+            JAVA_INT_UNALIGNED.withName("nr_areas"),
+            JAVA_INT_UNALIGNED.withName("reserved"),
             MemoryLayout.sequenceLayout(0, vfio_region_sparse_mmap_area.layout()).withName("areas")
         ).withName("vfio_region_info_cap_sparse_mmap");
 
@@ -55,7 +58,7 @@ public final class vfio_region_info_cap_sparse_mmap {
 
     /** The nested {@code struct vfio_info_cap_header header}, as a slice of {@code struct} (no copy). */
     public static MemorySegment header(MemorySegment struct) {
-        return struct.asSlice(header$OFFSET, vfio_info_cap_header.layout());
+        return struct.asSlice(header$OFFSET, vfio_info_cap_header.sizeof());
     }
 
     /** Copies {@code fieldValue} (a {@code struct vfio_info_cap_header}) into {@code header}. */
@@ -70,7 +73,7 @@ public final class vfio_region_info_cap_sparse_mmap {
         return nr_areas$OFFSET;
     }
 
-    private static final OfInt nr_areas$LAYOUT = JAVA_INT;
+    private static final OfInt nr_areas$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code nr_areas} (u32). */
     public static int nr_areas(MemorySegment struct) {
@@ -89,7 +92,7 @@ public final class vfio_region_info_cap_sparse_mmap {
         return reserved$OFFSET;
     }
 
-    private static final OfInt reserved$LAYOUT = JAVA_INT;
+    private static final OfInt reserved$LAYOUT = JAVA_INT_UNALIGNED;
 
     /** Getter for {@code reserved} (u32). */
     public static int reserved(MemorySegment struct) {
@@ -110,7 +113,7 @@ public final class vfio_region_info_cap_sparse_mmap {
 
     /** Element {@code index} of the flexible array {@code areas[]} (a {@link vfio_region_sparse_mmap_area}), past the end of this layout. */
     public static MemorySegment areas(MemorySegment struct, long index) {
-        return struct.asSlice(areas$OFFSET + index * vfio_region_sparse_mmap_area.sizeof(), vfio_region_sparse_mmap_area.layout());
+        return struct.asSlice(areas$OFFSET + index * vfio_region_sparse_mmap_area.sizeof(), vfio_region_sparse_mmap_area.sizeof());
     }
 
 }

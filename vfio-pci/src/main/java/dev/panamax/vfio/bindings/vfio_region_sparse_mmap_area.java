@@ -14,6 +14,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * {@code struct vfio_region_sparse_mmap_area} from {@code <linux/vfio.h>} (x86-64): 16 bytes.
@@ -25,9 +28,9 @@ public final class vfio_region_sparse_mmap_area {
     }
 
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
-            JAVA_LONG.withName("offset"),
-            JAVA_LONG.withName("size")
-        ).withName("vfio_region_sparse_mmap_area");
+            JAVA_LONG_UNALIGNED.withName("offset"),
+            JAVA_LONG_UNALIGNED.withName("size")
+        ).withByteAlignment(8).withName("vfio_region_sparse_mmap_area");
 
     /** The layout of {@code struct vfio_region_sparse_mmap_area}, with C's padding spelled out. */
     public static final GroupLayout layout() {
@@ -51,7 +54,7 @@ public final class vfio_region_sparse_mmap_area {
         return offset$OFFSET;
     }
 
-    private static final OfLong offset$LAYOUT = JAVA_LONG;
+    private static final OfLong offset$LAYOUT = JAVA_LONG_UNALIGNED;
 
     /** Getter for {@code offset} (u64). */
     public static long offset(MemorySegment struct) {
@@ -70,7 +73,7 @@ public final class vfio_region_sparse_mmap_area {
         return size$OFFSET;
     }
 
-    private static final OfLong size$LAYOUT = JAVA_LONG;
+    private static final OfLong size$LAYOUT = JAVA_LONG_UNALIGNED;
 
     /** Getter for {@code size} (u64). */
     public static long size(MemorySegment struct) {

@@ -23,7 +23,8 @@ class VfioLayoutTest {
 
     static final List<Class<?>> STRUCTS = List.of(
             vfio_info_cap_header.class, vfio_group_status.class, vfio_device_info.class, vfio_region_info.class,
-            vfio_region_sparse_mmap_area.class, vfio_region_info_cap_sparse_mmap.class, vfio_irq_info.class,
+            vfio_region_sparse_mmap_area.class, vfio_region_info_cap_sparse_mmap.class, vfio_region_info_cap_type.class,
+            vfio_irq_info.class,
             vfio_irq_set.class, vfio_iommu_type1_dma_map.class, vfio_iommu_type1_dma_unmap.class);
 
     static BindingsCheck check;
@@ -47,6 +48,28 @@ class VfioLayoutTest {
         assertTrue(check.java.containsKey("macro:VFIO_TYPE1v2_IOMMU"));
         assertTrue(check.java.containsKey("macro:VFIO_REGION_INFO_CAP_MSIX_MAPPABLE"));
         assertTrue(check.java.containsKey("macro:VFIO_PCI_CONFIG_REGION_INDEX"));
+        assertTrue(check.java.containsKey("offsetof:vfio_region_info_cap_type:subtype"));
+        assertTrue(check.java.containsKey("macro:VFIO_IRQ_SET_ACTION_TYPE_MASK"));
+    }
+
+    /**
+     * The accessors are unaligned ({@code access unaligned} in vfio-bindings.spec): vfio-user carries these structs
+     * in byte arrays at any offset, while allocate() keeps C's alignment for the ioctls.
+     */
+    @Test
+    void accessorsWorkOnHeapBytesAtAnyOffsetAndAllocateKeepsCAlignment() {
+        byte[] bytes = new byte[1 + 32 + 16 + 16];
+        MemorySegment info = MemorySegment.ofArray(bytes).asSlice(1);
+        vfio_region_info.size(info, 0x1122334455667788L);
+        assertEquals(0x1122334455667788L, vfio_region_info.size(info));
+        assertEquals((byte) 0x88, bytes[1 + 16]);
+        MemorySegment cap = info.asSlice(vfio_region_info.sizeof());
+        vfio_region_sparse_mmap_area.size(vfio_region_info_cap_sparse_mmap.areas(cap, 0), 7);
+        assertEquals(7, vfio_region_sparse_mmap_area.size(vfio_region_info_cap_sparse_mmap.areas(cap, 0)));
+        assertEquals(8, vfio_region_info.layout().byteAlignment());
+        try (Arena arena = Arena.ofConfined()) {
+            assertEquals(0, vfio_region_info.allocate(arena).address() % 8);
+        }
     }
 
     /**

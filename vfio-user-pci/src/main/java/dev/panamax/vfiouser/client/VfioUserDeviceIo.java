@@ -7,6 +7,7 @@ import dev.panamax.vfio.VfioDeviceIo;
 import dev.panamax.vfio.VfioIrqInfo;
 import dev.panamax.vfio.VfioIrqSet;
 import dev.panamax.vfio.VfioRegionInfo;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.DeviceGetInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceGetIrqInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
@@ -176,8 +177,8 @@ final class VfioUserDeviceIo implements VfioDeviceIo {
      */
     @Override
     public void setIrqs(VfioIrqSet set) {
-        int data = set.flags() & DeviceSetIrqsCodec.DATA_MASK;
-        if (data != DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD) {
+        int data = set.flags() & vfio_h.VFIO_IRQ_SET_DATA_TYPE_MASK();
+        if (data != vfio_h.VFIO_IRQ_SET_DATA_EVENTFD()) {
             byte[] bools = new byte[set.bools().length];
             for (int i = 0; i < bools.length; i++) {
                 bools[i] = (byte) (set.bools()[i] ? 1 : 0);
@@ -284,9 +285,8 @@ final class VfioUserDeviceIo implements VfioDeviceIo {
             while (done < total) {
                 int n = (int) Math.min(total - done, proxy.maxXfer());
                 long at = offset + done;
-                byte[] data = buffer.asSlice(done, n).toArray(JAVA_BYTE);
                 ByteBuf out = Unpooled.buffer(RegionWriteCodec.SIZE + n);
-                RegionWriteCodec.encode(new RegionWriteCodec.Request(at, index, data), out);
+                RegionWriteCodec.encode(at, index, buffer.asSlice(done, n), out); // the data's one copy before send
                 String what = "REGION_WRITE of " + n + " bytes at 0x" + Long.toHexString(at) + " of region " + index;
                 if (posted) {
                     proxy.post(VfioUserCommand.REGION_WRITE, out, what, m -> checkPostedWriteReply(m, what, at, index, n));

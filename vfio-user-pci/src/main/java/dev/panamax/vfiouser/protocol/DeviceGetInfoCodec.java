@@ -1,23 +1,20 @@
 package dev.panamax.vfiouser.protocol;
 
+import dev.panamax.vfio.bindings.vfio_device_info;
 import io.netty.buffer.ByteBuf;
 
+import java.lang.foreign.MemorySegment;
+
 /**
- * {@code VFIO_USER_DEVICE_GET_INFO} (spec, "VFIO_USER_DEVICE_GET_INFO"): request and reply payload
- * are the first 16 bytes of {@code struct vfio_device_info} (linux/vfio.h):
- * <pre>
- *   0 u32 argsz   4 u32 flags (VFIO_DEVICE_FLAGS_RESET, _PCI)   8 u32 num_regions   12 u32 num_irqs
- * </pre>
- * (The kernel's struct has grown a {@code cap_offset} at 16; vfio-user does not carry it.)
+ * {@code VFIO_USER_DEVICE_GET_INFO} (spec, "VFIO_USER_DEVICE_GET_INFO"): request and reply payload are the first
+ * 16 bytes of {@code struct vfio_device_info} ({@code <linux/vfio.h>}, read and written through vfio-pci's
+ * {@link vfio_device_info} binding): argsz, flags ({@code VFIO_DEVICE_FLAGS_RESET}, {@code _PCI} of
+ * {@code vfio_h}), num_regions, num_irqs. The kernel's struct has grown a {@code cap_offset} at 16; vfio-user does
+ * not carry it.
  */
 public final class DeviceGetInfoCodec {
-    public static final int SIZE = 16;
-    public static final int VFIO_DEVICE_FLAGS_RESET = 1 << 0;
-    public static final int VFIO_DEVICE_FLAGS_PCI = 1 << 1;
-    public static final int OFFSET_ARGSZ = 0;
-    public static final int OFFSET_FLAGS = 4;
-    public static final int OFFSET_NUM_REGIONS = 8;
-    public static final int OFFSET_NUM_IRQS = 12;
+    /** Bytes of the payload: {@code struct vfio_device_info} up to {@code cap_offset}. */
+    public static final int SIZE = (int) vfio_device_info.cap_offset$offset();
 
     private DeviceGetInfoCodec() {
     }
@@ -36,10 +33,11 @@ public final class DeviceGetInfoCodec {
     }
 
     public static void encode(DeviceInfo d, ByteBuf out) {
-        out.writeIntLE((int) d.argsz);
-        out.writeIntLE(d.flags);
-        out.writeIntLE((int) d.numRegions);
-        out.writeIntLE((int) d.numIrqs);
+        MemorySegment s = Payloads.append(out, SIZE);
+        vfio_device_info.argsz(s, (int) d.argsz);
+        vfio_device_info.flags(s, d.flags);
+        vfio_device_info.num_regions(s, (int) d.numRegions);
+        vfio_device_info.num_irqs(s, (int) d.numIrqs);
     }
 
     /** @throws VfioUserProtocolException EINVAL for a payload other than 16 bytes or argsz below 16, or non-zero fields in a request */
@@ -54,8 +52,11 @@ public final class DeviceGetInfoCodec {
     /** @throws VfioUserProtocolException EINVAL for a payload other than 16 bytes or argsz below 16 */
     public static DeviceInfo decodeReply(ByteBuf in) {
         Payloads.exactly(in, SIZE, "DEVICE_GET_INFO");
-        long argsz = in.readUnsignedIntLE();
+        MemorySegment s = Payloads.view(in);
+        long argsz = Integer.toUnsignedLong(vfio_device_info.argsz(s));
         Payloads.argszAtLeast(argsz, SIZE, "DEVICE_GET_INFO");
-        return new DeviceInfo(argsz, in.readIntLE(), in.readUnsignedIntLE(), in.readUnsignedIntLE());
+        in.skipBytes(SIZE);
+        return new DeviceInfo(argsz, vfio_device_info.flags(s), Integer.toUnsignedLong(vfio_device_info.num_regions(s)),
+                Integer.toUnsignedLong(vfio_device_info.num_irqs(s)));
     }
 }

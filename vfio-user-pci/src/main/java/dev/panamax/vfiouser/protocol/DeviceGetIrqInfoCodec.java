@@ -1,24 +1,18 @@
 package dev.panamax.vfiouser.protocol;
 
+import dev.panamax.vfio.bindings.vfio_irq_info;
 import io.netty.buffer.ByteBuf;
 
+import java.lang.foreign.MemorySegment;
+
 /**
- * {@code VFIO_USER_DEVICE_GET_IRQ_INFO} (spec, "VFIO_USER_DEVICE_GET_IRQ_INFO"): request and reply
- * payload are {@code struct vfio_irq_info} (linux/vfio.h), 16 bytes:
- * <pre>
- *   0 u32 argsz   4 u32 flags (VFIO_IRQ_INFO_*)   8 u32 index   12 u32 count
- * </pre>
+ * {@code VFIO_USER_DEVICE_GET_IRQ_INFO} (spec, "VFIO_USER_DEVICE_GET_IRQ_INFO"): request and reply payload are
+ * {@code struct vfio_irq_info} ({@code <linux/vfio.h>}, vfio-pci's {@link vfio_irq_info} binding), 16 bytes:
+ * argsz, flags ({@code VFIO_IRQ_INFO_*} of {@code vfio_h}), index, count.
  */
 public final class DeviceGetIrqInfoCodec {
-    public static final int SIZE = 16;
-    public static final int VFIO_IRQ_INFO_EVENTFD = 1 << 0;
-    public static final int VFIO_IRQ_INFO_MASKABLE = 1 << 1;
-    public static final int VFIO_IRQ_INFO_AUTOMASKED = 1 << 2;
-    public static final int VFIO_IRQ_INFO_NORESIZE = 1 << 3;
-    public static final int OFFSET_ARGSZ = 0;
-    public static final int OFFSET_FLAGS = 4;
-    public static final int OFFSET_INDEX = 8;
-    public static final int OFFSET_COUNT = 12;
+    /** {@code sizeof(struct vfio_irq_info)}. */
+    public static final int SIZE = (int) vfio_irq_info.sizeof();
 
     private DeviceGetIrqInfoCodec() {
     }
@@ -36,10 +30,11 @@ public final class DeviceGetIrqInfoCodec {
     }
 
     public static void encode(IrqInfo i, ByteBuf out) {
-        out.writeIntLE((int) i.argsz);
-        out.writeIntLE(i.flags);
-        out.writeIntLE((int) i.index);
-        out.writeIntLE((int) i.count);
+        MemorySegment s = Payloads.append(out, SIZE);
+        vfio_irq_info.argsz(s, (int) i.argsz);
+        vfio_irq_info.flags(s, i.flags);
+        vfio_irq_info.index(s, (int) i.index);
+        vfio_irq_info.count(s, (int) i.count);
     }
 
     /** @throws VfioUserProtocolException EINVAL for a payload other than 16 bytes, argsz below 16, or non-zero flags/count */
@@ -53,8 +48,11 @@ public final class DeviceGetIrqInfoCodec {
     /** @throws VfioUserProtocolException EINVAL for a payload other than 16 bytes or argsz below 16 */
     public static IrqInfo decodeReply(ByteBuf in) {
         Payloads.exactly(in, SIZE, "DEVICE_GET_IRQ_INFO");
-        long argsz = in.readUnsignedIntLE();
+        MemorySegment s = Payloads.view(in);
+        long argsz = Integer.toUnsignedLong(vfio_irq_info.argsz(s));
         Payloads.argszAtLeast(argsz, SIZE, "DEVICE_GET_IRQ_INFO");
-        return new IrqInfo(argsz, in.readIntLE(), in.readUnsignedIntLE(), in.readUnsignedIntLE());
+        in.skipBytes(SIZE);
+        return new IrqInfo(argsz, vfio_irq_info.flags(s), Integer.toUnsignedLong(vfio_irq_info.index(s)),
+                Integer.toUnsignedLong(vfio_irq_info.count(s)));
     }
 }

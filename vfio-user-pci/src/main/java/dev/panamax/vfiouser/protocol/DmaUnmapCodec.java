@@ -1,17 +1,18 @@
 package dev.panamax.vfiouser.protocol;
 
+import dev.panamax.vfiouser.bindings.vfio_user_dma_unmap;
 import io.netty.buffer.ByteBuf;
 
+import java.lang.foreign.MemorySegment;
+
 /**
- * {@code VFIO_USER_DMA_UNMAP} (spec, "VFIO_USER_DMA_UNMAP"): a range given with DMA_MAP is gone.
- * Request and reply payload, 24 bytes, mirroring {@code struct vfio_iommu_type1_dma_unmap}:
- * <pre>
- *   0 u32 argsz   4 u32 flags (unused, 0)   8 u64 address (DMA address)   16 u64 size (bytes)
- * </pre>
- * The server "responds with the original DMA entry in the request".
+ * {@code VFIO_USER_DMA_UNMAP} (spec, "VFIO_USER_DMA_UNMAP"): a range given with DMA_MAP is gone. Request and reply
+ * payload {@link vfio_user_dma_unmap}, 24 bytes (as {@code struct vfio_iommu_type1_dma_unmap}): argsz, flags
+ * (unused, 0), addr (DMA address), size (bytes). The server "responds with the original DMA entry in the request".
  */
 public final class DmaUnmapCodec {
-    public static final int SIZE = 24;
+    /** {@code sizeof(struct vfio_user_dma_unmap)}. */
+    public static final int SIZE = (int) vfio_user_dma_unmap.sizeof();
 
     private DmaUnmapCodec() {
     }
@@ -29,19 +30,22 @@ public final class DmaUnmapCodec {
     }
 
     public static void encode(Unmap u, ByteBuf out) {
-        out.writeIntLE((int) u.argsz);
-        out.writeIntLE(u.flags);
-        out.writeLongLE(u.address);
-        out.writeLongLE(u.size);
+        MemorySegment s = Payloads.append(out, SIZE);
+        vfio_user_dma_unmap.argsz(s, (int) u.argsz);
+        vfio_user_dma_unmap.flags(s, u.flags);
+        vfio_user_dma_unmap.addr(s, u.address);
+        vfio_user_dma_unmap.size(s, u.size);
     }
 
     /** Decodes a request or a reply. @throws VfioUserProtocolException EINVAL for a payload other than 24 bytes, argsz below 24, or flags */
     public static Unmap decode(ByteBuf in) {
         Payloads.exactly(in, SIZE, "DMA_UNMAP");
-        long argsz = in.readUnsignedIntLE();
+        MemorySegment s = Payloads.view(in);
+        long argsz = Integer.toUnsignedLong(vfio_user_dma_unmap.argsz(s));
         Payloads.argszAtLeast(argsz, SIZE, "DMA_UNMAP");
-        int flags = in.readIntLE();
+        int flags = vfio_user_dma_unmap.flags(s);
         Payloads.zero(flags, "DMA_UNMAP flags");
-        return new Unmap(argsz, flags, in.readLongLE(), in.readLongLE());
+        in.skipBytes(SIZE);
+        return new Unmap(argsz, flags, vfio_user_dma_unmap.addr(s), vfio_user_dma_unmap.size(s));
     }
 }

@@ -2,8 +2,16 @@ package dev.panamax.vfiouser.protocol;
 
 import dev.panamax.core.sys.Errno;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
 
-/** Size checks shared by the codecs; every failure is a {@link VfioUserProtocolException}. */
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Size checks shared by the codecs, every failure a {@link VfioUserProtocolException}; and the segments through which
+ * the codecs read and write the generated bindings ({@code dev.panamax.vfio.bindings} for the {@code <linux/vfio.h>}
+ * structs, {@code dev.panamax.vfiouser.bindings} for vfio-user's own). Their accessors are unaligned, so a segment
+ * over a heap buffer's {@code byte[]} at any offset serves.
+ */
 final class Payloads {
     private Payloads() {
     }
@@ -61,6 +69,38 @@ final class Payloads {
             throw new VfioUserProtocolException(Errno.E2BIG,
                     what + " count " + Long.toUnsignedString(count) + " exceeds max_data_xfer_size " + maxDataXferSize);
         }
+    }
+
+    /** The readable bytes of {@code in} as a segment, without copying (a composite buffer excepted); the reader index stays. */
+    static MemorySegment view(ByteBuf in) {
+        return view(in, in.readerIndex(), in.readableBytes());
+    }
+
+    static MemorySegment view(ByteBuf b, int index, int length) {
+        if (b.hasArray()) {
+            return MemorySegment.ofArray(b.array()).asSlice(b.arrayOffset() + index, length);
+        }
+        if (b.nioBufferCount() == 1) {
+            return MemorySegment.ofBuffer(b.nioBuffer(index, length));
+        }
+        return MemorySegment.ofArray(ByteBufUtil.getBytes(b, index, length));
+    }
+
+    /**
+     * Appends {@code size} zero bytes to {@code out} and returns them as a segment to fill through the bindings.
+     *
+     * @throws IllegalArgumentException for a buffer whose memory is not one array or one direct buffer
+     */
+    static MemorySegment append(ByteBuf out, long size) {
+        int at = out.writerIndex();
+        out.writeZero((int) size);
+        if (out.hasArray()) {
+            return MemorySegment.ofArray(out.array()).asSlice(out.arrayOffset() + at, size);
+        }
+        if (out.isDirect() && out.nioBufferCount() == 1) {
+            return MemorySegment.ofBuffer(out.nioBuffer(at, (int) size));
+        }
+        throw new IllegalArgumentException("cannot encode into a " + out.getClass().getSimpleName());
     }
 
     static byte[] bytes(ByteBuf in, int n) {

@@ -2,26 +2,29 @@ package dev.panamax.vfiouser.protocol;
 
 import dev.panamax.core.sys.Errno;
 
+import static dev.panamax.vfiouser.bindings.vfio_user_h.*;
+
 /**
- * The vfio-user command numbers (spec, "Commands"), with the direction in which the command is
+ * The vfio-user commands (spec, "Commands"), numbered by {@code enum vfio_user_command} of vfio-user.h
+ * ({@code vfio_user_h.VFIO_USER_VERSION()}, ...; each constant here is that name without {@code VFIO_USER_}), with the direction in which the command is
  * sent and whether its request or reply may carry file descriptors (SCM_RIGHTS).
  */
 public enum VfioUserCommand {
-    VERSION(1, true),
-    DMA_MAP(2, true),
-    DMA_UNMAP(3, true),
-    DEVICE_GET_INFO(4, true),
-    DEVICE_GET_REGION_INFO(5, true),
-    DEVICE_GET_REGION_IO_FDS(6, true),
-    DEVICE_GET_IRQ_INFO(7, true),
-    DEVICE_SET_IRQS(8, true),
-    REGION_READ(9, true),
-    REGION_WRITE(10, true),
-    DMA_READ(11, false),
-    DMA_WRITE(12, false),
-    DEVICE_RESET(13, true),
+    VERSION(VFIO_USER_VERSION(), true),
+    DMA_MAP(VFIO_USER_DMA_MAP(), true),
+    DMA_UNMAP(VFIO_USER_DMA_UNMAP(), true),
+    DEVICE_GET_INFO(VFIO_USER_DEVICE_GET_INFO(), true),
+    DEVICE_GET_REGION_INFO(VFIO_USER_DEVICE_GET_REGION_INFO(), true),
+    DEVICE_GET_REGION_IO_FDS(VFIO_USER_DEVICE_GET_REGION_IO_FDS(), true),
+    DEVICE_GET_IRQ_INFO(VFIO_USER_DEVICE_GET_IRQ_INFO(), true),
+    DEVICE_SET_IRQS(VFIO_USER_DEVICE_SET_IRQS(), true),
+    REGION_READ(VFIO_USER_REGION_READ(), true),
+    REGION_WRITE(VFIO_USER_REGION_WRITE(), true),
+    DMA_READ(VFIO_USER_DMA_READ(), false),
+    DMA_WRITE(VFIO_USER_DMA_WRITE(), false),
+    DEVICE_RESET(VFIO_USER_DEVICE_RESET(), true),
     // 14 was VFIO_USER_DIRTY_PAGES, which the spec no longer lists.
-    REGION_WRITE_MULTI(15, true);
+    REGION_WRITE_MULTI(VFIO_USER_REGION_WRITE_MULTI(), true);
 
     private final int code;
     private final boolean fromClient;

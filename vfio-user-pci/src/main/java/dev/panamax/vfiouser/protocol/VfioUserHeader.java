@@ -1,17 +1,22 @@
 package dev.panamax.vfiouser.protocol;
 
 import dev.panamax.core.sys.Errno;
+import dev.panamax.vfiouser.bindings.vfio_user_header;
 import io.netty.buffer.ByteBuf;
 
+import java.lang.foreign.MemorySegment;
+
+import static dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_ERROR;
+import static dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_NO_REPLY;
+import static dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_TYPE_COMMAND;
+import static dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_TYPE_MASK;
+import static dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_TYPE_REPLY;
+
 /**
- * The 16-byte header that starts every vfio-user message (spec, "Header"), little-endian:
- * <pre>
- *   offset 0  u16 Message ID   (echoed in the reply)
- *   offset 2  u16 Command      ({@link VfioUserCommand})
- *   offset 4  u32 Message size (bytes, header included)
- *   offset 8  u32 Flags        (bits 0-3 Type: 0 command, 1 reply; bit 4 No_reply; bit 5 Error)
- *   offset 12 u32 Error        (errno, valid in a reply with the Error bit)
- * </pre>
+ * The 16-byte header that starts every vfio-user message (spec, "Header"): {@code struct vfio_user_header}
+ * ({@link vfio_user_header}): msg_id (echoed in the reply), cmd ({@link VfioUserCommand}), msg_size (bytes, header
+ * included), flags (bits 0-3 type {@code VFIO_USER_F_TYPE_COMMAND}/{@code _REPLY}, {@code VFIO_USER_F_NO_REPLY},
+ * {@code VFIO_USER_F_ERROR}, of {@code vfio_user_h}), error_no (errno, valid in a reply with the error bit).
  *
  * @param messageId   0..65535
  * @param command     the command
@@ -20,17 +25,9 @@ import io.netty.buffer.ByteBuf;
  * @param error       the errno of an error reply, else 0
  */
 public record VfioUserHeader(int messageId, VfioUserCommand command, int messageSize, int flags, int error) {
-    /** Bytes of the header. */
-    public static final int SIZE = 16;
-    /** Flags bits 0-3: the message type. */
-    public static final int TYPE_MASK = 0xF;
-    public static final int TYPE_COMMAND = 0x0;
-    public static final int TYPE_REPLY = 0x1;
-    /** Flags bit 4: the command wants no reply. */
-    public static final int FLAG_NO_REPLY = 0x10;
-    /** Flags bit 5: the reply reports an error in the Error field. */
-    public static final int FLAG_ERROR = 0x20;
-    private static final int KNOWN_FLAGS = TYPE_MASK | FLAG_NO_REPLY | FLAG_ERROR;
+    /** Bytes of the header: {@code sizeof(struct vfio_user_header)}. */
+    public static final int SIZE = (int) vfio_user_header.sizeof();
+    private static final int KNOWN_FLAGS = VFIO_USER_F_TYPE_MASK() | VFIO_USER_F_NO_REPLY() | VFIO_USER_F_ERROR();
 
     public VfioUserHeader {
         if (messageId < 0 || messageId > 0xFFFF) {
@@ -43,32 +40,32 @@ public record VfioUserHeader(int messageId, VfioUserCommand command, int message
 
     /** A command header for a payload of {@code payloadSize} bytes. */
     public static VfioUserHeader command(int messageId, VfioUserCommand command, int payloadSize, boolean noReply) {
-        return new VfioUserHeader(messageId, command, SIZE + payloadSize, TYPE_COMMAND | (noReply ? FLAG_NO_REPLY : 0), 0);
+        return new VfioUserHeader(messageId, command, SIZE + payloadSize, VFIO_USER_F_TYPE_COMMAND() | (noReply ? VFIO_USER_F_NO_REPLY() : 0), 0);
     }
 
     /** A reply header for a payload of {@code payloadSize} bytes. */
     public static VfioUserHeader reply(int messageId, VfioUserCommand command, int payloadSize) {
-        return new VfioUserHeader(messageId, command, SIZE + payloadSize, TYPE_REPLY, 0);
+        return new VfioUserHeader(messageId, command, SIZE + payloadSize, VFIO_USER_F_TYPE_REPLY(), 0);
     }
 
     /** An error reply: the header alone ("If an error occurs, the reply message must only include the reply header"). */
     public static VfioUserHeader errorReply(int messageId, VfioUserCommand command, int errno) {
-        return new VfioUserHeader(messageId, command, SIZE, TYPE_REPLY | FLAG_ERROR, errno);
+        return new VfioUserHeader(messageId, command, SIZE, VFIO_USER_F_TYPE_REPLY() | VFIO_USER_F_ERROR(), errno);
     }
 
     /** @return true when the Type bits say reply */
     public boolean isReply() {
-        return (flags & TYPE_MASK) == TYPE_REPLY;
+        return (flags & VFIO_USER_F_TYPE_MASK()) == VFIO_USER_F_TYPE_REPLY();
     }
 
     /** @return true when the No_reply bit is set */
     public boolean noReply() {
-        return (flags & FLAG_NO_REPLY) != 0;
+        return (flags & VFIO_USER_F_NO_REPLY()) != 0;
     }
 
     /** @return true when the Error bit is set */
     public boolean isError() {
-        return (flags & FLAG_ERROR) != 0;
+        return (flags & VFIO_USER_F_ERROR()) != 0;
     }
 
     /** @return bytes after the header */
@@ -78,11 +75,16 @@ public record VfioUserHeader(int messageId, VfioUserCommand command, int message
 
     /** Writes the 16 bytes. */
     public void encode(ByteBuf out) {
-        out.writeShortLE(messageId);
-        out.writeShortLE(command.code());
-        out.writeIntLE(messageSize);
-        out.writeIntLE(flags);
-        out.writeIntLE(error);
+        encode(Payloads.append(out, SIZE));
+    }
+
+    /** Writes the 16 bytes at the start of {@code out}. */
+    public void encode(MemorySegment out) {
+        vfio_user_header.msg_id(out, (short) messageId);
+        vfio_user_header.cmd(out, (short) command.code());
+        vfio_user_header.msg_size(out, messageSize);
+        vfio_user_header.flags(out, flags);
+        vfio_user_header.error_no(out, error);
     }
 
     /**
@@ -98,11 +100,13 @@ public record VfioUserHeader(int messageId, VfioUserCommand command, int message
             throw new VfioUserProtocolException(Errno.EINVAL,
                     "vfio-user header truncated: " + in.readableBytes() + " of 16 bytes");
         }
-        int id = in.readUnsignedShortLE();
-        int code = in.readUnsignedShortLE();
-        long size = in.readUnsignedIntLE();
-        int flags = in.readIntLE();
-        int error = in.readIntLE();
+        MemorySegment h = Payloads.view(in, in.readerIndex(), SIZE);
+        in.skipBytes(SIZE);
+        int id = Short.toUnsignedInt(vfio_user_header.msg_id(h));
+        int code = Short.toUnsignedInt(vfio_user_header.cmd(h));
+        long size = Integer.toUnsignedLong(vfio_user_header.msg_size(h));
+        int flags = vfio_user_header.flags(h);
+        int error = vfio_user_header.error_no(h);
         VfioUserCommand command;
         try {
             checkSize(size, maxMessageSize);
@@ -142,17 +146,17 @@ public record VfioUserHeader(int messageId, VfioUserCommand command, int message
      * @throws VfioUserProtocolException EINVAL naming the bad flag
      */
     public void checkFlags() {
-        int type = flags & TYPE_MASK;
-        if (type != TYPE_COMMAND && type != TYPE_REPLY) {
+        int type = flags & VFIO_USER_F_TYPE_MASK();
+        if (type != VFIO_USER_F_TYPE_COMMAND() && type != VFIO_USER_F_TYPE_REPLY()) {
             throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": message type " + type + " is neither command (0) nor reply (1)");
         }
         if ((flags & ~KNOWN_FLAGS) != 0) {
             throw new VfioUserProtocolException(Errno.EINVAL, String.format("vfio-user %s: undefined flag bits 0x%x", command, flags & ~KNOWN_FLAGS));
         }
-        if (type == TYPE_REPLY && noReply()) {
+        if (type == VFIO_USER_F_TYPE_REPLY() && noReply()) {
             throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": No_reply set in a reply");
         }
-        if (type == TYPE_COMMAND && isError()) {
+        if (type == VFIO_USER_F_TYPE_COMMAND() && isError()) {
             throw new VfioUserProtocolException(Errno.EINVAL, "vfio-user " + command + ": Error set in a command");
         }
         if (isError() && messageSize != SIZE) {

@@ -41,7 +41,7 @@ public final class DeviceDma {
      *
      * @param iova    DMA address of its first byte
      * @param size    bytes
-     * @param flags   DmaMapCodec.FLAG_READ | FLAG_WRITE
+     * @param flags   VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE
      * @param mapping the whole mmap (from a page-aligned file offset) or null for message DMA
      * @param data    the range's bytes within {@code mapping}, or null
      */
@@ -117,7 +117,7 @@ public final class DeviceDma {
                     throw new DmaException(String.format("DMA %s of %d bytes at 0x%x: address 0x%x is not in any DMA_MAP range",
                             write ? "write" : "read", total, iova, at));
                 }
-                int need = write ? DmaMapCodec.FLAG_WRITE : DmaMapCodec.FLAG_READ;
+                int need = write ? dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE() : dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ();
                 if ((m.flags & need) == 0) {
                     throw new DmaException(String.format("DMA %s at 0x%x: the DMA_MAP range 0x%x+0x%x is not %s",
                             write ? "write" : "read", at, m.iova, m.size, write ? "writeable" : "readable"));
@@ -210,8 +210,8 @@ public final class DeviceDma {
             if (fds.count() == 1 && !ignoreFds) {
                 long base = r.offset() & ~(PAGE - 1);
                 long skip = r.offset() - base;
-                int prot = ((r.flags() & DmaMapCodec.FLAG_READ) != 0 ? Libc.PROT_READ : 0)
-                        | ((r.flags() & DmaMapCodec.FLAG_WRITE) != 0 ? Libc.PROT_WRITE : 0);
+                int prot = ((r.flags() & dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ()) != 0 ? Libc.PROT_READ : 0)
+                        | ((r.flags() & dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE()) != 0 ? Libc.PROT_WRITE : 0);
                 MemorySegment whole;
                 try {
                     whole = Libc.mmap(skip + r.size(), prot, Libc.MAP_SHARED, fds.peek(0), base,

@@ -12,7 +12,7 @@ import dev.panamax.vfiouser.transport.SocketLibc;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
-import static dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec.*;
+import static dev.panamax.vfio.bindings.vfio_h.*;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
@@ -140,53 +140,51 @@ public final class DeviceIrqs {
             throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_SET_IRQS: the device has no interrupts of index " + s.index());
         }
         int index = (int) s.index();
-        int data = s.flags() & DATA_MASK;
-        int action = s.flags() & ACTION_MASK;
-        if (data == VFIO_IRQ_SET_DATA_NONE && s.start() == 0 && s.count() == 0) {
+        int data = s.flags() & VFIO_IRQ_SET_DATA_TYPE_MASK();
+        int action = s.flags() & VFIO_IRQ_SET_ACTION_TYPE_MASK();
+        if (data == VFIO_IRQ_SET_DATA_NONE() && s.start() == 0 && s.count() == 0) {
             // "a count (and start) of 0, with data flags of VFIO_IRQ_SET_DATA_NONE disables all interrupts of the index"
-            if (action == VFIO_IRQ_SET_ACTION_TRIGGER) {
+            if (action == VFIO_IRQ_SET_ACTION_TRIGGER()) {
                 for (int v = 0; v < count; v++) {
-                    replace(index, v, -1);
+                replace(index, v, -1);
                 }
             }
             return;
         }
         if (s.start() + s.count() > count) {
             throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_SET_IRQS index " + index + " vectors " + s.start()
-                    + "+" + s.count() + " exceed the " + count + " the device has");
+                + "+" + s.count() + " exceed the " + count + " the device has");
         }
         byte[] bools = s.data();
         for (int i = 0; i < s.count(); i++) {
             int v = (int) s.start() + i;
-            boolean act = data != VFIO_IRQ_SET_DATA_BOOL || bools[i] != 0;
-            switch (action) {
-                case VFIO_IRQ_SET_ACTION_TRIGGER -> {
-                    if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
-                        // "If no file descriptors are provided, this de-assigns the specified previously configured interrupts."
-                        replace(index, v, fds.count() == 0 ? -1 : fds.take(i));
-                    } else if (act) {
-                        // DATA_NONE / DATA_BOOL: the client triggers the interrupt (loopback).
-                        trigger(index, v);
+            boolean act = data != VFIO_IRQ_SET_DATA_BOOL() || bools[i] != 0;
+            if (action == VFIO_IRQ_SET_ACTION_TRIGGER()) {
+                if (data == VFIO_IRQ_SET_DATA_EVENTFD()) {
+                    // "If no file descriptors are provided, this de-assigns the specified previously configured interrupts."
+                    replace(index, v, fds.count() == 0 ? -1 : fds.take(i));
+                } else if (act) {
+                    // DATA_NONE / DATA_BOOL: the client triggers the interrupt (loopback).
+                    trigger(index, v);
+                }
+            } else if (action == VFIO_IRQ_SET_ACTION_MASK() || action == VFIO_IRQ_SET_ACTION_UNMASK()) {
+                boolean unmaskFd = action == VFIO_IRQ_SET_ACTION_UNMASK() && data == VFIO_IRQ_SET_DATA_EVENTFD();
+                if (index != VfioUserDevice.IRQ_INTX || (data == VFIO_IRQ_SET_DATA_EVENTFD() && !unmaskFd)) {
+                    throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_SET_IRQS: mask and unmask are supported for INTx"
+                            + " only, and an eventfd only to unmask, not index " + index + " flags 0x" + Integer.toHexString(s.flags()));
+                }
+                if (unmaskFd) {
+                    // "the file descriptor ... when signaled, unmasks the interrupt" (vfio.h, VFIO_DEVICE_SET_IRQS)
+                    watchUnmask(fds.count() == 0 ? -1 : fds.take(i));
+                } else if (act) {
+                    if (action == VFIO_IRQ_SET_ACTION_MASK()) {
+                        masked[index][v] = true;
+                    } else {
+                        unmaskIntx();
                     }
                 }
-                case VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_UNMASK -> {
-                    boolean unmaskFd = action == VFIO_IRQ_SET_ACTION_UNMASK && data == VFIO_IRQ_SET_DATA_EVENTFD;
-                    if (index != VfioUserDevice.IRQ_INTX || (data == VFIO_IRQ_SET_DATA_EVENTFD && !unmaskFd)) {
-                        throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_SET_IRQS: mask and unmask are supported for INTx"
-                                + " only, and an eventfd only to unmask, not index " + index + " flags 0x" + Integer.toHexString(s.flags()));
-                    }
-                    if (unmaskFd) {
-                        // "the file descriptor ... when signaled, unmasks the interrupt" (vfio.h, VFIO_DEVICE_SET_IRQS)
-                        watchUnmask(fds.count() == 0 ? -1 : fds.take(i));
-                    } else if (act) {
-                        if (action == VFIO_IRQ_SET_ACTION_MASK) {
-                            masked[index][v] = true;
-                        } else {
-                            unmaskIntx();
-                        }
-                    }
-                }
-                default -> throw new IllegalStateException("the codec let through action 0x" + Integer.toHexString(action));
+            } else {
+                throw new IllegalStateException("the codec let through action 0x" + Integer.toHexString(action));
             }
         }
     }

@@ -285,7 +285,7 @@ public final class VfioUserServer implements AutoCloseable {
                 case DEVICE_GET_INFO -> {
                     DeviceGetInfoCodec.decodeRequest(in);
                     DeviceGetInfoCodec.encode(new DeviceGetInfoCodec.DeviceInfo(DeviceGetInfoCodec.SIZE,
-                            DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_PCI | DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_RESET,
+                            dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_PCI() | dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_RESET(),
                             VfioUserRegion.NUM_REGIONS, VfioUserDevice.NUM_IRQS), out);
                 }
                 case DEVICE_GET_REGION_INFO -> fds = regionInfo(in, out);
@@ -406,9 +406,9 @@ public final class VfioUserServer implements AutoCloseable {
         if (r.index() >= VfioUserDevice.NUM_IRQS) {
             throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_IRQ_INFO index " + r.index() + " is not below " + VfioUserDevice.NUM_IRQS);
         }
-        int flags = DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_EVENTFD | (r.index() == VfioUserDevice.IRQ_INTX
-                ? DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_MASKABLE | DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_AUTOMASKED
-                : DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_NORESIZE);
+        int flags = dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_EVENTFD() | (r.index() == VfioUserDevice.IRQ_INTX
+                ? dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_MASKABLE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_AUTOMASKED()
+                : dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_NORESIZE());
         DeviceGetIrqInfoCodec.encode(new DeviceGetIrqInfoCodec.IrqInfo(DeviceGetIrqInfoCodec.SIZE, flags, r.index(),
                 device.irqCount(r.index())), out);
     }

@@ -1,5 +1,6 @@
 package dev.panamax.vfiouser.transport;
 
+import dev.panamax.vfiouser.bindings.vfio_user_h;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.LinuxException;
 import dev.panamax.vfiouser.protocol.VersionCodec;
@@ -98,13 +99,12 @@ public final class MessageChannel implements AutoCloseable {
             throw new IllegalArgumentException(header.command() + (header.isReply() ? " reply" : " request")
                     + " may carry at most " + header.command().maxFds(header.isReply()) + " fds, not " + fds.length);
         }
-        ByteBuf whole = Unpooled.buffer(header.messageSize());
-        header.encode(whole);
-        whole.writeBytes(payload, payload.readerIndex(), payloadBytes);
         synchronized (sendLock) {
             try (Arena arena = Arena.ofConfined()) {
+                // Header and payload straight into the buffer sendmsg reads: the payload's one copy on this path.
                 MemorySegment data = arena.allocate(header.messageSize());
-                MemorySegment.copy(whole.array(), whole.arrayOffset(), data, JAVA_BYTE, 0, header.messageSize());
+                header.encode(data);
+                payload.getBytes(payload.readerIndex(), data.asSlice(VfioUserHeader.SIZE).asByteBuffer());
                 long sent = 0;
                 int[] pending = fds;
                 while (sent < data.byteSize()) {
@@ -151,7 +151,7 @@ public final class MessageChannel implements AutoCloseable {
         b.writeShortLE(messageId);
         b.writeShortLE(commandCode);
         b.writeIntLE(VfioUserHeader.SIZE);
-        b.writeIntLE(VfioUserHeader.TYPE_REPLY | VfioUserHeader.FLAG_ERROR);
+        b.writeIntLE(vfio_user_h.VFIO_USER_F_TYPE_REPLY() | vfio_user_h.VFIO_USER_F_ERROR());
         b.writeIntLE(errno);
         synchronized (sendLock) {
             try (Arena arena = Arena.ofConfined()) {

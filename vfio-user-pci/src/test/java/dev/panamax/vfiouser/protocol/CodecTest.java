@@ -124,7 +124,7 @@ class CodecTest {
 
     @Test
     void dmaMap() {
-        var r = new DmaMapCodec.Request(DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0x1000, 0x8000_0000L, 1L << 30);
+        var r = new DmaMapCodec.Request(dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 0x1000, 0x8000_0000L, 1L << 30);
         ByteBuf b = enc(o -> DmaMapCodec.encode(r, o));
         assertEquals(32, b.readableBytes());
         assertEquals(32, b.getIntLE(0));
@@ -137,7 +137,7 @@ class CodecTest {
         DmaMapCodec.checkFds(r, 1);
         fails(Errno.EINVAL, () -> DmaMapCodec.checkFds(r, 0));      // offset without fd
         fails(Errno.EINVAL, () -> DmaMapCodec.checkFds(r, 2));
-        DmaMapCodec.checkFds(new DmaMapCodec.Request(DmaMapCodec.FLAG_READ, 0, 0x1000, 0x1000), 0);
+        DmaMapCodec.checkFds(new DmaMapCodec.Request(dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ(), 0, 0x1000, 0x1000), 0);
         ByteBuf badFlags = b.copy();
         badFlags.setIntLE(4, 4);
         fails(Errno.EINVAL, () -> DmaMapCodec.decode(badFlags));
@@ -163,7 +163,7 @@ class CodecTest {
         var req = DeviceGetInfoCodec.DeviceInfo.request();
         assertEquals(req, DeviceGetInfoCodec.decodeRequest(enc(o -> DeviceGetInfoCodec.encode(req, o))));
         var reply = new DeviceGetInfoCodec.DeviceInfo(16,
-                DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_PCI | DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_RESET, 9, 5);
+                dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_PCI() | dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_RESET(), 9, 5);
         ByteBuf b = enc(o -> DeviceGetInfoCodec.encode(reply, o));
         assertEquals(reply, DeviceGetInfoCodec.decodeReply(b.copy()));
         fails(Errno.EINVAL, () -> DeviceGetInfoCodec.decodeRequest(b.copy()));   // fields set in a request
@@ -177,8 +177,8 @@ class CodecTest {
     void deviceGetIrqInfo() {
         var req = DeviceGetIrqInfoCodec.IrqInfo.request(4);
         assertEquals(req, DeviceGetIrqInfoCodec.decodeRequest(enc(o -> DeviceGetIrqInfoCodec.encode(req, o))));
-        var reply = new DeviceGetIrqInfoCodec.IrqInfo(16, DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_EVENTFD
-                | DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_NORESIZE, 4, 2048);
+        var reply = new DeviceGetIrqInfoCodec.IrqInfo(16, dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_EVENTFD()
+                | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_NORESIZE(), 4, 2048);
         ByteBuf b = enc(o -> DeviceGetIrqInfoCodec.encode(reply, o));
         assertEquals(reply, DeviceGetIrqInfoCodec.decodeReply(b.copy()));
         fails(Errno.EINVAL, () -> DeviceGetIrqInfoCodec.decodeRequest(b.copy()));
@@ -271,8 +271,8 @@ class CodecTest {
         fails(Errno.EINVAL, () -> DeviceGetRegionIoFdsCodec.decodeRequest(withCount));
 
         var reply = DeviceGetRegionIoFdsCodec.Reply.of(0, List.of(
-                new DeviceGetRegionIoFdsCodec.SubRegion(0x3000, 4, 0, DeviceGetRegionIoFdsCodec.VFIO_USER_IO_FD_TYPE_IOEVENTFD, 1, 0xCAFE),
-                new DeviceGetRegionIoFdsCodec.SubRegion(0x3004, 0, 1, DeviceGetRegionIoFdsCodec.VFIO_USER_IO_FD_TYPE_IOREGIONFD, 2, 42)));
+                new DeviceGetRegionIoFdsCodec.SubRegion(0x3000, 4, 0, dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_IO_FD_TYPE_IOEVENTFD(), 1, 0xCAFE),
+                new DeviceGetRegionIoFdsCodec.SubRegion(0x3004, 0, 1, dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_IO_FD_TYPE_IOREGIONFD(), 2, 42)));
         ByteBuf b = enc(o -> DeviceGetRegionIoFdsCodec.encodeReply(reply, 1024, o));
         assertEquals(16 + 80, b.readableBytes());
         var d = DeviceGetRegionIoFdsCodec.decodeReply(b.copy());
@@ -295,8 +295,8 @@ class CodecTest {
 
     @Test
     void setIrqs() {
-        var ev = new DeviceSetIrqsCodec.IrqSet(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD
-                | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER, 4, 0, 3, new byte[0]);
+        var ev = new DeviceSetIrqsCodec.IrqSet(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD()
+                | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), 4, 0, 3, new byte[0]);
         ByteBuf eb = enc(o -> DeviceSetIrqsCodec.encode(ev, o));
         assertEquals(20, eb.readableBytes());
         var evd = DeviceSetIrqsCodec.decode(eb);
@@ -306,8 +306,8 @@ class CodecTest {
         DeviceSetIrqsCodec.checkFds(evd, 0);
         fails(Errno.EINVAL, () -> DeviceSetIrqsCodec.checkFds(evd, 2));
 
-        var bool = new DeviceSetIrqsCodec.IrqSet(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_BOOL
-                | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_MASK, 2, 5, 3, new byte[] {1, 0, 1});
+        var bool = new DeviceSetIrqsCodec.IrqSet(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_BOOL()
+                | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_MASK(), 2, 5, 3, new byte[] {1, 0, 1});
         ByteBuf bb = enc(o -> DeviceSetIrqsCodec.encode(bool, o));
         assertEquals(23, bb.getIntLE(0));
         var bd = DeviceSetIrqsCodec.decode(bb.copy());
@@ -318,11 +318,11 @@ class CodecTest {
         fails(Errno.EINVAL, () -> DeviceSetIrqsCodec.decode(resized(bb, 1)));                 // argsz != payload
         fails(Errno.EINVAL, () -> DeviceSetIrqsCodec.decode(bytes(1, 2, 3)));
         ByteBuf twoData = bb.copy();
-        twoData.setIntLE(4, DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_BOOL | DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_NONE
-                | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_MASK);
+        twoData.setIntLE(4, dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_BOOL() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE()
+                | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_MASK());
         fails(Errno.EINVAL, () -> DeviceSetIrqsCodec.decode(twoData));
         ByteBuf noAction = bb.copy();
-        noAction.setIntLE(4, DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_BOOL);
+        noAction.setIntLE(4, dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_BOOL());
         fails(Errno.EINVAL, () -> DeviceSetIrqsCodec.decode(noAction));
         ByteBuf wrongCount = bb.copy();
         wrongCount.setIntLE(16, 4);

@@ -43,9 +43,9 @@ class VfioUserServerLifecycleTest {
                 }
                 try (MemFd guest = new MemFd("guest", 8192); EventFd e0 = new EventFd(true); EventFd e1 = new EventFd(true)) {
                     client.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
-                            DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0, 0x10000, 8192), b)), guest.fd());
+                            dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 0, 0x10000, 8192), b)), guest.fd());
                     client.ok(VfioUserCommand.DEVICE_SET_IRQS, payload(b -> DeviceSetIrqsCodec.encode(new DeviceSetIrqsCodec.IrqSet(
-                            DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER,
+                            dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(),
                             VfioUserDevice.IRQ_MSIX, 0, 2, new byte[0]), b)), e0.fd(), e1.fd());
                     assertEquals(1, server.dma().count());
                     assertTrue(server.irqs().assigned(VfioUserDevice.IRQ_MSIX, 1));

@@ -182,7 +182,7 @@ class VfioUserServerTest {
         client.version();
         DeviceGetInfoCodec.DeviceInfo info = DeviceGetInfoCodec.decodeReply(client.ok(VfioUserCommand.DEVICE_GET_INFO,
                 payload(b -> DeviceGetInfoCodec.encode(DeviceGetInfoCodec.DeviceInfo.request(), b))));
-        assertEquals(new DeviceGetInfoCodec.DeviceInfo(16, DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_PCI | DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_RESET, 9, 5), info);
+        assertEquals(new DeviceGetInfoCodec.DeviceInfo(16, dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_PCI() | dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_RESET(), 9, 5), info);
         long[] counts = {1, 0, 4, 0, 0};
         for (int i = 0; i < 5; i++) {
             int index = i;
@@ -190,7 +190,7 @@ class VfioUserServerTest {
                     payload(b -> DeviceGetIrqInfoCodec.encode(DeviceGetIrqInfoCodec.IrqInfo.request(index), b))));
             assertEquals(index, irq.index());
             assertEquals(counts[i], irq.count(), "IRQ index " + i);
-            assertNotEquals(0, irq.flags() & DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_EVENTFD);
+            assertNotEquals(0, irq.flags() & dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_EVENTFD());
         }
         assertEquals(Errno.EINVAL, client.error(VfioUserCommand.DEVICE_GET_IRQ_INFO,
                 payload(b -> DeviceGetIrqInfoCodec.encode(DeviceGetIrqInfoCodec.IrqInfo.request(5), b))));
@@ -213,7 +213,7 @@ class VfioUserServerTest {
         var bar0Info = regionInfo(0, m).info();
         m[0].close();
         assertEquals(BAR0_SIZE, bar0Info.size());
-        assertEquals(DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_READ | DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_WRITE, bar0Info.flags());
+        assertEquals(dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_READ() | dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_WRITE(), bar0Info.flags());
         assertTrue(bar0Info.capabilities().isEmpty());
         var cfg = regionInfo(VfioUserRegion.CONFIG, m).info();
         m[0].close();
@@ -251,7 +251,7 @@ class VfioUserServerTest {
             try (TestClient c = new TestClient(pair[0], MEM_BASE, guest.mapping())) {
                 c.version();
                 c.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
-                        DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0, MEM_BASE, 4096), b)), guest.fd());
+                        dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 0, MEM_BASE, 4096), b)), guest.fd());
                 guest.mapping().set(JAVA_BYTE, 7, (byte) 0x5A);
                 // The device's DMA runs on another thread while this one serves the DMA_READ it causes.
                 var read = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
@@ -281,7 +281,7 @@ class VfioUserServerTest {
         var info = regionInfo(2, m).info();
         try (ReceivedMessage reply = m[0]) {
             assertEquals(BAR2_SIZE, info.size());
-            assertNotEquals(0, info.flags() & DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_MMAP);
+            assertNotEquals(0, info.flags() & dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_MMAP());
             assertEquals(List.of(new DeviceGetRegionInfoCodec.SparseMmap(List.of(new DeviceGetRegionInfoCodec.SparseArea(0, BAR2_SIZE)))),
                     info.capabilities());
             MemorySegment view = Libc.mmap(BAR2_SIZE, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, reply.fds().peek(0), info.offset(), "test BAR2");
@@ -354,7 +354,7 @@ class VfioUserServerTest {
     @Test
     void eventfdsAreSignalledReplacedAndDeassigned() {
         client.version();
-        int eventfdTrigger = DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER;
+        int eventfdTrigger = dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER();
         EventFd[] e = {new EventFd(true), new EventFd(true), new EventFd(true), new EventFd(true)};
         try (EventFd replacement = new EventFd(true)) {
             setIrqs(eventfdTrigger, VfioUserDevice.IRQ_MSIX, 0, 4, e[0].fd(), e[1].fd(), e[2].fd(), e[3].fd());
@@ -363,7 +363,7 @@ class VfioUserServerTest {
             assertEquals(2, e[2].read());
             assertEquals(0, e[0].read());
             // The client triggers through the server (DATA_NONE): loopback.
-            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_NONE | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER, VfioUserDevice.IRQ_MSIX, 1, 1);
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), VfioUserDevice.IRQ_MSIX, 1, 1);
             assertEquals(1, e[1].read());
             // Replace vector 2; the old one is no longer signalled.
             setIrqs(eventfdTrigger, VfioUserDevice.IRQ_MSIX, 2, 1, replacement.fd());
@@ -378,7 +378,7 @@ class VfioUserServerTest {
             assertEquals(Errno.EINVAL, client.error(VfioUserCommand.DEVICE_SET_IRQS, payload(b -> DeviceSetIrqsCodec.encode(
                     new DeviceSetIrqsCodec.IrqSet(eventfdTrigger, VfioUserDevice.IRQ_MSIX, 3, 2, new byte[0]), b)), e[0].fd(), e[1].fd()));
             // start 0 count 0 DATA_NONE disables all.
-            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_NONE | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER, VfioUserDevice.IRQ_MSIX, 0, 0);
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), VfioUserDevice.IRQ_MSIX, 0, 0);
             assertFalse(server.irqs().assigned(VfioUserDevice.IRQ_MSIX, 0));
         } finally {
             for (EventFd x : e) {
@@ -391,15 +391,15 @@ class VfioUserServerTest {
     void intxMaskHoldsTheInterruptUntilUnmask() {
         client.version();
         try (EventFd intx = new EventFd(true)) {
-            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER, VfioUserDevice.IRQ_INTX, 0, 1, intx.fd());
-            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_NONE | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_MASK, VfioUserDevice.IRQ_INTX, 0, 1);
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), VfioUserDevice.IRQ_INTX, 0, 1, intx.fd());
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_MASK(), VfioUserDevice.IRQ_INTX, 0, 1);
             assertFalse(server.irqs().trigger(VfioUserDevice.IRQ_INTX, 0));
             assertEquals(0, intx.read());
-            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_NONE | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_UNMASK, VfioUserDevice.IRQ_INTX, 0, 1);
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_UNMASK(), VfioUserDevice.IRQ_INTX, 0, 1);
             assertEquals(1, intx.read());
             // MSI-X cannot be masked this way.
             assertEquals(Errno.EINVAL, client.error(VfioUserCommand.DEVICE_SET_IRQS, payload(b -> DeviceSetIrqsCodec.encode(
-                    new DeviceSetIrqsCodec.IrqSet(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_NONE | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_MASK,
+                    new DeviceSetIrqsCodec.IrqSet(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_MASK(),
                             VfioUserDevice.IRQ_MSIX, 0, 1, new byte[0]), b))));
         }
     }
@@ -412,8 +412,8 @@ class VfioUserServerTest {
     void intxIsAutomaskedAndTheUnmaskEventfdRearmsALevelStillHigh() throws Exception {
         client.version();
         try (EventFd intx = new EventFd(true); EventFd unmask = new EventFd(true)) {
-            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER, VfioUserDevice.IRQ_INTX, 0, 1, intx.fd());
-            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_UNMASK, VfioUserDevice.IRQ_INTX, 0, 1, unmask.fd());
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), VfioUserDevice.IRQ_INTX, 0, 1, intx.fd());
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_UNMASK(), VfioUserDevice.IRQ_INTX, 0, 1, unmask.fd());
             server.irqs().intx(true);
             assertEquals(1, intx.read());
             assertTrue(server.irqs().masked(VfioUserDevice.IRQ_INTX, 0), "signalled INTx masks itself");
@@ -427,11 +427,11 @@ class VfioUserServerTest {
             awaitUnmasked();
             assertEquals(0, intx.read(), "a low line is not signalled on unmask");
             // Disabling INTx stops the watcher and closes the unmask eventfd the server held.
-            setIrqs(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_NONE | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER, VfioUserDevice.IRQ_INTX, 0, 0);
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), VfioUserDevice.IRQ_INTX, 0, 0);
         }
         var info = DeviceGetIrqInfoCodec.decodeReply(client.ok(VfioUserCommand.DEVICE_GET_IRQ_INFO, payload(b ->
                 DeviceGetIrqInfoCodec.encode(DeviceGetIrqInfoCodec.IrqInfo.request(VfioUserDevice.IRQ_INTX), b))));
-        assertTrue((info.flags() & DeviceGetIrqInfoCodec.VFIO_IRQ_INFO_AUTOMASKED) != 0, "INTx info says AUTOMASKED");
+        assertTrue((info.flags() & dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_AUTOMASKED()) != 0, "INTx info says AUTOMASKED");
     }
 
     private static long awaitCount(EventFd fd) throws InterruptedException {
@@ -459,7 +459,7 @@ class VfioUserServerTest {
         try (MemFd guest = new MemFd("guest", 4 * 4096)) {
             // The range starts 4096 + 16 bytes into the memfd: the server must mmap from the page below.
             client.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
-                    DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 4096 + 16, iova, 8192), b)), guest.fd());
+                    dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 4096 + 16, iova, 8192), b)), guest.fd());
             assertEquals(1, server.dma().count());
             regionWrite(0, DOORBELL_DMA_WRITE, le(iova + 100, 8));
             byte[] seen = new byte[PATTERN.length];
@@ -485,7 +485,7 @@ class VfioUserServerTest {
     void dmaThroughMessagesWithoutFd() {
         client.version();
         client.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
-                DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0, MEM_BASE, client.memory.length), b)));
+                dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 0, MEM_BASE, client.memory.length), b)));
         regionWrite(0, DOORBELL_DMA_WRITE, le(MEM_BASE + 0x20, 8));
         assertArrayEquals(PATTERN, Arrays.copyOfRange(client.memory, 0x20, 0x20 + PATTERN.length));
         client.memory[0x400] = 0x11;
@@ -496,7 +496,7 @@ class VfioUserServerTest {
         assertEquals(2, client.dmaMessages);
         // Overlapping maps are refused.
         assertEquals(Errno.EINVAL, client.error(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
-                DmaMapCodec.FLAG_READ, 0, MEM_BASE + 0x800, 0x1000), b))));
+                dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ(), 0, MEM_BASE + 0x800, 0x1000), b))));
     }
 
     @Test
@@ -504,9 +504,9 @@ class VfioUserServerTest {
         client.version();
         try (MemFd guest = new MemFd("guest", 4096); MemFd rom = new MemFd("rom", 4096)) {
             client.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
-                    DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0, MEM_BASE - 4096, 4096), b)), guest.fd());
+                    dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 0, MEM_BASE - 4096, 4096), b)), guest.fd());
             client.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
-                    DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0, MEM_BASE, client.memory.length), b)));
+                    dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 0, MEM_BASE, client.memory.length), b)));
             // 10 bytes land in the memfd, the other 15 go by one DMA_WRITE message.
             regionWrite(0, DOORBELL_DMA_WRITE, le(MEM_BASE - 10, 8));
             byte[] head = new byte[10];
@@ -517,7 +517,7 @@ class VfioUserServerTest {
             // A read-only mapping: mmapped PROT_READ, device writes are refused before touching it.
             rom.mapping().set(JAVA_BYTE, 5, (byte) 0x66);
             client.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
-                    DmaMapCodec.FLAG_READ, 0, 0x800000, 4096), b)), rom.fd());
+                    dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ(), 0, 0x800000, 4096), b)), rom.fd());
             byte[] one = new byte[1];
             server.dma().read(0x800005, one);
             assertEquals(0x66, one[0]);

@@ -128,8 +128,8 @@ class CPeerTest {
                     var req = DeviceGetRegionInfoCodec.decodeRequest(m.payloadBuffer());
                     assertEquals(0, req.index());
                     bar.mapping().setString(8, "hello from Java");
-                    var info = new DeviceGetRegionInfoCodec.RegionInfo(DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_READ
-                            | DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_MMAP, 0, bar.size(), 0,
+                    var info = new DeviceGetRegionInfoCodec.RegionInfo(dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_READ()
+                            | dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_MMAP(), 0, bar.size(), 0,
                             List.of(new DeviceGetRegionInfoCodec.SparseMmap(List.of(new DeviceGetRegionInfoCodec.SparseArea(0, 4096)))));
                     ByteBuf reply = Unpooled.buffer();
                     DeviceGetRegionInfoCodec.encodeReply(info, req.argsz(), reply);

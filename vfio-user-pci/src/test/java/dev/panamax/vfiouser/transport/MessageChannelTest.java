@@ -126,7 +126,7 @@ class MessageChannelTest {
             assertEquals(0, m.fds().count());
             assertEquals(DeviceGetInfoCodec.DeviceInfo.request(), DeviceGetInfoCodec.decodeRequest(m.payloadBuffer()));
             server.sendReply(m.header(), payload(o -> DeviceGetInfoCodec.encode(
-                    new DeviceGetInfoCodec.DeviceInfo(16, DeviceGetInfoCodec.VFIO_DEVICE_FLAGS_PCI, 9, 5), o)));
+                    new DeviceGetInfoCodec.DeviceInfo(16, dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_PCI(), 9, 5), o)));
         }
         try (ReceivedMessage r = client.receive(T)) {
             assertTrue(r.header().isReply());
@@ -137,7 +137,7 @@ class MessageChannelTest {
         // 1 fd: DMA_MAP with a memfd; both sides write into the shared pages and see the other's bytes.
         try (MemFd ram = new MemFd("vfio-user-test-ram", 2 * 4096)) {
             client.sendCommand(2, VfioUserCommand.DMA_MAP, false, payload(o -> DmaMapCodec.encode(
-                    new DmaMapCodec.Request(DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0, 0x1000_0000L, ram.size()), o)), ram.fd());
+                    new DmaMapCodec.Request(dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 0, 0x1000_0000L, ram.size()), o)), ram.fd());
             try (ReceivedMessage m = server.receive(T)) {
                 DmaMapCodec.Request req = DmaMapCodec.decode(m.payloadBuffer());
                 assertEquals(1, m.fds().count());
@@ -159,8 +159,8 @@ class MessageChannelTest {
         // 3 fds: SET_IRQS with three eventfds; the server signals each, the client sees it.
         EventFd[] irqs = {new EventFd(true), new EventFd(true), new EventFd(true)};
         try {
-            var set = new DeviceSetIrqsCodec.IrqSet(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD
-                    | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER, 4, 0, 3, new byte[0]);
+            var set = new DeviceSetIrqsCodec.IrqSet(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD()
+                    | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), 4, 0, 3, new byte[0]);
             client.sendCommand(3, VfioUserCommand.DEVICE_SET_IRQS, true, payload(o -> DeviceSetIrqsCodec.encode(set, o)),
                     irqs[0].fd(), irqs[1].fd(), irqs[2].fd());
             try (ReceivedMessage m = server.receive(T)) {
@@ -230,8 +230,8 @@ class MessageChannelTest {
         Set<String> before = openFds();
         try (Pair p = new Pair(2)) {
             EventFd[] e = {new EventFd(true), new EventFd(true), new EventFd(true)};
-            var set = new DeviceSetIrqsCodec.IrqSet(DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD
-                    | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER, 4, 0, 3, new byte[0]);
+            var set = new DeviceSetIrqsCodec.IrqSet(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD()
+                    | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), 4, 0, 3, new byte[0]);
             ByteBuf body = payload(o -> DeviceSetIrqsCodec.encode(set, o));
             // The channel refuses to send more than the peer's max_msg_fds ...
             assertThrows(IllegalArgumentException.class, () -> p.client.sendCommand(5, VfioUserCommand.DEVICE_SET_IRQS,

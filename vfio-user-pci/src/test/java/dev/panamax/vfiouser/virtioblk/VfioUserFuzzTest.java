@@ -1,5 +1,6 @@
 package dev.panamax.vfiouser.virtioblk;
 
+import dev.panamax.vfiouser.bindings.vfio_user_h;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
 import dev.panamax.core.sys.OpenFds;
@@ -81,7 +82,7 @@ class VfioUserFuzzTest {
     }
 
     static byte[] command(int id, VfioUserCommand command, byte[] payload) {
-        return message(id, command.code(), VfioUserHeader.SIZE + payload.length, VfioUserHeader.TYPE_COMMAND, payload);
+        return message(id, command.code(), VfioUserHeader.SIZE + payload.length, vfio_user_h.VFIO_USER_F_TYPE_COMMAND(), payload);
     }
 
     /** Sends bytes and fds with one sendmsg, past the channel's checks; false when the server has already gone. */
@@ -270,9 +271,9 @@ class VfioUserFuzzTest {
                     int id = nextId++ & 0x7FFF;
                     int flags = switch (random.nextInt(4)) {
                         case 0 -> 0x40 << random.nextInt(24);
-                        case 1 -> VfioUserHeader.TYPE_REPLY;
-                        case 2 -> VfioUserHeader.FLAG_ERROR;
-                        default -> VfioUserHeader.FLAG_NO_REPLY | (random.nextBoolean() ? 0 : 2 + random.nextInt(14));
+                        case 1 -> vfio_user_h.VFIO_USER_F_TYPE_REPLY();
+                        case 2 -> vfio_user_h.VFIO_USER_F_ERROR();
+                        default -> vfio_user_h.VFIO_USER_F_NO_REPLY() | (random.nextBoolean() ? 0 : 2 + random.nextInt(14));
                     };
                     byte[] bad = message(id, VfioUserCommand.REGION_READ.code(), good.length, flags, java.util.Arrays.copyOfRange(good, 16, good.length));
                     send(c, bad);

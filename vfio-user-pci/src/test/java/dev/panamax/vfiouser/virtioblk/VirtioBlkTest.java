@@ -72,17 +72,17 @@ class VirtioBlkTest {
         client = new TestClient(pair[0], BASE, guest.mapping());
         client.version();
         client.ok(VfioUserCommand.DMA_MAP, payload(b -> DmaMapCodec.encode(new DmaMapCodec.Request(
-                DmaMapCodec.FLAG_READ | DmaMapCodec.FLAG_WRITE, 0, BASE, MEMORY), b)), dma == Dma.MESSAGES ? new int[0] : new int[]{guest.fd()});
+                dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 0, BASE, MEMORY), b)), dma == Dma.MESSAGES ? new int[0] : new int[]{guest.fd()});
         driver = new VirtioDriver(client, guest.mapping(), BASE);
         driver.discover();
         config = new EventFd(true);
         queue = new EventFd(true);
         intx = new EventFd(true);
         client.ok(VfioUserCommand.DEVICE_SET_IRQS, payload(b -> DeviceSetIrqsCodec.encode(new DeviceSetIrqsCodec.IrqSet(
-                DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER,
+                dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(),
                 VfioUserDevice.IRQ_MSIX, 0, 2, new byte[0]), b)), config.fd(), queue.fd());
         client.ok(VfioUserCommand.DEVICE_SET_IRQS, payload(b -> DeviceSetIrqsCodec.encode(new DeviceSetIrqsCodec.IrqSet(
-                DeviceSetIrqsCodec.VFIO_IRQ_SET_DATA_EVENTFD | DeviceSetIrqsCodec.VFIO_IRQ_SET_ACTION_TRIGGER,
+                dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(),
                 VfioUserDevice.IRQ_INTX, 0, 1, new byte[0]), b)), intx.fd());
     }
 

@@ -45,6 +45,15 @@ public final class BindingsCheck {
      * @param structs      the generated struct classes
      */
     public BindingsCheck(String header, Class<?> headerClass, String macroPattern, List<Class<?>> structs) throws Exception {
+        this(header, null, headerClass, macroPattern, structs);
+    }
+
+    /**
+     * Same, for a header that is not installed: gcc searches {@code includeDir} for it (vfio-user-pci's
+     * {@code vfio-user.h}).
+     */
+    public BindingsCheck(String header, java.nio.file.Path includeDir, Class<?> headerClass, String macroPattern,
+                         List<Class<?>> structs) throws Exception {
         this.structs = structs;
         StringBuilder program = new StringBuilder("""
                 #include <stddef.h>
@@ -83,7 +92,7 @@ public final class BindingsCheck {
             }
         }
         program.append("  return 0;\n}\n");
-        c = BindingsGenerator.runC(program.toString());
+        c = BindingsGenerator.runC(program.toString(), includeDir);
     }
 
     private void put(StringBuilder program, String key, String cExpression, long javaValue) {

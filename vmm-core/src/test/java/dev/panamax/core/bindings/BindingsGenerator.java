@@ -32,7 +32,10 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>A spec starts with its directives: {@code header linux/kvm.h}, {@code package dev.panamax.kvm.bindings},
  * {@code class kvm_h}, {@code ioctl-type KVMIO} and, where the header numbers its ioctls from a base
- * ({@code _IO(VFIO_TYPE, VFIO_BASE + n)}), {@code ioctl-base VFIO_BASE}. Run from the repository root:
+ * ({@code _IO(VFIO_TYPE, VFIO_BASE + n)}), {@code ioctl-base VFIO_BASE}. {@code access unaligned} gives the
+ * accessors unaligned value layouts (the struct layouts keep C's alignment), for structs read and written inside
+ * byte streams at any address, heap {@code byte[]}s included (vfio-user messages); {@code include-dir DIR}, relative
+ * to the spec's folder, is searched for a header that is not installed (gcc {@code -I}). Run from the repository root:
  * <pre>
  *   java vmm-core/src/test/java/dev/panamax/core/bindings/BindingsGenerator.java \
  *        kvm-backend/src/test/resources/kvm-bindings.spec kvm-backend/src/main/java
@@ -70,7 +73,8 @@ public final class BindingsGenerator {
      * @param ioctlBase   the macro the ioctl numbers count from, e.g. {@code VFIO_BASE}, or null
      */
     record Spec(String source, String header, String packageName, String headerClass, String ioctlType,
-                String ioctlBase, List<Group> structs, List<Constant> constants, List<Ioctl> ioctls) {
+                String ioctlBase, List<Group> structs, List<Constant> constants, List<Ioctl> ioctls,
+                boolean unaligned, String includeDir) {
     }
 
     static Spec parse(String source, List<String> lines) {
@@ -109,7 +113,7 @@ public final class BindingsGenerator {
                 }
                 stack.add(new Group(name, union, new ArrayList<>()));
             } else if (stack.isEmpty() && t.length == 2
-                    && List.of("header", "package", "class", "ioctl-type", "ioctl-base").contains(t[0])) {
+                    && List.of("header", "package", "class", "ioctl-type", "ioctl-base", "access", "include-dir").contains(t[0])) {
                 directives.put(t[0], t[1]);
             } else if (t[0].equals("const")) {
                 constants.add(new Constant(t[1], t[2]));
@@ -138,13 +142,17 @@ public final class BindingsGenerator {
         if (!stack.isEmpty()) {
             throw new IllegalArgumentException(source + ": struct " + stack.getFirst().name() + " is not closed");
         }
-        for (String d : List.of("header", "package", "class", "ioctl-type")) {
+        if (directives.containsKey("access") && !directives.get("access").equals("unaligned")) {
+            throw new IllegalArgumentException(source + ": 'access' takes only 'unaligned'");
+        }
+        for (String d : ioctls.isEmpty() ? List.of("header", "package", "class") : List.of("header", "package", "class", "ioctl-type")) {
             if (!directives.containsKey(d)) {
                 throw new IllegalArgumentException(source + ": no '" + d + "' line");
             }
         }
         return new Spec(source, directives.get("header"), directives.get("package"), directives.get("class"),
-                directives.get("ioctl-type"), directives.get("ioctl-base"), structs, constants, ioctls);
+                directives.get("ioctl-type"), directives.get("ioctl-base"), structs, constants, ioctls,
+                directives.containsKey("access"), directives.get("include-dir"));
     }
 
     static boolean isPrimitive(String type) {
@@ -158,12 +166,21 @@ public final class BindingsGenerator {
 
     /** Compiles and runs a C program printing "key value" lines; returns the map. */
     public static Map<String, Long> runC(String program) throws IOException, InterruptedException {
+        return runC(program, null);
+    }
+
+    /** Same, with {@code includeDir} (null for none) searched for headers ({@code gcc -I}). */
+    public static Map<String, Long> runC(String program, Path includeDir) throws IOException, InterruptedException {
         Path dir = Files.createTempDirectory("bindings");
         Path source = dir.resolve("probe.c");
         Path binary = dir.resolve("probe");
         Files.writeString(source, program);
-        Process cc = new ProcessBuilder("gcc", "-std=gnu11", "-o", binary.toString(), source.toString())
-                .redirectErrorStream(true).start();
+        List<String> command = new ArrayList<>(List.of("gcc", "-std=gnu11"));
+        if (includeDir != null) {
+            command.add("-I" + includeDir);
+        }
+        command.addAll(List.of("-o", binary.toString(), source.toString()));
+        Process cc = new ProcessBuilder(command).redirectErrorStream(true).start();
         String ccOut = new String(cc.getInputStream().readAllBytes());
         if (!cc.waitFor(60, TimeUnit.SECONDS) || cc.exitValue() != 0) {
             throw new IllegalStateException("gcc failed on " + source + ":\n" + ccOut);
@@ -205,7 +222,7 @@ public final class BindingsGenerator {
         }
     }
 
-    static Map<String, Long> probe(Spec spec) throws IOException, InterruptedException {
+    static Map<String, Long> probe(Spec spec, Path includeDir) throws IOException, InterruptedException {
         StringBuilder c = new StringBuilder("""
                 #include <stddef.h>
                 #include <stdio.h>
@@ -222,7 +239,7 @@ public final class BindingsGenerator {
             c.append("  P(\"const:").append(k.name()).append("\", ").append(k.name()).append(");\n");
         }
         c.append("  return 0;\n}\n");
-        return runC(c.toString());
+        return runC(c.toString(), includeDir);
     }
 
     // ---- writing Java ----
@@ -269,7 +286,16 @@ public final class BindingsGenerator {
     }
 
     private String elementLayout(Field f) {
-        return isPrimitive(f.type()) ? valueLayout(f.type()) : f.type() + ".layout()";
+        return isPrimitive(f.type()) ? accessLayout(f.type()) : f.type() + ".layout()";
+    }
+
+    /**
+     * The value layout a field is read and written with: C's natural alignment, or with {@code access unaligned}
+     * (bindings for structs that travel in byte streams, such as vfio-user messages) none, so that the accessors work
+     * on any segment, a heap one over a {@code byte[]} included. The struct's own alignment stays C's.
+     */
+    private String accessLayout(String type) {
+        return spec.unaligned() && !type.equals("u8") ? valueLayout(type) + "_UNALIGNED" : valueLayout(type);
     }
 
     private String fieldLayout(Field f) {
@@ -368,6 +394,9 @@ public final class BindingsGenerator {
 
     private long naturalAlignment(Member m) {
         if (m instanceof Field f) {
+            if (spec.unaligned() && isPrimitive(f.type())) {
+                return 1;
+            }
             return isPrimitive(f.type()) ? switch (f.type()) {
                 case "u8" -> 1;
                 case "u16" -> 2;
@@ -416,15 +445,15 @@ public final class BindingsGenerator {
                                     struct.set(%4$s, %5$s + index * %6$s, fieldValue);
                                 }
 
-                            """.formatted(cPath, jt, jName, valueLayout(f.type()), off, elementSize));
+                            """.formatted(cPath, jt, jName, accessLayout(f.type()), off, elementSize));
                 } else {
                     b.append("""
                                 /** Element {@code index} of the flexible array {@code %1$s[]} (a {@link %2$s}), past the end of this layout. */
                                 public static MemorySegment %3$s(MemorySegment struct, long index) {
-                                    return struct.asSlice(%4$s + index * %2$s.sizeof(), %2$s.layout());
+                                    return struct.asSlice(%4$s + index * %2$s.sizeof(), %2$s.%5$s());
                                 }
 
-                            """.formatted(cPath, f.type(), jName, off));
+                            """.formatted(cPath, f.type(), jName, off, spec.unaligned() ? "sizeof" : "layout"));
                 }
                 continue;
             }
@@ -444,12 +473,12 @@ public final class BindingsGenerator {
                                 struct.set(%2$s, %8$s, fieldValue);
                             }
 
-                        """.formatted(ofType(f.type()), layoutConst, valueLayout(f.type()), cPath, f.type(), jt, jName, off));
+                        """.formatted(ofType(f.type()), layoutConst, accessLayout(f.type()), cPath, f.type(), jt, jName, off));
             } else if (f.dims().isEmpty()) {
                 b.append("""
                             /** The nested {@code struct %1$s %2$s}, as a slice of {@code struct} (no copy). */
                             public static MemorySegment %3$s(MemorySegment struct) {
-                                return struct.asSlice(%4$s, %1$s.layout());
+                                return struct.asSlice(%4$s, %1$s.%5$s());
                             }
 
                             /** Copies {@code fieldValue} (a {@code struct %1$s}) into {@code %2$s}. */
@@ -457,7 +486,7 @@ public final class BindingsGenerator {
                                 MemorySegment.copy(fieldValue, 0L, struct, %4$s, %1$s.sizeof());
                             }
 
-                        """.formatted(f.type(), cPath, jName, off));
+                        """.formatted(f.type(), cPath, jName, off, spec.unaligned() ? "sizeof" : "layout"));
             } else {
                 long bytes = fact("size:" + struct + ":" + cPath);
                 b.append("""
@@ -485,7 +514,7 @@ public final class BindingsGenerator {
                                     struct.set(%5$s, %6$s + java.util.Objects.checkIndex(index, %2$dL) * %5$s.byteSize(), fieldValue);
                                 }
 
-                            """.formatted(cPath, f.dims().getFirst(), jt, jName, valueLayout(f.type()), off));
+                            """.formatted(cPath, f.dims().getFirst(), jt, jName, accessLayout(f.type()), off));
                 }
             }
         }
@@ -529,7 +558,7 @@ public final class BindingsGenerator {
                 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
                 import static java.lang.foreign.ValueLayout.JAVA_INT;
                 import static java.lang.foreign.ValueLayout.JAVA_LONG;
-                import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+                import static java.lang.foreign.ValueLayout.JAVA_SHORT;%8$s
 
                 /**
                  * {@code struct %2$s} from {@code <%7$s>} (x86-64): %3$d bytes.
@@ -558,7 +587,10 @@ public final class BindingsGenerator {
                     }
 
                 %5$s}
-                """.formatted(spec.packageName(), s.name(), size, layout.stripLeading(), acc, generated(), spec.header());
+                """.formatted(spec.packageName(), s.name(), size, layout.stripLeading(), acc, generated(), spec.header(),
+                spec.unaligned() ? "\nimport static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;"
+                        + "\nimport static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;"
+                        + "\nimport static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;" : "");
     }
 
     String headerClass(Spec spec) {
@@ -617,7 +649,15 @@ public final class BindingsGenerator {
                     }
 
                 """.formatted(generated(), spec.packageName(), spec.header(), spec.headerClass(),
-                spec.ioctls().isEmpty() ? "" : spec.ioctls().getFirst().name(), spec.headerClass(), spec.headerClass()));
+                spec.ioctls().isEmpty() ? spec.constants().getFirst().name() : spec.ioctls().getFirst().name(),
+                spec.headerClass(), spec.headerClass()));
+        if (spec.ioctls().isEmpty()) {
+            // No ioctls (vfio-user's header): the paragraph on their encoding and the _IO helpers have no use.
+            int para = b.indexOf(" *\n * <p>Ioctl");
+            b.delete(para, b.indexOf(" */", para));
+            int helpers = b.indexOf("    // <asm-generic/ioctl.h>");
+            b.delete(helpers, b.indexOf("    }\n\n", b.indexOf("static long _IOWR")) + "    }\n\n".length());
+        }
         for (Constant k : spec.constants()) {
             long v = fact("const:" + k.name());
             String value = k.javaType().equals("int") ? "0x" + Long.toHexString(v) : "0x" + Long.toHexString(v) + "L";
@@ -667,7 +707,9 @@ public final class BindingsGenerator {
         }
         Path specFile = Path.of(args[0]);
         Spec spec = parse(specFile.getFileName().toString(), Files.readAllLines(specFile));
-        Map<String, Long> facts = probe(spec);
+        // include-dir, where the header is not installed (vfio-user's), is relative to the spec's folder.
+        Path includeDir = spec.includeDir() == null ? null : specFile.toAbsolutePath().getParent().resolve(spec.includeDir());
+        Map<String, Long> facts = probe(spec, includeDir);
         BindingsGenerator gen = new BindingsGenerator(spec, facts);
         Path out = Path.of(args[1], spec.packageName().replace('.', '/'));
         Files.createDirectories(out);
