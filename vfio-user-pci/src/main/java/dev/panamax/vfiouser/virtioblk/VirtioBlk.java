@@ -3,10 +3,14 @@ package dev.panamax.vfiouser.virtioblk;
 import dev.panamax.vfiouser.server.DeviceDma;
 import dev.panamax.vfiouser.server.DeviceIrqs;
 import dev.panamax.vfiouser.server.DmaException;
-import dev.panamax.vfiouser.server.PciConfigSpace;
+import dev.panamax.pci.MsiListener;
+import dev.panamax.pci.MsixCapability;
+import dev.panamax.pci.PciBar;
+import dev.panamax.pci.PciConfigSpace;
+import dev.panamax.pci.PciFunction;
+import dev.panamax.vfiouser.server.BusDeviceRegion;
 import dev.panamax.vfiouser.server.RegionHandler;
 import dev.panamax.vfiouser.server.VfioUserDevice;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.UnixSocket;
 import org.slf4j.Logger;
@@ -142,11 +146,6 @@ public final class VirtioBlk implements AutoCloseable {
     /** ISR status bits (4.1.4.5). */
     static final int ISR_QUEUE = 1;
     static final int ISR_CONFIG = 2;
-    /** PCI status register bit 3: Interrupt Status; command register bit 10: Interrupt Disable. */
-    private static final int PCI_STATUS_INTERRUPT = 1 << 3;
-    private static final int PCI_COMMAND_INTX_DISABLE = 1 << 10;
-    private static final int MSIX_CONTROL_ENABLE = 1 << 15;
-    private static final int MSIX_CONTROL_FUNCTION_MASK = 1 << 14;
     /** Largest bytes moved between the file and client memory in one step. */
     private static final int CHUNK = 128 * 1024;
 
@@ -173,11 +172,12 @@ public final class VirtioBlk implements AutoCloseable {
     /** Capacity in 512-byte sectors (the file's size rounded down). */
     private final long capacity;
     private final long deviceFeatures;
+    private final PciFunction function;
     private final PciConfigSpace config;
-    private final int msixCapability;
+    private final MsixCapability msix;
+    private final BusDeviceRegion msixRegion;
     private final int pciCfgCapability;
     private final VfioUserDevice device;
-    private final byte[] msix = new byte[(int) MSIX_BAR_SIZE];
     private final Virtqueue queue = new Virtqueue(0, QUEUE_SIZE);
     private final byte[] chunk = new byte[CHUNK];
     private DeviceDma dma;
@@ -226,27 +226,34 @@ public final class VirtioBlk implements AutoCloseable {
         deviceFeatures = (1L << VIRTIO_F_VERSION_1) | (1L << VIRTIO_F_RING_INDIRECT_DESC) | (1L << VIRTIO_BLK_F_SEG_MAX)
                 | (1L << VIRTIO_BLK_F_BLK_SIZE) | (1L << VIRTIO_BLK_F_FLUSH) | (options.readOnly() ? 1L << VIRTIO_BLK_F_RO : 0);
 
-        config = new PciConfigSpace(PCI_VENDOR_ID_REDHAT_QUMRANET, PCI_DEVICE_ID_VIRTIO_BLK, CLASS_MASS_STORAGE, REVISION);
-        config.setSubsystem(PCI_VENDOR_ID_REDHAT_QUMRANET, SUBSYSTEM_ID);
-        config.setInterruptPin(1);
-        config.setBar(VIRTIO_BAR, VIRTIO_BAR_SIZE, PciConfigSpace.BAR_MEM64);
-        config.setBar(MSIX_BAR, MSIX_BAR_SIZE, 0);
-        // MSI-X (PCI 3.0, 6.8.2): message control (table size - 1; enable and function mask writable),
-        // table offset | BIR, PBA offset | BIR.
-        byte[] msixBody = new byte[10];
-        ByteBuffer.wrap(msixBody).order(ByteOrder.LITTLE_ENDIAN).putShort(0, (short) (MSIX_VECTORS - 1))
-                .putInt(2, MSIX_TABLE_OFFSET | MSIX_BAR).putInt(6, MSIX_PBA_OFFSET | MSIX_BAR);
-        byte[] msixMask = new byte[10];
-        msixMask[1] = (byte) 0xC0;
-        msixCapability = config.addCapability(PCI_CAP_ID_MSIX, msixBody, msixMask);
+        function = new PciFunction("virtio-blk", new PciConfigSpace(PciConfigSpace.SIZE));
+        config = function.config();
+        config.initHeader(PCI_VENDOR_ID_REDHAT_QUMRANET, PCI_DEVICE_ID_VIRTIO_BLK, REVISION, CLASS_MASS_STORAGE,
+                PCI_VENDOR_ID_REDHAT_QUMRANET, SUBSYSTEM_ID);
+        function.setInterruptPin(1);
+        function.setBar(VIRTIO_BAR, PciBar.memory64(VIRTIO_BAR_SIZE, false), null);
+        function.setBar(MSIX_BAR, PciBar.memory32(MSIX_BAR_SIZE), null);
+        // MSI-X (PCI 3.0, 6.8.2): table and PBA in BAR2. The client owns vector masking (see above): the
+        // listener is told nothing the device needs, and the device fires by the capability's enable and
+        // function-mask bits only.
+        msix = new MsixCapability(function, MSIX_VECTORS, MSIX_BAR, MSIX_TABLE_OFFSET, MSIX_PBA_OFFSET, new MsiListener() {
+            @Override
+            public void onVectorChanged(int vector, long address, int data, boolean masked) {
+            }
+
+            @Override
+            public void onMessage(int vector, long address, int data) {
+            }
+        });
+        msixRegion = new BusDeviceRegion(msix);
         addVirtioCapability(VIRTIO_PCI_CAP_COMMON_CFG, COMMON_CFG_OFFSET, COMMON_CFG_SIZE, -1);
         addVirtioCapability(VIRTIO_PCI_CAP_NOTIFY_CFG, NOTIFY_OFFSET, NOTIFY_OFF_MULTIPLIER, NOTIFY_OFF_MULTIPLIER);
         addVirtioCapability(VIRTIO_PCI_CAP_ISR_CFG, ISR_OFFSET, 1, -1);
         addVirtioCapability(VIRTIO_PCI_CAP_DEVICE_CFG, DEVICE_CFG_OFFSET, DEVICE_CFG_SIZE, -1);
         pciCfgCapability = addPciCfgCapability();
 
-        device = VfioUserDevice.builder(config)
-                .region(VfioUserRegion.trapped(VIRTIO_BAR, VIRTIO_BAR_SIZE, new RegionHandler() {
+        device = VfioUserDevice.builder(function)
+                .bar(VIRTIO_BAR, new RegionHandler() {
                     @Override
                     public void read(long offset, byte[] into) {
                         virtioBarRead((int) offset, into);
@@ -256,18 +263,8 @@ public final class VirtioBlk implements AutoCloseable {
                     public void write(long offset, byte[] data) {
                         virtioBarWrite((int) offset, data);
                     }
-                }))
-                .region(VfioUserRegion.trapped(MSIX_BAR, MSIX_BAR_SIZE, new RegionHandler() {
-                    @Override
-                    public void read(long offset, byte[] into) {
-                        msixRead((int) offset, into);
-                    }
-
-                    @Override
-                    public void write(long offset, byte[] data) {
-                        msixWrite((int) offset, data);
-                    }
-                }))
+                })
+                .bar(MSIX_BAR, msixRegion)
                 .irqs(VfioUserDevice.IRQ_INTX, 1)
                 .irqs(VfioUserDevice.IRQ_MSIX, MSIX_VECTORS)
                 .onReset(this::functionReset)
@@ -289,7 +286,7 @@ public final class VirtioBlk implements AutoCloseable {
         if (notifyOffMultiplier >= 0) {
             body.putInt(14, notifyOffMultiplier);
         }
-        config.addCapability(PCI_CAP_ID_VNDR, body.array(), new byte[capLen - 2]);
+        config.addCapability(PCI_CAP_ID_VNDR, body.array());
     }
 
     /**
@@ -302,34 +299,30 @@ public final class VirtioBlk implements AutoCloseable {
         byte[] body = new byte[18];
         body[0] = 20;
         body[1] = VIRTIO_PCI_CAP_PCI_CFG;
-        byte[] mask = new byte[18];
-        mask[2] = (byte) 0xFF;                  // bar
-        Arrays.fill(mask, 6, 18, (byte) 0xFF);  // offset, length, pci_cfg_data
-        int at = config.addCapability(PCI_CAP_ID_VNDR, body, mask);
-        config.setAccessHook(at + 16, 4, new PciConfigSpace.AccessHook() {
-            @Override
-            public void beforeRead() {
-                byte[] data = pciCfgAccess();
-                if (data != null) {
-                    barRead((int) config.get(at + 4, 1), (int) config.get(at + 8, 4), data);
-                    long value = 0;
-                    for (int i = 0; i < data.length; i++) {
-                        value |= (data[i] & 0xFFL) << (8 * i);
-                    }
-                    config.put(at + 16, data.length, value);
+        int at = config.addCapability(PCI_CAP_ID_VNDR, body);
+        config.setWritable(at + 4, 1, 0xFF);                // bar
+        config.setWritable(at + 8, 4, 0xFFFF_FFFF);         // offset
+        config.setWritable(at + 12, 4, 0xFFFF_FFFF);        // length
+        config.setWritable(at + 16, 4, 0xFFFF_FFFF);        // pci_cfg_data
+        function.addConfigReadHook(at + 16, 4, () -> {
+            byte[] data = pciCfgAccess(at);
+            if (data != null) {
+                barRead(config.get8(at + 4), config.get32(at + 8), data);
+                int value = 0;
+                for (int i = 0; i < data.length; i++) {
+                    value |= (data[i] & 0xFF) << (8 * i);
                 }
+                config.set32(at + 16, config.get32(at + 16) & (int) (-1L << (8 * data.length)) | value);
             }
-
-            @Override
-            public void afterWrite() {
-                byte[] data = pciCfgAccess();
-                if (data != null) {
-                    long value = config.get(at + 16, data.length);
-                    for (int i = 0; i < data.length; i++) {
-                        data[i] = (byte) (value >>> (8 * i));
-                    }
-                    barWrite((int) config.get(at + 4, 1), (int) config.get(at + 8, 4), data);
+        });
+        function.addConfigWriteHook(at + 16, 4, () -> {
+            byte[] data = pciCfgAccess(at);
+            if (data != null) {
+                int value = config.get32(at + 16);
+                for (int i = 0; i < data.length; i++) {
+                    data[i] = (byte) (value >>> (8 * i));
                 }
+                barWrite(config.get8(at + 4), config.get32(at + 8), data);
             }
         });
         return at;
@@ -340,10 +333,10 @@ public final class VirtioBlk implements AutoCloseable {
      * or null when length is not 1, 2 or 4, offset is not a multiple of it (4.1.4.7.2), or the
      * range is not in one of our BARs.
      */
-    private byte[] pciCfgAccess() {
-        int bar = (int) config.get(pciCfgCapability + 4, 1);
-        long offset = config.get(pciCfgCapability + 8, 4);
-        long length = config.get(pciCfgCapability + 12, 4);
+    private byte[] pciCfgAccess(int cap) {
+        int bar = config.get8(cap + 4);
+        long offset = Integer.toUnsignedLong(config.get32(cap + 8));
+        long length = Integer.toUnsignedLong(config.get32(cap + 12));
         long barSize = bar == VIRTIO_BAR ? VIRTIO_BAR_SIZE : bar == MSIX_BAR ? MSIX_BAR_SIZE : 0;
         if ((length != 1 && length != 2 && length != 4) || offset % length != 0 || offset + length > barSize) {
             LOG.debug("virtio-blk: VIRTIO_PCI_CAP_PCI_CFG access of {} bytes at BAR {} offset 0x{} ignored", length, bar, Long.toHexString(offset));
@@ -356,7 +349,7 @@ public final class VirtioBlk implements AutoCloseable {
         if (bar == VIRTIO_BAR) {
             virtioBarRead(offset, into);
         } else {
-            msixRead(offset, into);
+            msixRegion.read(offset, into);
         }
     }
 
@@ -364,7 +357,7 @@ public final class VirtioBlk implements AutoCloseable {
         if (bar == VIRTIO_BAR) {
             virtioBarWrite(offset, data);
         } else {
-            msixWrite(offset, data);
+            msixRegion.write(offset, data);
         }
     }
 
@@ -384,6 +377,7 @@ public final class VirtioBlk implements AutoCloseable {
         VfioUserServer server = new VfioUserServer(socket, device);
         dma = server.dma();
         irqs = server.irqs();
+        function.connectIntx(irqs::intx);
         server.start();
         return server;
     }
@@ -417,9 +411,11 @@ public final class VirtioBlk implements AutoCloseable {
     /** A function reset (DEVICE_RESET) or the client leaving: virtio reset plus the MSI-X table. */
     private synchronized void functionReset() {
         virtioReset();
-        Arrays.fill(msix, (byte) 0);
         for (int v = 0; v < MSIX_VECTORS; v++) {
-            msix[MSIX_TABLE_OFFSET + 16 * v + 12] = 1; // vector control: masked (PCI 3.0, 6.8.2.9)
+            long entry = MSIX_TABLE_OFFSET + (long) MsixCapability.ENTRY_SIZE * v;
+            msix.write(entry + MsixCapability.ENTRY_LOWER_ADDR, 8, 0);
+            msix.write(entry + MsixCapability.ENTRY_DATA, 4, 0);
+            msix.write(entry + MsixCapability.ENTRY_VECTOR_CTRL, 4, MsixCapability.ENTRY_CTRL_MASKBIT); // masked (PCI 3.0, 6.8.2.9)
         }
     }
 
@@ -600,25 +596,10 @@ public final class VirtioBlk implements AutoCloseable {
         return b.array();
     }
 
-    // ---- BAR2: the MSI-X table and PBA ----
-
-    private synchronized void msixRead(int offset, byte[] into) {
-        System.arraycopy(msix, offset, into, 0, into.length);
-    }
-
-    private synchronized void msixWrite(int offset, byte[] data) {
-        // The table is writable, the PBA (always 0: pending bits live with the client) is not.
-        for (int i = 0; i < data.length; i++) {
-            if (offset + i < MSIX_TABLE_OFFSET + 16 * MSIX_VECTORS) {
-                msix[offset + i] = data[i];
-            }
-        }
-    }
-
     // ---- Interrupts (4.1.4.5, 4.1.5.3, 4.1.5.4) ----
 
     private boolean msixEnabled() {
-        return (config.get(msixCapability + 2, 2) & MSIX_CONTROL_ENABLE) != 0;
+        return msix.enabled();
     }
 
     /**
@@ -632,8 +613,7 @@ public final class VirtioBlk implements AutoCloseable {
                 if (isrBit == ISR_CONFIG) {
                     isr |= ISR_CONFIG;
                 }
-                boolean functionMasked = (config.get(msixCapability + 2, 2) & MSIX_CONTROL_FUNCTION_MASK) != 0;
-                if (vector != NO_VECTOR && !functionMasked && irqs != null) {
+                if (vector != NO_VECTOR && !msix.functionMasked() && irqs != null) {
                     irqs.trigger(VfioUserDevice.IRQ_MSIX, vector);
                 }
             } else {
@@ -651,12 +631,7 @@ public final class VirtioBlk implements AutoCloseable {
      * change, lowered when the driver reads ISR.
      */
     private void updateInterruptStatus() {
-        long s = config.get(PciConfigSpace.STATUS, 2);
-        boolean asserted = isr != 0 && !msixEnabled();
-        config.put(PciConfigSpace.STATUS, 2, asserted ? s | PCI_STATUS_INTERRUPT : s & ~PCI_STATUS_INTERRUPT);
-        if (irqs != null) {
-            irqs.intx(asserted && (config.get(PciConfigSpace.COMMAND, 2) & PCI_COMMAND_INTX_DISABLE) == 0);
-        }
+        function.setIntx(isr != 0 && !msixEnabled());
     }
 
     /** 2.1.2: the device has gone wrong; the driver must reset it. A configuration change notification tells it. */

@@ -5,7 +5,8 @@ import dev.panamax.core.sys.MemFd;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
 import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
-import dev.panamax.vfiouser.server.PciConfigSpace;
+import dev.panamax.pci.PciBar;
+import dev.panamax.pci.PciConfigSpace;
 import dev.panamax.vfiouser.server.TestClient;
 import dev.panamax.vfiouser.server.VfioUserDevice;
 import dev.panamax.vfiouser.server.VfioUserRegion;
@@ -134,12 +135,12 @@ class VirtioBlkTest {
         assertEquals(0x1af4, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.VENDOR_ID, 2));
         assertEquals(0x1042, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.DEVICE_ID, 2));
         assertEquals(1, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.REVISION_ID, 1));
-        assertEquals(0x010000, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.CLASS_CODE, 3));
+        assertEquals(0x010000, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.CLASS_PROG, 3));
         assertEquals(1, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.INTERRUPT_PIN, 1));
         // BAR0 is 64-bit memory of 16 KiB: all ones read back the size.
-        assertEquals(PciConfigSpace.BAR_MEM64, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.BAR0, 4));
-        driver.write(VfioUserRegion.CONFIG, PciConfigSpace.BAR0, 4, 0xFFFFFFFFL);
-        assertEquals(~(VIRTIO_BAR_SIZE - 1) & 0xFFFFFFF0L | PciConfigSpace.BAR_MEM64, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.BAR0, 4));
+        assertEquals(PciBar.MEM_TYPE_64, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4));
+        driver.write(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4, 0xFFFFFFFFL);
+        assertEquals(~(VIRTIO_BAR_SIZE - 1) & 0xFFFFFFF0L | PciBar.MEM_TYPE_64, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4));
         for (int type = VIRTIO_PCI_CAP_COMMON_CFG; type <= VIRTIO_PCI_CAP_DEVICE_CFG; type++) {
             assertNotNull(driver.structures.get(type), "virtio structure " + type);
             assertEquals(VIRTIO_BAR, driver.structures.get(type).bar());
