@@ -1,7 +1,7 @@
 package dev.panamax.launcher;
 
-import dev.panamax.vfiouser.virtioblk.VirtioBlk;
-import dev.panamax.vfiouser.virtioblk.VirtioBlkServer;
+import dev.panamax.virtio.blk.VirtioBlk;
+import dev.panamax.virtio.blk.VirtioBlkServer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;

@@ -41,6 +41,7 @@ public class PciFunction implements PciDevice {
     private final long[] mapped = {UNMAPPED, UNMAPPED, UNMAPPED, UNMAPPED, UNMAPPED, UNMAPPED};
     private final List<BarListener> listeners = new CopyOnWriteArrayList<>();
     private final List<Hook> hooks = new ArrayList<>();
+    private final List<Hook> readHooks = new ArrayList<>();
     private IrqLine intx;
     private boolean intxLevel;
     private boolean intxDriven;
@@ -72,11 +73,20 @@ public class PciFunction implements PciDevice {
         return this;
     }
 
-    /** Reads config space; registers beyond its size (extended registers of a 256-byte space) read as 0. */
+    /**
+     * Reads config space; registers beyond its size (extended registers of a 256-byte space) read as 0. The read
+     * hooks whose range the access overlaps run first.
+     */
     @Override
     public synchronized int configRead(int offset, int size) {
         if (offset < 0 || offset + size > config.size()) {
             return 0;
+        }
+        int end = offset + size;
+        for (Hook h : readHooks) {
+            if (offset < h.offset() + h.length() && h.offset() < end) {
+                h.action().run();
+            }
         }
         return config.read(offset, size);
     }
@@ -106,6 +116,22 @@ public class PciFunction implements PciDevice {
      */
     public synchronized void addConfigWriteHook(int offset, int length, Runnable action) {
         hooks.add(new Hook(offset, length, action));
+    }
+
+    /**
+     * Runs {@code action} before every guest config read that overlaps {@code [offset, offset + length)}, with this
+     * function's lock held: for registers whose value the device computes when read (e.g. a data window onto a BAR:
+     * virtio 1.2, 4.1.4 "PCI configuration access capability"). The action updates config space with the
+     * {@code set*} methods.
+     *
+     * @throws IllegalArgumentException if the range is empty or outside config space
+     */
+    public synchronized void addConfigReadHook(int offset, int length, Runnable action) {
+        if (offset < 0 || length < 1 || offset + length > config.size()) {
+            throw new IllegalArgumentException(String.format(
+                    "%s: config read hook of %d bytes at 0x%x is outside %d bytes of config space", name, length, offset, config.size()));
+        }
+        readHooks.add(new Hook(offset, length, action));
     }
 
     /** Adds a listener for BAR map and unmap events. */

@@ -218,4 +218,19 @@ class PciFunctionTest {
         assertEquals(List.of(true, false, true, false), levels);
         assertFalse((f.configRead(STATUS, 2) & STATUS_INTERRUPT) != 0);
     }
+
+    @Test
+    void readHooksRunBeforeReadsThatOverlapTheirRange() {
+        var f = function();
+        int[] reads = {0};
+        f.addConfigReadHook(0x40, 4, () -> f.config().set32(0x40, 0x1000 + ++reads[0]));
+        assertEquals(0x1001, f.configRead(0x40, 4));
+        assertEquals(0x10, f.configRead(0x41, 1), "a read of part of the range");
+        assertEquals(0, f.configRead(0x44, 4), "outside the range: no hook");
+        assertEquals(2, reads[0]);
+        f.configRead(0x3E, 4);
+        assertEquals(3, reads[0], "a read that overlaps the start");
+        assertThrows(IllegalArgumentException.class, () -> f.addConfigReadHook(254, 4, () -> { }));
+        assertThrows(IllegalArgumentException.class, () -> f.addConfigReadHook(0x40, 0, () -> { }));
+    }
 }

@@ -6,7 +6,6 @@ import dev.panamax.core.sys.LinuxException;
 import dev.panamax.core.sys.MemFd;
 import dev.panamax.vfio.DmaMemoryListener;
 import dev.panamax.vfiouser.client.VfioUserClient;
-import dev.panamax.vfiouser.server.PciConfigSpace;
 import dev.panamax.vfiouser.server.RegionHandler;
 import dev.panamax.vfiouser.server.VfioUserDevice;
 import dev.panamax.vfiouser.server.VfioUserRegion;
@@ -58,7 +57,7 @@ final class VfioUserBench {
                 System.arraycopy(data, 0, bar0, (int) offset, data.length);
             }
         };
-        VfioUserDevice device = VfioUserDevice.builder(new PciConfigSpace(0x1af4, 0x10f0, 0xff0000, 0))
+        VfioUserDevice device = VfioUserDevice.builder(VfioUserDevice.pciFunction("bench", 0x1af4, 0x10f0, 0xff0000, 0))
                 .region(VfioUserRegion.trapped(VfioUserRegion.BAR0, bar0.length, handler))
                 .build();
         Path socket = dir.resolve(passFds ? "fd.sock" : "msg.sock");

@@ -8,7 +8,6 @@ import dev.panamax.vfiouser.protocol.RegionReadCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.protocol.VfioUserHeader;
 import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
-import dev.panamax.vfiouser.server.PciConfigSpace;
 import dev.panamax.vfiouser.server.VfioUserDevice;
 import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
@@ -202,9 +201,7 @@ public final class MisbehavingServer implements AutoCloseable {
 
     /** The minimal device: vendor/device {@value #VENDOR_ID}/{@value #DEVICE_ID}, class ff0000, no BAR, capability or IRQ. */
     public static VfioUserDevice minimalDevice() {
-        PciConfigSpace config = new PciConfigSpace(VENDOR_ID, DEVICE_ID, CLASS_CODE, 0);
-        config.setInterruptPin(0);
-        return VfioUserDevice.builder(config).build();
+        return VfioUserDevice.builder(VfioUserDevice.pciFunction("misbehaving-server", VENDOR_ID, DEVICE_ID, CLASS_CODE, 0)).build();
     }
 
     /** @return true once the trigger of {@code path} has fired (before the misbehaviour) */

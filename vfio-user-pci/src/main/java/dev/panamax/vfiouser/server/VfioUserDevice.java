@@ -1,5 +1,9 @@
 package dev.panamax.vfiouser.server;
 
+import dev.panamax.pci.PciBar;
+import dev.panamax.pci.PciConfigSpace;
+import dev.panamax.pci.PciFunction;
+
 import java.util.Arrays;
 import java.util.Optional;
 
@@ -7,7 +11,9 @@ import java.util.Optional;
  * What a vfio-user server exposes: PCI regions by vfio index, interrupt counts by vfio IRQ index
  * (linux/vfio.h {@code VFIO_PCI_INTX_IRQ_INDEX} 0, {@code _MSI_} 1, {@code _MSIX_} 2, {@code _ERR_} 3,
  * {@code _REQ_} 4), and callbacks for DEVICE_RESET and for the client going away. Build with
- * {@link #builder}; the configuration space becomes region {@link VfioUserRegion#CONFIG}.
+ * {@link #builder} from a pci-bus {@link PciFunction} (the same model as the VMM's PCI bus: {@link PciConfigSpace}
+ * with its masks, BARs, MSI and MSI-X capabilities); its configuration space becomes region
+ * {@link VfioUserRegion#CONFIG}, served by {@link PciConfigRegion}.
  */
 public final class VfioUserDevice {
     public static final int IRQ_INTX = 0;
@@ -18,6 +24,7 @@ public final class VfioUserDevice {
     /** VFIO_PCI_NUM_IRQS. */
     public static final int NUM_IRQS = 5;
 
+    private final PciFunction function;
     private final VfioUserRegion[] regions;
     private final int[] irqCounts;
     private final Runnable onReset;
@@ -25,6 +32,7 @@ public final class VfioUserDevice {
     private final boolean dmaByMessages;
 
     private VfioUserDevice(Builder b) {
+        this.function = b.function;
         this.regions = b.regions.clone();
         this.irqCounts = b.irqCounts.clone();
         this.onReset = b.onReset;
@@ -32,9 +40,27 @@ public final class VfioUserDevice {
         this.dmaByMessages = b.dmaByMessages;
     }
 
-    /** @return a builder for a device with configuration space {@code config} */
-    public static Builder builder(PciConfigSpace config) {
-        return new Builder(config);
+    /** @return a builder for a device that is PCI function {@code function} */
+    public static Builder builder(PciFunction function) {
+        return new Builder(function);
+    }
+
+    /**
+     * A PCI function with a 256-byte configuration space whose type 0 header is filled in
+     * ({@link PciConfigSpace#initHeader}, subsystem IDs 0): add BARs and capabilities, then {@link #builder}.
+     *
+     * @param name      for logs
+     * @param classCode 24 bits: base class, sub-class, programming interface (e.g. 0x010802 NVMe)
+     */
+    public static PciFunction pciFunction(String name, int vendorId, int deviceId, int classCode, int revision) {
+        PciFunction f = new PciFunction(name, new PciConfigSpace(PciConfigSpace.SIZE));
+        f.config().initHeader(vendorId, deviceId, revision, classCode, 0, 0);
+        return f;
+    }
+
+    /** @return the PCI function whose configuration space is region CONFIG */
+    public PciFunction function() {
+        return function;
     }
 
     /** @return the region at vfio index {@code index}, if the device has one */
@@ -65,16 +91,33 @@ public final class VfioUserDevice {
         return "VfioUserDevice" + Arrays.toString(regions) + " irqs " + Arrays.toString(irqCounts);
     }
 
-    /** Declares a device; every part but the configuration space is optional. */
+    /** Declares a device; every part but the PCI function is optional. */
     public static final class Builder {
+        private final PciFunction function;
         private final VfioUserRegion[] regions = new VfioUserRegion[VfioUserRegion.NUM_REGIONS];
         private final int[] irqCounts = new int[NUM_IRQS];
         private Runnable onReset = () -> { };
         private Runnable onDisconnect = () -> { };
         private boolean dmaByMessages;
 
-        private Builder(PciConfigSpace config) {
-            regions[VfioUserRegion.CONFIG] = VfioUserRegion.trapped(VfioUserRegion.CONFIG, PciConfigSpace.SIZE, config);
+        private Builder(PciFunction function) {
+            this.function = function;
+            PciConfigRegion config = new PciConfigRegion(function);
+            regions[VfioUserRegion.CONFIG] = VfioUserRegion.trapped(VfioUserRegion.CONFIG, config.size(), config);
+        }
+
+        /**
+         * Adds BAR {@code index} as a trapped region of the size the function declares for it
+         * ({@link PciFunction#setBar}).
+         *
+         * @throws IllegalArgumentException if the function has no BAR {@code index} or the index is taken
+         */
+        public Builder bar(int index, RegionHandler handler) {
+            PciBar bar = index >= 0 && index < PciFunction.BAR_COUNT ? function.bar(index) : null;
+            if (bar == null) {
+                throw new IllegalArgumentException(function.name() + " has no BAR " + index);
+            }
+            return region(VfioUserRegion.trapped(index, bar.size(), handler));
         }
 
         /** Adds a region; its index must be free (CONFIG is taken by the configuration space). */

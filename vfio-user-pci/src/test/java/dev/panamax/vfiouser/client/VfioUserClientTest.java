@@ -16,7 +16,8 @@ import dev.panamax.pci.PciBar;
 import dev.panamax.vfio.VfioRegionInfo;
 import dev.panamax.vfiouser.protocol.VersionCodec;
 import dev.panamax.vfiouser.server.DmaException;
-import dev.panamax.vfiouser.server.PciConfigSpace;
+import dev.panamax.pci.PciConfigSpace;
+import dev.panamax.pci.PciFunction;
 import dev.panamax.vfiouser.server.RegionHandler;
 import dev.panamax.vfiouser.server.VfioUserDevice;
 import dev.panamax.vfiouser.server.VfioUserRegion;
@@ -63,7 +64,7 @@ class VfioUserClientTest {
 
     @TempDir
     Path dir;
-    PciConfigSpace config;
+    PciFunction config;
     final byte[] bar0 = new byte[BAR0_SIZE];
     final byte[] bar4 = new byte[BAR4_SIZE];
     /** Every BAR0 write as offset and length, in the order the device saw them. */
@@ -78,10 +79,10 @@ class VfioUserClientTest {
 
     void start(VfioUserClient.Options options) throws Exception {
         fdsBefore = Fds.open();
-        config = new PciConfigSpace(0x4e58, 0x0002, 0x018000, 1);
-        config.setBar(0, BAR0_SIZE, 0);
-        config.setBar(2, BAR2_SIZE, PciConfigSpace.BAR_MEM64 | PciConfigSpace.BAR_PREFETCH);
-        config.setBar(4, BAR4_SIZE, 0);
+        config = VfioUserDevice.pciFunction("test", 0x4e58, 0x0002, 0x018000, 1);
+        config.setBar(0, PciBar.memory32(BAR0_SIZE), null);
+        config.setBar(2, PciBar.memory64(BAR2_SIZE, true), null);
+        config.setBar(4, PciBar.memory32(BAR4_SIZE), null);
         bar2 = new MemFd("bar2", BAR2_SIZE);
         RegionHandler bar0Handler = new RegionHandler() {
             @Override
@@ -231,11 +232,11 @@ class VfioUserClientTest {
         assertEquals(0x0002, client.regionRead(7, PciConfigSpace.DEVICE_ID, 2));
         assertEquals(0x00024e58L, client.regionRead(7, 0, 4));
         client.regionWrite(7, PciConfigSpace.COMMAND, 2, 0x0006);
-        assertEquals(0x0006, config.get(PciConfigSpace.COMMAND, 2), "a config write is done when it returns");
+        assertEquals(0x0006, config.configRead(PciConfigSpace.COMMAND, 2), "a config write is done when it returns");
         assertEquals(0x0006, client.regionRead(7, PciConfigSpace.COMMAND, 2));
         // BAR sizing through the client, as the PCI model does it.
-        client.regionWrite(7, PciConfigSpace.BAR0, 4, 0xFFFFFFFFL);
-        assertEquals(0xFFFFF000L, client.regionRead(7, PciConfigSpace.BAR0, 4));
+        client.regionWrite(7, PciConfigSpace.BASE_ADDRESS_0, 4, 0xFFFFFFFFL);
+        assertEquals(0xFFFFF000L, client.regionRead(7, PciConfigSpace.BASE_ADDRESS_0, 4));
         assertEquals(0, client.outstandingPostedWrites());
     }
 

@@ -28,7 +28,7 @@ class VfioUserServerLifecycleTest {
     /** One whole session: VERSION, a memfd region's fd, a DMA_MAP with a memfd, MSI-X eventfds, then the client closes. */
     private static void session(UnixSocket serverEnd, UnixSocket clientEnd, AtomicInteger disconnects) throws InterruptedException {
         try (MemFd bar2 = new MemFd("bar2", 8192)) {
-            VfioUserDevice device = VfioUserDevice.builder(new PciConfigSpace(0x4e58, 2, 0xff0000, 0))
+            VfioUserDevice device = VfioUserDevice.builder(VfioUserDevice.pciFunction("test", 0x4e58, 2, 0xff0000, 0))
                     .region(VfioUserRegion.memfd(2, bar2))
                     .irqs(VfioUserDevice.IRQ_MSIX, 2)
                     .onDisconnect(disconnects::incrementAndGet)
@@ -82,7 +82,7 @@ class VfioUserServerLifecycleTest {
     void acceptsOneClientOnASocketPath(@TempDir Path dir) throws Exception {
         Path path = dir.resolve("device.sock");
         AtomicInteger disconnects = new AtomicInteger();
-        VfioUserDevice device = VfioUserDevice.builder(new PciConfigSpace(0x4e58, 3, 0xff0000, 0))
+        VfioUserDevice device = VfioUserDevice.builder(VfioUserDevice.pciFunction("test", 0x4e58, 3, 0xff0000, 0))
                 .onDisconnect(disconnects::incrementAndGet).build();
         CompletableFuture<VfioUserServer> accepted = CompletableFuture.supplyAsync(() -> VfioUserServer.accept(path, device, T));
         UnixSocket s = null;
@@ -109,7 +109,7 @@ class VfioUserServerLifecycleTest {
     void closeByTheOwnerDisconnectsTheClient() throws InterruptedException {
         AtomicInteger disconnects = new AtomicInteger();
         UnixSocket[] pair = UnixSocket.pair();
-        VfioUserServer server = new VfioUserServer(pair[1], VfioUserDevice.builder(new PciConfigSpace(1, 2, 3, 4))
+        VfioUserServer server = new VfioUserServer(pair[1], VfioUserDevice.builder(VfioUserDevice.pciFunction("test", 1, 2, 3, 4))
                 .onDisconnect(disconnects::incrementAndGet).build());
         server.start();
         try (TestClient client = new TestClient(pair[0], 0, 0)) {

@@ -1,5 +1,8 @@
 package dev.panamax.vfiouser.server;
 
+import dev.panamax.pci.PciBar;
+import dev.panamax.pci.PciConfigSpace;
+import dev.panamax.pci.PciFunction;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.Libc;
@@ -54,7 +57,7 @@ class VfioUserServerTest {
     static final byte[] PATTERN = "device wrote this via DMA".getBytes();
     static final long MEM_BASE = 0x40000;
 
-    PciConfigSpace config;
+    PciFunction config;
     byte[] bar0 = new byte[(int) BAR0_SIZE];
     MemFd bar2;
     AtomicInteger resets = new AtomicInteger();
@@ -65,9 +68,9 @@ class VfioUserServerTest {
 
     @BeforeEach
     void setUp() {
-        config = new PciConfigSpace(0x4e58, 0x0001, 0x018000, 2);
-        config.setBar(0, BAR0_SIZE, 0);
-        config.setBar(2, BAR2_SIZE, PciConfigSpace.BAR_MEM64 | PciConfigSpace.BAR_PREFETCH);
+        config = VfioUserDevice.pciFunction("test", 0x4e58, 0x0001, 0x018000, 2);
+        config.setBar(0, PciBar.memory32(BAR0_SIZE), null);
+        config.setBar(2, PciBar.memory64(BAR2_SIZE, true), null);
         bar2 = new MemFd("bar2", BAR2_SIZE);
         RegionHandler bar0Handler = new RegionHandler() {
             @Override
@@ -246,7 +249,7 @@ class VfioUserServerTest {
         client.version();
         try (MemFd guest = new MemFd("guest", 4096)) {
             UnixSocket[] pair = UnixSocket.pair();
-            VfioUserServer s = new VfioUserServer(pair[1], VfioUserDevice.builder(new PciConfigSpace(1, 2, 3, 4)).dmaByMessages(true).build());
+            VfioUserServer s = new VfioUserServer(pair[1], VfioUserDevice.builder(VfioUserDevice.pciFunction("test", 1, 2, 3, 4)).dmaByMessages(true).build());
             s.start();
             try (TestClient c = new TestClient(pair[0], MEM_BASE, guest.mapping())) {
                 c.version();
@@ -303,19 +306,20 @@ class VfioUserServerTest {
     void configSpaceReadAndMaskedWrites() {
         client.version();
         assertEquals(0x00014e58L, le(regionRead(VfioUserRegion.CONFIG, 0, 4)));
-        assertEquals(0x018000L, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.CLASS_CODE, 3)));
+        assertEquals(0x018000L, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.CLASS_PROG, 3)));
         // Vendor ID is read-only; command takes only its writable bits.
         regionWrite(VfioUserRegion.CONFIG, 0, le(0xFFFF, 2));
         assertEquals(0x4e58L, le(regionRead(VfioUserRegion.CONFIG, 0, 2)));
         regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.COMMAND, le(0xFFFF, 2));
-        assertEquals(PciConfigSpace.COMMAND_WRITABLE, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.COMMAND, 2)));
+        assertEquals(PciConfigSpace.COMMAND_IO | PciConfigSpace.COMMAND_MEMORY | PciConfigSpace.COMMAND_MASTER | PciConfigSpace.COMMAND_PARITY
+                | PciConfigSpace.COMMAND_SERR | PciConfigSpace.COMMAND_INTX_DISABLE, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.COMMAND, 2)));
         // BAR sizing: all ones reads back the size mask with the type bits.
-        regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.BAR0, le(0xFFFFFFFFL, 4));
-        assertEquals(0xFFFFF000L, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.BAR0, 4)));
-        regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.BAR0 + 8, le(0xFFFFFFFFL, 4));
-        assertEquals(0xFFFFE00CL, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.BAR0 + 8, 4)));
-        regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.BAR0 + 12, le(0xFFFFFFFFL, 4));
-        assertEquals(0xFFFFFFFFL, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.BAR0 + 12, 4)));
+        regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, le(0xFFFFFFFFL, 4));
+        assertEquals(0xFFFFF000L, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4)));
+        regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0 + 8, le(0xFFFFFFFFL, 4));
+        assertEquals(0xFFFFE00CL, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0 + 8, 4)));
+        regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0 + 12, le(0xFFFFFFFFL, 4));
+        assertEquals(0xFFFFFFFFL, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0 + 12, 4)));
     }
 
     @Test

@@ -1,10 +1,14 @@
-package dev.panamax.vfiouser.virtioblk;
+package dev.panamax.virtio.blk;
 
 import dev.panamax.vfiouser.protocol.RegionReadCodec;
 import dev.panamax.vfiouser.protocol.RegionWriteCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.server.TestClient;
+import dev.panamax.pci.PciConfigSpace;
 import dev.panamax.vfiouser.server.VfioUserRegion;
+import dev.panamax.virtio.VirtioDevice;
+import dev.panamax.virtio.VirtioPciTransport;
+import dev.panamax.virtio.Virtqueue;
 import io.netty.buffer.ByteBuf;
 
 import java.lang.foreign.MemorySegment;
@@ -21,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * What a virtio PCI driver does (virtio 1.x, 4.1.4 and 3.1.1), written against the vfio-user
- * messages only: the test side of {@link VirtioBlk}. It finds the virtio structures by walking the
+ * messages only: the test side of {@link VirtioPciTransport} with {@link VirtioBlk}. It finds the virtio structures by walking the
  * capability list in configuration space, then reads and writes them by REGION_READ/WRITE. Guest
  * memory is {@code memory}, at DMA address {@code base}; the queue parts sit at fixed offsets.
  */
@@ -87,19 +91,19 @@ final class VirtioDriver {
         for (int n = 0; at != 0; n++) {
             assertTrue(n < 48 && at >= 0x40 && at < 256, "capability pointer 0x" + Integer.toHexString(at));
             int id = cfg[at] & 0xFF;
-            if (id == VirtioBlk.PCI_CAP_ID_VNDR) {
+            if (id == PciConfigSpace.CAP_ID_VNDR) {
                 MemorySegment c = MemorySegment.ofArray(cfg).asSlice(at);
                 int cfgType = cfg[at + 3] & 0xFF;
                 structures.putIfAbsent(cfgType, new Structure(cfg[at + 4] & 0xFF, c.get(JAVA_INT_UNALIGNED, 8) & 0xFFFFFFFFL,
                         c.get(JAVA_INT_UNALIGNED, 12) & 0xFFFFFFFFL));
-                if (cfgType == VirtioBlk.VIRTIO_PCI_CAP_PCI_CFG) {
+                if (cfgType == VirtioPciTransport.VIRTIO_PCI_CAP_PCI_CFG) {
                     pciCfgCapability = at;
                 }
-                if (cfgType == VirtioBlk.VIRTIO_PCI_CAP_NOTIFY_CFG) {
+                if (cfgType == VirtioPciTransport.VIRTIO_PCI_CAP_NOTIFY_CFG) {
                     assertEquals(20, cfg[at + 2], "notify cap_len");
                     notifyOffMultiplier = c.get(JAVA_INT_UNALIGNED, 16);
                 }
-            } else if (id == VirtioBlk.PCI_CAP_ID_MSIX) {
+            } else if (id == PciConfigSpace.CAP_ID_MSIX) {
                 msixCapability = at;
             }
             at = cfg[at + 1] & 0xFF;
@@ -107,7 +111,7 @@ final class VirtioDriver {
     }
 
     Structure common() {
-        return structures.get(VirtioBlk.VIRTIO_PCI_CAP_COMMON_CFG);
+        return structures.get(VirtioPciTransport.VIRTIO_PCI_CAP_COMMON_CFG);
     }
 
     long common(int field, int width) {
@@ -127,12 +131,12 @@ final class VirtioDriver {
     }
 
     long deviceConfig(int offset, int width) {
-        Structure d = structures.get(VirtioBlk.VIRTIO_PCI_CAP_DEVICE_CFG);
+        Structure d = structures.get(VirtioPciTransport.VIRTIO_PCI_CAP_DEVICE_CFG);
         return readLe(d.bar(), d.offset() + offset, width);
     }
 
     int isr() {
-        Structure s = structures.get(VirtioBlk.VIRTIO_PCI_CAP_ISR_CFG);
+        Structure s = structures.get(VirtioPciTransport.VIRTIO_PCI_CAP_ISR_CFG);
         return (int) readLe(s.bar(), s.offset(), 1);
     }
 
@@ -155,14 +159,14 @@ final class VirtioDriver {
     void init(long features, int size, int configVector, int queueVector) {
         status(0);
         assertEquals(0, status(), "status after reset");
-        status(VirtioBlk.ACKNOWLEDGE);
-        status(VirtioBlk.ACKNOWLEDGE | VirtioBlk.DRIVER);
+        status(VirtioDevice.ACKNOWLEDGE);
+        status(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER);
         common(0x08, 4, 0);
         common(0x0C, 4, features & 0xFFFFFFFFL);
         common(0x08, 4, 1);
         common(0x0C, 4, features >>> 32);
-        status(VirtioBlk.ACKNOWLEDGE | VirtioBlk.DRIVER | VirtioBlk.FEATURES_OK);
-        assertEquals(VirtioBlk.FEATURES_OK, status() & VirtioBlk.FEATURES_OK, "FEATURES_OK accepted");
+        status(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER | VirtioDevice.FEATURES_OK);
+        assertEquals(VirtioDevice.FEATURES_OK, status() & VirtioDevice.FEATURES_OK, "FEATURES_OK accepted");
         common(0x10, 2, configVector);
         assertEquals(configVector, common(0x10, 2), "msix_config");
         common(0x16, 2, 0);
@@ -178,7 +182,7 @@ final class VirtioDriver {
         common(0x30, 8, base + USED);
         assertEquals(base + DESC, common(0x20, 8));
         common(0x1C, 2, 1);
-        status(VirtioBlk.ACKNOWLEDGE | VirtioBlk.DRIVER | VirtioBlk.FEATURES_OK | VirtioBlk.DRIVER_OK);
+        status(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER | VirtioDevice.FEATURES_OK | VirtioDevice.DRIVER_OK);
         availIdx = 0;
         nextDesc = 0;
     }
@@ -232,7 +236,7 @@ final class VirtioDriver {
 
     /** Rings queue 0's doorbell (4.1.5.2); the device serves the queue before the write's reply. */
     void kick() {
-        Structure n = structures.get(VirtioBlk.VIRTIO_PCI_CAP_NOTIFY_CFG);
+        Structure n = structures.get(VirtioPciTransport.VIRTIO_PCI_CAP_NOTIFY_CFG);
         long queueNotifyOff = common(0x1E, 2);
         write(n.bar(), n.offset() + queueNotifyOff * notifyOffMultiplier, 2, 0);
     }

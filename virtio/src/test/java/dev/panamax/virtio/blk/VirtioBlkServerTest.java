@@ -1,4 +1,4 @@
-package dev.panamax.vfiouser.virtioblk;
+package dev.panamax.virtio.blk;
 
 import dev.panamax.vfiouser.protocol.VersionCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;

@@ -1,4 +1,4 @@
-package dev.panamax.vfiouser.virtioblk;
+package dev.panamax.virtio.blk;
 
 import dev.panamax.vfiouser.bindings.vfio_user_h;
 import dev.panamax.core.sys.EventFd;

@@ -1,9 +1,10 @@
-package dev.panamax.vfiouser.virtioblk;
+package dev.panamax.virtio.blk;
 
 import dev.panamax.core.sys.LinuxException;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.ReceiveTimeoutException;
 import dev.panamax.vfiouser.transport.UnixSocket;
+import dev.panamax.virtio.VirtioPciTransport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -16,8 +17,8 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Serves a disk image as a {@link VirtioBlk} vfio-user device on a UNIX socket path, one client
- * at a time, each with a fresh device, until {@link #close}d. The listening socket stays open between
+ * Serves a disk image as a {@link VirtioBlk} vfio-user device (on a {@link VirtioPciTransport}) on a
+ * UNIX socket path, one client at a time, each with a fresh device, until {@link #close}d. The listening socket stays open between
  * clients (a client that connects while another is served waits in the backlog); its file is
  * removed on close.
  */
@@ -111,7 +112,7 @@ public final class VirtioBlkServer implements AutoCloseable {
         try (blk) {
             VfioUserServer server;
             synchronized (this) {
-                server = blk.serve(socket);
+                server = new VirtioPciTransport(blk, options.dmaByMessages()).serve(socket);
                 current = server;
             }
             LOG.info("virtio-blk: client connected");

@@ -1,16 +1,19 @@
-package dev.panamax.vfiouser.virtioblk;
+package dev.panamax.virtio.blk;
 
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
 import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
-import dev.panamax.vfiouser.server.PciConfigSpace;
+import dev.panamax.pci.PciBar;
+import dev.panamax.pci.PciConfigSpace;
 import dev.panamax.vfiouser.server.TestClient;
 import dev.panamax.vfiouser.server.VfioUserDevice;
 import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.UnixSocket;
+import dev.panamax.virtio.VirtioPciTransport;
+import dev.panamax.virtio.Virtqueue;
 import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -26,9 +29,11 @@ import java.util.Arrays;
 import java.util.Random;
 
 import static dev.panamax.vfiouser.server.TestClient.payload;
-import static dev.panamax.vfiouser.virtioblk.VirtioBlk.*;
-import static dev.panamax.vfiouser.virtioblk.VirtioDriver.Desc;
-import static dev.panamax.vfiouser.virtioblk.VirtioDriver.FREE;
+import static dev.panamax.virtio.VirtioDevice.*;
+import static dev.panamax.virtio.VirtioPciTransport.*;
+import static dev.panamax.virtio.blk.VirtioBlk.*;
+import static dev.panamax.virtio.blk.VirtioDriver.Desc;
+import static dev.panamax.virtio.blk.VirtioDriver.FREE;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -36,7 +41,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * The virtio-blk device over a real socketpair, driven by the vfio-user messages a VMM sends: a
  * driver's init sequence, requests in guest memory, interrupts by eventfd. Guest memory is a memfd,
  * reached by the device through its mmap (MAPPED), by DMA_READ/DMA_WRITE for a DMA_MAP without fd
- * (MESSAGES), or by messages although the fd was given ({@link VirtioBlk.Options#dmaByMessages}).
+ * (MESSAGES), or by messages although the fd was given ({@link VirtioBlk.Options#dmaByMessages}). The device is
+ * {@link VirtioBlk} on the {@link VirtioPciTransport}.
  */
 class VirtioBlkTest {
     static final long BASE = 0x1_0000_0000L;
@@ -52,6 +58,7 @@ class VirtioBlkTest {
     Path disk;
     byte[] initial;
     VirtioBlk blk;
+    VirtioPciTransport pci;
     VfioUserServer server;
     TestClient client;
     MemFd guest;
@@ -67,7 +74,8 @@ class VirtioBlkTest {
         Files.write(disk, initial);
         blk = new VirtioBlk(disk, new Options(readOnly, "serial-0123456789ABCDEFGH", dma == Dma.FORCED_MESSAGES));
         UnixSocket[] pair = UnixSocket.pair();
-        server = blk.serve(pair[1]);
+        pci = new VirtioPciTransport(blk, blk.options().dmaByMessages());
+        server = pci.serve(pair[1]);
         guest = new MemFd("guest", MEMORY);
         client = new TestClient(pair[0], BASE, guest.mapping());
         client.version();
@@ -134,12 +142,12 @@ class VirtioBlkTest {
         assertEquals(0x1af4, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.VENDOR_ID, 2));
         assertEquals(0x1042, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.DEVICE_ID, 2));
         assertEquals(1, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.REVISION_ID, 1));
-        assertEquals(0x010000, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.CLASS_CODE, 3));
+        assertEquals(0x010000, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.CLASS_PROG, 3));
         assertEquals(1, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.INTERRUPT_PIN, 1));
         // BAR0 is 64-bit memory of 16 KiB: all ones read back the size.
-        assertEquals(PciConfigSpace.BAR_MEM64, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.BAR0, 4));
-        driver.write(VfioUserRegion.CONFIG, PciConfigSpace.BAR0, 4, 0xFFFFFFFFL);
-        assertEquals(~(VIRTIO_BAR_SIZE - 1) & 0xFFFFFFF0L | PciConfigSpace.BAR_MEM64, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.BAR0, 4));
+        assertEquals(PciBar.MEM_TYPE_64, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4));
+        driver.write(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4, 0xFFFFFFFFL);
+        assertEquals(~(VIRTIO_BAR_SIZE - 1) & 0xFFFFFFF0L | PciBar.MEM_TYPE_64, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4));
         for (int type = VIRTIO_PCI_CAP_COMMON_CFG; type <= VIRTIO_PCI_CAP_DEVICE_CFG; type++) {
             assertNotNull(driver.structures.get(type), "virtio structure " + type);
             assertEquals(VIRTIO_BAR, driver.structures.get(type).bar());
@@ -148,7 +156,8 @@ class VirtioBlkTest {
         assertEquals(NOTIFY_OFF_MULTIPLIER, driver.notifyOffMultiplier);
         assertNotEquals(0, driver.msixCapability);
         // MSI-X: table size 2 (encoded N-1), table and PBA in BAR2.
-        assertEquals(MSIX_VECTORS - 1, driver.readLe(VfioUserRegion.CONFIG, driver.msixCapability + 2, 2) & 0x7FF);
+        assertEquals(2, pci.msixVectors(), "one vector for configuration changes, one for the queue");
+        assertEquals(pci.msixVectors() - 1, driver.readLe(VfioUserRegion.CONFIG, driver.msixCapability + 2, 2) & 0x7FF);
         assertEquals(MSIX_TABLE_OFFSET | MSIX_BAR, driver.readLe(VfioUserRegion.CONFIG, driver.msixCapability + 4, 4));
         assertEquals(MSIX_PBA_OFFSET | MSIX_BAR, driver.readLe(VfioUserRegion.CONFIG, driver.msixCapability + 8, 4));
         // Features: VERSION_1 and the block features; no ACCESS_PLATFORM, no EVENT_IDX, not RO.
@@ -188,7 +197,7 @@ class VirtioBlkTest {
         start(dma, false);
         driver.enableMsix(true);
         driver.init(FEATURES, 16, 0, 1);
-        assertEquals(DRIVER_OK, blk.status() & DRIVER_OK);
+        assertEquals(DRIVER_OK, pci.status() & DRIVER_OK);
 
         // OUT: two sectors at sector 3, the data in two buffers.
         byte[] data = new byte[2 * SECTOR_SIZE];
@@ -257,7 +266,7 @@ class VirtioBlkTest {
         // A header shorter than 16 bytes: IOERR.
         request(ro(FREE + 0x600, 8), rw(FREE + 0x8C, 1));
         assertEquals(VIRTIO_BLK_S_IOERR, driver.get(FREE + 0x8C, 1)[0]);
-        assertEquals(0, blk.status() & DEVICE_NEEDS_RESET);
+        assertEquals(0, pci.status() & DEVICE_NEEDS_RESET);
         assertArrayEquals(Arrays.copyOfRange(initial, (DISK_SECTORS - 1) * SECTOR_SIZE, DISK_SECTORS * SECTOR_SIZE),
                 diskBytes((DISK_SECTORS - 1) * SECTOR_SIZE, SECTOR_SIZE));
 

@@ -1,4 +1,4 @@
-package dev.panamax.vfiouser.virtioblk;
+package dev.panamax.virtio;
 
 import dev.panamax.vfiouser.server.DeviceDma;
 
@@ -9,44 +9,47 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A split virtqueue as the device sees it (virtio 1.x, 2.7 "Split Virtqueues"), in driver memory
+ * A split virtqueue as the device sees it (virtio 1.2, 2.7 "Split Virtqueues"), in driver memory
  * reached through {@link DeviceDma} by DMA address (guest-physical for a VM):
  * <pre>
  *   descriptor table (2.7.5), 16 bytes each:  0 le64 addr   8 le32 len   12 le16 flags   14 le16 next
  *   available ring (2.7.6), "driver area":    0 le16 flags  2 le16 idx   4 le16 ring[size]   (le16 used_event)
  *   used ring (2.7.8), "device area":         0 le16 flags  2 le16 idx   4 {le32 id; le32 len} ring[size]   (le16 avail_event)
  * </pre>
- * The fields the driver programs through the common configuration (4.1.4.3) live here. Not
- * thread-safe: the device holds its lock.
+ * The fields the driver programs through the common configuration (4.1.4.3) live here; the
+ * {@link VirtioPciTransport} sets them, a {@link VirtioDevice} takes chains with {@link #pop} and
+ * returns them with {@link #push}. Not thread-safe: the transport holds its lock.
  */
-final class Virtqueue {
+public final class Virtqueue {
     /** Bytes of one descriptor (struct virtq_desc). */
-    static final int DESC_SIZE = 16;
+    public static final int DESC_SIZE = 16;
     /** 2.7.5: the buffer continues via {@code next}. */
-    static final int VIRTQ_DESC_F_NEXT = 1;
+    public static final int VIRTQ_DESC_F_NEXT = 1;
     /** 2.7.5: the buffer is device write-only (else device read-only). */
-    static final int VIRTQ_DESC_F_WRITE = 2;
+    public static final int VIRTQ_DESC_F_WRITE = 2;
     /** 2.7.5.3: the buffer holds a table of descriptors. */
-    static final int VIRTQ_DESC_F_INDIRECT = 4;
+    public static final int VIRTQ_DESC_F_INDIRECT = 4;
     /** 2.7.7: the driver asks for no interrupt when buffers are used. */
-    static final int VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
+    public static final int VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
     /** 4.1.5.1.2: "no MSI-X vector". */
-    static final int NO_VECTOR = 0xFFFF;
+    public static final int NO_VECTOR = 0xFFFF;
 
     /** One device-readable or device-writable buffer of a chain: DMA address and bytes. */
-    record Buffer(long addr, long len, boolean writable) {
+    public record Buffer(long addr, long len, boolean writable) {
     }
 
     /**
      * A descriptor chain taken from the available ring: its head index (what goes into the used
      * ring) and its buffers, readable ones first (2.7.4.2).
      */
-    record Chain(int head, List<Buffer> buffers) {
-        long readableBytes() {
+    public record Chain(int head, List<Buffer> buffers) {
+        /** @return bytes in the device-readable buffers */
+        public long readableBytes() {
             return buffers.stream().filter(b -> !b.writable()).mapToLong(Buffer::len).sum();
         }
 
-        long writableBytes() {
+        /** @return bytes in the device-writable buffers */
+        public long writableBytes() {
             return buffers.stream().filter(Buffer::writable).mapToLong(Buffer::len).sum();
         }
     }
@@ -66,6 +69,10 @@ final class Virtqueue {
     /** The device's used ring index (2.7.8: free-running u16). */
     private int usedIdx;
 
+    /**
+     * @param index   the queue's index in the device (queue_select, and queue_notify_off here)
+     * @param maxSize the largest queue size the device allows, a power of two up to 32768 (2.7)
+     */
     Virtqueue(int index, int maxSize) {
         this.index = index;
         this.maxSize = maxSize;
@@ -97,7 +104,7 @@ final class Virtqueue {
      * @throws VirtqueueException for a ring that breaks the rules
      * @throws dev.panamax.vfiouser.server.DmaException when a ring or table is not in DMA-mapped memory
      */
-    Chain pop(DeviceDma dma) {
+    public Chain pop(DeviceDma dma) {
         // 2.7 table "Virtqueue Part Alignment": descriptors 16, available ring 2, used ring 4.
         if ((desc & 15) != 0 || (driver & 1) != 0 || (device & 3) != 0) {
             throw new VirtqueueException(String.format("queue %d: misaligned rings desc 0x%x driver 0x%x device 0x%x", index, desc, driver, device));
@@ -175,7 +182,7 @@ final class Virtqueue {
      * @param head    the chain's head descriptor index
      * @param written bytes the device wrote into the chain's writable buffers
      */
-    void push(DeviceDma dma, int head, long written) {
+    public void push(DeviceDma dma, int head, long written) {
         ByteBuffer e = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putInt(0, head).putInt(4, (int) written);
         dma.write(device + 4 + 8L * (usedIdx % size), e.array());
         usedIdx = (usedIdx + 1) & 0xFFFF;
@@ -186,8 +193,18 @@ final class Virtqueue {
     }
 
     /** @return true when the driver set VIRTQ_AVAIL_F_NO_INTERRUPT (2.7.7; no VIRTIO_F_EVENT_IDX) */
-    boolean interruptSuppressed(DeviceDma dma) {
+    public boolean interruptSuppressed(DeviceDma dma) {
         return (u16(dma, driver) & VIRTQ_AVAIL_F_NO_INTERRUPT) != 0;
+    }
+
+    /** @return the queue's index in the device */
+    public int index() {
+        return index;
+    }
+
+    /** @return the queue size the driver chose (at most {@link #maxSize}) */
+    public int size() {
+        return size;
     }
 
     private static int u16(DeviceDma dma, long addr) {
