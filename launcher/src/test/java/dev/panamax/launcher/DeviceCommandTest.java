@@ -7,6 +7,7 @@ import dev.panamax.vfiouser.transport.ReceivedMessage;
 import dev.panamax.vfiouser.transport.UnixSocket;
 import dev.panamax.vfiouser.virtioblk.VirtioBlk;
 import dev.panamax.vfiouser.virtioblk.VirtioBlkServer;
+import dev.panamax.vmm.Verdict;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.Test;

@@ -1,4 +1,4 @@
-package dev.panamax.launcher;
+package dev.panamax.vmm;
 
 import dev.panamax.core.bus.Bus;
 import dev.panamax.core.cpu.X86BootState;
@@ -17,10 +17,10 @@ import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmVm;
 import dev.panamax.kvm.VcpuExit;
-import dev.panamax.launcher.devices.CmosRtc;
-import dev.panamax.launcher.devices.ExitPort;
-import dev.panamax.launcher.devices.I8042;
-import dev.panamax.launcher.devices.Serial16550;
+import dev.panamax.devices.CmosRtc;
+import dev.panamax.devices.ExitPort;
+import dev.panamax.devices.I8042;
+import dev.panamax.devices.Serial16550;
 import dev.panamax.pci.BusBarMapper;
 import dev.panamax.pci.PciBarAllocator;
 import dev.panamax.pci.PciBus;
@@ -47,7 +47,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * <li>create guest RAM (one memfd) in the address space; the VM's memslot listener mirrors it;</li>
  * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the exit port;
  *     and the PCI bus (host bridge at 00:00.0, configuration mechanism #1 at 0xCF8/0xCFC);</li>
- * <li>assign the {@code --device}s ({@link Passthrough}): each goes on the PCI bus with its BARs placed, its
+ * <li>assign the configured devices ({@link DeviceManager}): each goes on the PCI bus with its BARs placed, its
  *     mappable BAR pages in memory slots, its interrupts bound to KVM, and guest RAM mapped for its DMA;</li>
  * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables, and the MP table with the
  *     PCI bus as MP bus 0);</li>
@@ -73,7 +73,13 @@ public final class Machine {
         this.config = config;
     }
 
-    /** Boots the configured guest and returns how it ended. Errors the user can fix throw {@link PanamaxException}. */
+    /**
+     * Boots the configured guest and returns how it ended.
+     *
+     * @throws ConfigException   naming the setting at fault (memory more than the host has, a kernel that is not a
+     *                           bzImage, a device that cannot be assigned)
+     * @throws MachineException  for other errors the user can act on
+     */
     public static Verdict boot(MachineConfig config) {
         return new Machine(config).run();
     }
@@ -97,8 +103,8 @@ public final class Machine {
     private Verdict run() {
         long hostBytes = hostMemoryBytes();
         if (hostBytes > 0 && config.memoryBytes() > hostBytes) {
-            throw new PanamaxException("--memory " + (config.memoryBytes() >> 20) + " MiB is more than this host has ("
-                    + (hostBytes >> 20) + " MiB in /proc/meminfo MemTotal)");
+            throw new ConfigException("memory", ConfigException.SETTING + " " + (config.memoryBytes() >> 20)
+                    + " MiB is more than this host has (" + (hostBytes >> 20) + " MiB in /proc/meminfo MemTotal)");
         }
         BzImage kernel = readKernel(config.kernel());
         Initrd initrd = config.initrd() == null ? null : initrdFile(config.initrd());
@@ -112,10 +118,10 @@ public final class Machine {
                 Serial16550 com1 = attachDevices(vm, pio);
                 PciBus pci = new PciBus(vm::irqLine);
                 pci.registerPorts(pio);
-                try (Passthrough passthrough = new Passthrough(space, pci, vm::irqRoutes, new BusBarMapper(pio, mmio),
+                try (DeviceManager devices = new DeviceManager(space, pci, vm::irqRoutes, new BusBarMapper(pio, mmio),
                         new PciBarAllocator(mmio64Start(ram)), reason -> finish(Verdict.error(reason)))) {
-                    for (DeviceSpec d : config.devices()) {
-                        passthrough.add(d);
+                    for (DeviceConfig d : config.devices()) {
+                        devices.add(d);
                     }
                     return boot(vm, ram, pio, mmio, com1, pci, kernel, initrd);
                 }
@@ -155,8 +161,9 @@ public final class Machine {
             return new GuestRam(space, config.memoryBytes());
         } catch (LinuxException e) {
             if (e.errno() == Errno.ENOMEM || e.errno() == Errno.ENOSPC) {
-                throw new PanamaxException("cannot get " + (config.memoryBytes() >> 20)
-                        + " MiB of guest memory from the host (" + e.getMessage() + "); try a smaller --memory");
+                throw new ConfigException("memory", "cannot get " + (config.memoryBytes() >> 20)
+                        + " MiB of guest memory from the host (" + e.getMessage() + "); try a smaller "
+                        + ConfigException.SETTING, e);
             }
             throw e;
         }
@@ -166,7 +173,7 @@ public final class Machine {
         try {
             return LinuxBoot.load(ram.low().host(), ram.highBytes(), kernel, initrd, config.cmdline(), mpTable);
         } catch (BootException e) {
-            throw new PanamaxException(e.getMessage(), e);
+            throw new MachineException(e.getMessage(), e);
         }
     }
 
@@ -256,7 +263,7 @@ public final class Machine {
         return verdict.get();
     }
 
-    /** {@code --stats}: the exit counts of every vCPU, one table (read after the vCPU threads were joined). */
+    /** {@link MachineConfig#stats()}: the exit counts of every vCPU, one table (read after the vCPU threads were joined). */
     private static void printStats(List<KvmVcpu> vcpus, Bus pio, Bus mmio) {
         for (String line : ExitCounts.table(vcpus.stream().map(KvmVcpu::exitCounts).toList(), pio, mmio)) {
             log.info("{}", line);
@@ -286,7 +293,7 @@ public final class Machine {
         try {
             return BzImage.read(path);
         } catch (BootException e) {
-            throw new PanamaxException(e.getMessage(), e);
+            throw new ConfigException("kernel", e.getMessage(), e);
         }
     }
 
@@ -295,7 +302,7 @@ public final class Machine {
         try {
             return Initrd.file(path);
         } catch (BootException e) {
-            throw new PanamaxException(e.getMessage(), e);
+            throw new ConfigException("initrd", e.getMessage(), e);
         }
     }
 }
