@@ -4,6 +4,7 @@ import dev.panamax.core.bus.Bus;
 import dev.panamax.core.cpu.X86BootState;
 import dev.panamax.core.memory.AddressSpace;
 import dev.panamax.core.memory.GuestRam;
+import dev.panamax.core.memory.ReservedRegion;
 import dev.panamax.core.memory.X86Layout;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.LinuxException;
@@ -44,13 +45,14 @@ import java.util.concurrent.atomic.AtomicReference;
  *
  * <ol>
  * <li>open {@code /dev/kvm}, create the VM with its in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT;</li>
- * <li>create guest RAM (one memfd) in the address space; the VM's memslot listener mirrors it;</li>
+ * <li>reserve the ranges KVM and its in-kernel devices own ({@link X86Layout#reservedRegions()}) in the address
+ *     space, then create guest RAM (one memfd) there; the VM's memslot listener mirrors the RAM;</li>
  * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the exit port;
  *     and the PCI bus (host bridge at 00:00.0, configuration mechanism #1 at 0xCF8/0xCFC);</li>
  * <li>assign the configured devices ({@link DeviceManager}): each goes on the PCI bus with its BARs placed, its
  *     mappable BAR pages in memory slots, its interrupts bound to KVM, and guest RAM mapped for its DMA;</li>
  * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables, and the MP table with the
- *     PCI bus as MP bus 0);</li>
+ *     PCI bus's INTx# wiring as MP bus 0);</li>
  * <li>create the vCPUs, give the boot vCPU the protocol's registers, run each on its own thread;</li>
  * <li>wait for a verdict (exit port, reset, panic, timeout, error), stop every vCPU, reset the assigned devices,
  *     close everything.</li>
@@ -112,6 +114,10 @@ public final class Machine {
              KvmVm vm = kvm.createVm()) {
             AddressSpace space = new AddressSpace();
             space.addListener(vm.memoryListener());
+            // The IOAPIC, local APIC, KVM's TSS and identity map: no RAM, BAR or memory slot may go over them.
+            for (ReservedRegion r : X86Layout.reservedRegions()) {
+                space.add(r);
+            }
             try (GuestRam ram = allocate(space)) {
                 Bus pio = new Bus("pio");
                 Bus mmio = new Bus("mmio");
@@ -129,6 +135,18 @@ public final class Machine {
         }
     }
 
+    /**
+     * The MP table for {@code cpus} CPUs and the PCI bus: the firmware's standard table with the bus's INTx# wiring
+     * ({@link PciBus#intxRoutes}) added as MP bus 0.
+     */
+    static MpTable mpTable(int cpus, PciBus pci) {
+        List<MpTable.InterruptSource> sources = new ArrayList<>();
+        for (PciBus.IntxRoute r : pci.intxRoutes()) {
+            sources.add(new MpTable.InterruptSource(0, r.device(), r.pin(), r.gsi()));
+        }
+        return MpTable.standard(cpus).withPciBus(sources);
+    }
+
     /** 64-bit BARs go above guest RAM, from the next 1 GiB boundary. */
     private static long mmio64Start(GuestRam ram) {
         long end = X86Layout.HIGH_RAM_START + ram.highBytes();
@@ -138,7 +156,7 @@ public final class Machine {
     /** Loads the kernel, creates the vCPUs and runs them to a verdict. */
     private Verdict boot(KvmVm vm, GuestRam ram, Bus pio, Bus mmio, Serial16550 com1, PciBus pci, BzImage kernel,
                          Initrd initrd) {
-        X86BootState boot = load(ram, kernel, initrd, pci.mpTable(MpTable.standard(config.cpus())));
+        X86BootState boot = load(ram, kernel, initrd, mpTable(config.cpus(), pci));
         if (config.consoleInput()) {
             Console.pumpInput(System.in, com1::receive);
         }
