@@ -1,5 +1,6 @@
 package dev.panamax.firmware;
 
+import dev.panamax.core.memory.X86Layout;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
@@ -26,8 +27,6 @@ public record E820Map(List<Entry> entries) {
     public static final long BIOS_START = 0xF0000;
     /** End of the first MiB; RAM resumes here. */
     public static final long HIGH_MEMORY_START = 0x100000;
-    /** Where RAM above the PCI hole starts: 4 GiB. */
-    public static final long HIGH_RAM_START = 1L << 32;
 
     /**
      * One e820 range.
@@ -76,7 +75,7 @@ public record E820Map(List<Entry> entries) {
      * @throws IllegalArgumentException if the sizes are out of range
      */
     public static E820Map x86(long lowRamBytes, long highRamBytes) {
-        if (lowRamBytes <= HIGH_MEMORY_START || lowRamBytes > HIGH_RAM_START) {
+        if (lowRamBytes <= HIGH_MEMORY_START || lowRamBytes > X86Layout.HIGH_RAM_START) {
             throw new IllegalArgumentException(String.format(
                     "low RAM size 0x%X must be above 1 MiB and at most 4 GiB", lowRamBytes));
         }
@@ -89,7 +88,7 @@ public record E820Map(List<Entry> entries) {
         list.add(new Entry(BIOS_START, HIGH_MEMORY_START - BIOS_START, RESERVED));
         list.add(new Entry(HIGH_MEMORY_START, lowRamBytes - HIGH_MEMORY_START, RAM));
         if (highRamBytes > 0) {
-            list.add(new Entry(HIGH_RAM_START, highRamBytes, RAM));
+            list.add(new Entry(X86Layout.HIGH_RAM_START, highRamBytes, RAM));
         }
         return new E820Map(list);
     }

@@ -2,6 +2,7 @@ package dev.panamax.firmware;
 
 import dev.panamax.core.cpu.Segment;
 import dev.panamax.core.cpu.X86BootState;
+import dev.panamax.core.memory.X86Layout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
@@ -122,7 +123,7 @@ public final class LinuxBoot {
     public static X86BootState load(MemorySegment lowRam, long highRamBytes, BzImage kernel, Initrd initrd,
                                     String cmdline, MpTable mpTable) throws BootException {
         long ramEnd = lowRam.byteSize();
-        if (ramEnd > E820Map.HIGH_RAM_START) {
+        if (ramEnd > X86Layout.HIGH_RAM_START) {
             throw new IllegalArgumentException(String.format("low RAM of 0x%X bytes reaches above 4 GiB", ramEnd));
         }
         long kernelEnd = kernelEnd(kernel);

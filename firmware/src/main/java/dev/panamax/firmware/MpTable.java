@@ -1,5 +1,6 @@
 package dev.panamax.firmware;
 
+import dev.panamax.core.memory.X86Layout;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -16,8 +17,8 @@ import java.util.List;
  * right after it, then the entries, sorted by entry type as the spec orders them (processors, buses,
  * I/O APICs, I/O interrupt assignments, local interrupt assignments). All multi-byte fields little-endian.
  *
- * <p>{@link #standard(int)} builds the table Panamax gives a guest; a PCI bus and its interrupt entries
- * are added with {@link #with(Entry...)}.
+ * <p>{@link #standard(int)} builds the table Panamax gives a guest; the machine adds its PCI bus and that bus's
+ * interrupt entries with {@link #withPciBus}.
  *
  * @param localApicAddress guest-physical address of the local APICs (0xFEE00000)
  * @param oemId            OEM ID, at most 8 ASCII characters (space-padded when written)
@@ -27,10 +28,6 @@ import java.util.List;
 public record MpTable(long localApicAddress, String oemId, String productId, List<Entry> entries) {
     /** Where Panamax puts the tables: the start of the BIOS area (e820 reserved). */
     public static final long ADDRESS = 0xF0000;
-    /** Default guest-physical address of the local APIC. */
-    public static final long LOCAL_APIC_ADDRESS = 0xFEE00000L;
-    /** Default guest-physical address of the I/O APIC. */
-    public static final long IO_APIC_ADDRESS = 0xFEC00000L;
     /** Local APIC version reported for each processor (an integrated xAPIC, as Firecracker reports). */
     public static final int LOCAL_APIC_VERSION = 0x14;
     /** I/O APIC version (82093AA: 0x11). */
@@ -61,6 +58,8 @@ public record MpTable(long localApicAddress, String oemId, String productId, Lis
     public static final int EXTINT = 3;
     /** Interrupt flags (PO and EL both 00): polarity and trigger mode conform to the bus's. */
     public static final int CONFORMS = 0;
+    /** I/O interrupt flags of a PCI INTx#: PO = 11 (active low), EL = 11 (level-triggered) (MP spec 4.3.4). */
+    public static final int PCI_INTX_FLAGS = 0x3 | 0x3 << 2;
 
     /** One base configuration table entry (MP spec 4.3). */
     public sealed interface Entry permits Processor, Bus, IoApic, IoInterrupt, LocalInterrupt {
@@ -121,6 +120,18 @@ public record MpTable(long localApicAddress, String oemId, String productId, Lis
         public int type() {
             return 2;
         }
+    }
+
+    /**
+     * A PCI interrupt source, as the machine reads it off its PCI bus for {@link #withPciBus}: device
+     * {@code device}'s pin {@code pin} on PCI bus {@code bus} drives I/O APIC input {@code ioApicInput}.
+     *
+     * @param bus         the PCI bus number
+     * @param device      the device number, 0..31
+     * @param pin         1..4 for INTA#..INTD# (as the Interrupt Pin register numbers them)
+     * @param ioApicInput the I/O APIC input (INTIN#, the GSI) the pin drives
+     */
+    public record InterruptSource(int bus, int device, int pin, int ioApicInput) {
     }
 
     /**
@@ -186,13 +197,48 @@ public record MpTable(long localApicAddress, String oemId, String productId, Lis
         }
         list.add(new Bus(0, "ISA"));
         int ioApicId = cpus;
-        list.add(new IoApic(ioApicId, IO_APIC_VERSION, true, IO_APIC_ADDRESS));
+        list.add(new IoApic(ioApicId, IO_APIC_VERSION, true, X86Layout.IOAPIC_BASE));
         for (int irq = 0; irq < ISA_IRQS; irq++) {
             list.add(new IoInterrupt(INT, CONFORMS, 0, irq, ioApicId, irq));
         }
         list.add(new LocalInterrupt(EXTINT, CONFORMS, 0, 0, 0, 0));
         list.add(new LocalInterrupt(NMI, CONFORMS, 0, 0, 0xFF, 1));
-        return new MpTable(LOCAL_APIC_ADDRESS, "PANAMAX", "PANAMAX VM", list);
+        return new MpTable(X86Layout.LAPIC_BASE, "PANAMAX", "PANAMAX VM", list);
+    }
+
+    /**
+     * A copy of this table with PCI bus 0 added as MP bus 0, as kvmtool's {@code x86/mptable.c} numbers them: the
+     * bus ids of this table's own entries move up by one (ISA becomes bus 1, its interrupt entries follow), then come
+     * a bus entry "PCI" with id 0 and one I/O interrupt entry per source (source bus IRQ = (device &lt;&lt; 2) |
+     * (pin - 1)), level-triggered active low ({@link #PCI_INTX_FLAGS}), to this table's I/O APIC ({@link #ioApicId}).
+     * Linux looks a PCI interrupt up by MP bus id equal to the PCI bus number, hence bus 0 first.
+     *
+     * @param sources the PCI bus's INTx# wiring, one entry per device and pin
+     * @throws IllegalArgumentException for a source on a bus other than 0, or a pin not 1..4
+     */
+    public MpTable withPciBus(List<InterruptSource> sources) {
+        var list = new ArrayList<Entry>();
+        for (Entry e : entries) {
+            list.add(switch (e) {
+                case Bus b -> new Bus(b.busId() + 1, b.busType());
+                case IoInterrupt i -> new IoInterrupt(i.interruptType(), i.flags(), i.sourceBusId() + 1,
+                        i.sourceBusIrq(), i.destIoApicId(), i.destIoApicPin());
+                case LocalInterrupt l -> new LocalInterrupt(l.interruptType(), l.flags(),
+                        l.sourceBusId() + 1, l.sourceBusIrq(), l.destApicId(), l.destApicLint());
+                default -> e;
+            });
+        }
+        list.add(new Bus(0, "PCI"));
+        int ioApicId = ioApicId();
+        for (InterruptSource source : sources) {
+            if (source.bus() != 0 || source.pin() < 1 || source.pin() > 4) {
+                throw new IllegalArgumentException("MP table: PCI interrupt source " + source
+                        + " is not on bus 0 with a pin 1..4 (INTA#..INTD#)");
+            }
+            list.add(new IoInterrupt(INT, PCI_INTX_FLAGS, 0, source.device() << 2 | (source.pin() - 1), ioApicId,
+                    source.ioApicInput()));
+        }
+        return new MpTable(localApicAddress, oemId, productId, list);
     }
 
     /**

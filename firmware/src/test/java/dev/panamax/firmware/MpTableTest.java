@@ -157,4 +157,20 @@ class MpTableTest {
             assertThrows(IllegalArgumentException.class, () -> MpTable.standard(4).writeTo(ram, BASE + 8));
         }
     }
+
+    /** A PCI bus becomes MP bus 0 (ISA moves to 1), its INTx# sources level-triggered, active low. */
+    @Test
+    void withPciBusAddsBusZeroAndItsInterrupts() {
+        MpTable base = MpTable.standard(1);
+        MpTable t = base.withPciBus(List.of(new MpTable.InterruptSource(0, 3, 2, 17)));
+        assertTrue(t.entries().contains(new Bus(0, "PCI")));
+        assertTrue(t.entries().contains(new Bus(1, "ISA")));
+        assertTrue(t.entries().contains(new IoInterrupt(MpTable.INT, 0xF, 0, 3 << 2 | 1, base.ioApicId(), 17)));
+        assertTrue(t.entries().contains(new IoInterrupt(MpTable.INT, MpTable.CONFORMS, 1, 4, base.ioApicId(), 4)));
+        assertEquals(base.entries().size() + 2, t.entries().size());
+        assertThrows(IllegalArgumentException.class,
+                () -> base.withPciBus(List.of(new MpTable.InterruptSource(1, 3, 2, 17))), "only PCI bus 0");
+        assertThrows(IllegalArgumentException.class,
+                () -> base.withPciBus(List.of(new MpTable.InterruptSource(0, 3, 5, 17))), "pins are 1..4");
+    }
 }

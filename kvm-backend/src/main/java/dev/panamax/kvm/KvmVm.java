@@ -6,6 +6,8 @@ import dev.panamax.core.memory.DeviceMemoryRegion;
 import dev.panamax.core.memory.MemoryListener;
 import dev.panamax.core.memory.MemoryRegion;
 import dev.panamax.core.memory.RamRegion;
+import dev.panamax.core.memory.ReservedRegion;
+import dev.panamax.core.memory.X86Layout;
 import dev.panamax.core.sys.Libc;
 import dev.panamax.kvm.bindings.kvm_h;
 import dev.panamax.kvm.bindings.kvm_irq_level;
@@ -36,14 +38,6 @@ import java.util.Map;
 public final class KvmVm implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(KvmVm.class);
 
-    /**
-     * Guest-physical address of the three pages KVM needs for the real-mode TSS on Intel
-     * ({@code KVM_SET_TSS_ADDR}), and of the one page for the EPT identity map just below it
-     * ({@code KVM_SET_IDENTITY_MAP_ADDR}): just below the 4 GiB BIOS area, where QEMU and Firecracker put them.
-     * The machine's memory map must keep {@code [IDENTITY_MAP_ADDR, TSS_ADDR + 3 pages)} free of RAM and devices.
-     */
-    public static final long TSS_ADDR = 0xfffbd000L;
-    public static final long IDENTITY_MAP_ADDR = 0xfffbc000L;
     private static final long PAGE = 4096;
 
     private final Kvm kvm;
@@ -62,10 +56,11 @@ public final class KvmVm implements AutoCloseable {
         this.fd = Libc.ioctl(kvm.fd(), kvm_h.KVM_CREATE_VM(), 0, "KVM_CREATE_VM");
         this.memslots = new Memslots(kvm.nrMemslots());
         try {
-            // Both before any vCPU exists (api.rst: KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR).
-            Libc.ioctl(fd, kvm_h.KVM_SET_TSS_ADDR(), TSS_ADDR, "KVM_SET_TSS_ADDR");
+            // Both before any vCPU exists (api.rst: KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR). Their pages lie in the
+            // PCI hole (X86Layout); the machine reserves them in its address space, away from RAM and BARs.
+            Libc.ioctl(fd, kvm_h.KVM_SET_TSS_ADDR(), X86Layout.KVM_TSS_ADDRESS, "KVM_SET_TSS_ADDR");
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment addr = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_LONG, IDENTITY_MAP_ADDR);
+                MemorySegment addr = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_LONG, X86Layout.KVM_IDENTITY_MAP_ADDRESS);
                 Libc.ioctl(fd, kvm_h.KVM_SET_IDENTITY_MAP_ADDR(), addr, "KVM_SET_IDENTITY_MAP_ADDR");
                 Libc.ioctl(fd, kvm_h.KVM_CREATE_IRQCHIP(), 0, "KVM_CREATE_IRQCHIP");
                 // flags 0: no KVM_PIT_SPEAKER_DUMMY; port 0x61 then exits to user space.
@@ -77,7 +72,7 @@ public final class KvmVm implements AutoCloseable {
             throw e;
         }
         log.debug("VM fd {}: TSS at 0x{}, identity map at 0x{}, in-kernel irqchip and PIT", fd,
-                Long.toHexString(TSS_ADDR), Long.toHexString(IDENTITY_MAP_ADDR));
+                Long.toHexString(X86Layout.KVM_TSS_ADDRESS), Long.toHexString(X86Layout.KVM_IDENTITY_MAP_ADDRESS));
     }
 
     /** @return the VM file descriptor */
@@ -92,7 +87,8 @@ public final class KvmVm implements AutoCloseable {
 
     /**
      * The listener that mirrors guest RAM and mapped device memory into memory slots: add it to the machine's
-     * address space. Other regions are ignored (MMIO must stay unmapped to exit).
+     * address space. Other regions are ignored: MMIO must stay unmapped to exit, and a {@link ReservedRegion} is not
+     * a memory slot (the IOAPIC and local APIC are KVM's in-kernel devices, the TSS and identity map its own pages).
      */
     public MemoryListener memoryListener() {
         return new MemoryListener() {

@@ -1,6 +1,7 @@
 package dev.panamax.launcher;
 
 import dev.panamax.kvm.Kvm;
+import dev.panamax.vmm.Machine;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -46,8 +47,9 @@ public final class AotTrainCommand implements Callable<Integer> {
         }
         LoggerFactory.getLogger(Machine.class).debug("AOT training run");
         int classes = 0;
-        for (Class<?> anchor : new Class<?>[]{Main.class, Kvm.class, dev.panamax.core.bus.Bus.class,
-                dev.panamax.pci.PciBus.class, dev.panamax.firmware.LinuxBoot.class, dev.panamax.vfio.VfioPciFunction.class,
+        for (Class<?> anchor : new Class<?>[]{Main.class, Machine.class, dev.panamax.devices.Serial16550.class, Kvm.class,
+                dev.panamax.core.bus.Bus.class, dev.panamax.pci.PciBus.class, dev.panamax.firmware.LinuxBoot.class,
+                dev.panamax.vfio.VfioPciFunction.class,
                 dev.panamax.vfiouser.client.VfioUserClient.class, dev.panamax.images.ImageBuilder.class}) {
             classes += loadAll(anchor);
         }

@@ -1,5 +1,6 @@
 package dev.panamax.launcher;
 
+import dev.panamax.vmm.DeviceConfig;
 import picocli.CommandLine.Option;
 
 import java.util.ArrayList;
@@ -14,7 +15,7 @@ public final class DeviceOptions {
     List<String> devices = new ArrayList<>();
 
     /** @return the parsed specs, in command-line order */
-    List<DeviceSpec> specs() {
+    List<DeviceConfig> specs() {
         return devices.stream().map(DeviceSpec::parse).toList();
     }
 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import dev.panamax.vmm.DeviceConfig;
 import picocli.CommandLine;
 
 import java.nio.file.Path;
@@ -13,33 +14,19 @@ import java.util.Map;
 
 /**
  * One {@code --device} option, as QEMU users write it: {@code DRIVER,key=value,...} or QEMU's JSON form
- * {@code {"driver":"vfio-user-pci","socket":{"path":PATH,"type":"unix"}}}.
+ * {@code {"driver":"vfio-user-pci","socket":{"path":PATH,"type":"unix"}}}, parsed into the machine's
+ * {@link DeviceConfig} (named in messages by the option as written):
+ * <ul>
+ * <li>{@code vfio-pci,host=0000:00:04.0}: a host PCI device handed over by the kernel's VFIO (BB:DD.F means
+ *     domain 0);</li>
+ * <li>{@code vfio-user-pci,socket=PATH}, with optional {@code timeout=DURATION} (how long a request may wait for
+ *     its reply, default 5 s) and {@code on-error=continue|stop} (when the server dies or misbehaves: go on with the
+ *     device broken, its reads all-ones and its writes dropped, which is the default; or stop the VM with an
+ *     error).</li>
+ * </ul>
  */
-public sealed interface DeviceSpec {
-    /** The option as the user wrote it, for messages. */
-    String text();
-
-    /**
-     * A host PCI device handed over by the kernel's VFIO: {@code vfio-pci,host=0000:00:04.0}.
-     *
-     * @param host the device's address, DDDD:BB:DD.F (or BB:DD.F for domain 0)
-     */
-    record VfioPci(String text, String host) implements DeviceSpec {
-    }
-
-    /**
-     * A device served by another process over vfio-user: {@code vfio-user-pci,socket=PATH}, with optional
-     * {@code timeout=DURATION} (how long a request may wait for its reply, default 5 s) and
-     * {@code on-error=continue|stop} (when the server dies or misbehaves: go on with the device broken, its
-     * reads all-ones and its writes dropped, which is the default; or stop the VM with an error).
-     *
-     * @param socket         the server's UNIX socket
-     * @param requestTimeout the per-request timeout
-     * @param stopOnError    whether a broken server stops the VM
-     */
-    record VfioUserPci(String text, Path socket, Duration requestTimeout, boolean stopOnError) implements DeviceSpec {
-        /** The default request timeout, as QEMU's vfio-user client has it. */
-        public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(5);
+final class DeviceSpec {
+    private DeviceSpec() {
     }
 
     /**
@@ -47,16 +34,16 @@ public sealed interface DeviceSpec {
      *
      * @throws PanamaxException naming the option and what is wrong with it
      */
-    static DeviceSpec parse(String text) {
+    static DeviceConfig parse(String text) {
         Map<String, String> props = text.strip().startsWith("{") ? json(text) : keyValues(text);
         String driver = props.remove("driver");
-        DeviceSpec spec = switch (driver) {
+        DeviceConfig spec = switch (driver) {
             case "vfio-pci" -> {
                 String host = props.remove("host");
                 if (host == null || host.isBlank()) {
                     throw new PanamaxException("--device " + text + ": vfio-pci needs host=DDDD:BB:DD.F, e.g. vfio-pci,host=0000:01:00.0");
                 }
-                yield new VfioPci(text, host.contains(":") && host.indexOf(':') == host.lastIndexOf(':') ? "0000:" + host : host);
+                yield new DeviceConfig.VfioPci(text, host.contains(":") && host.indexOf(':') == host.lastIndexOf(':') ? "0000:" + host : host);
             }
             case "vfio-user-pci" -> {
                 String socket = props.remove("socket");
@@ -71,11 +58,11 @@ public sealed interface DeviceSpec {
                 }
                 Duration t;
                 try {
-                    t = timeout == null ? VfioUserPci.DEFAULT_TIMEOUT : new DurationConverter().convert(timeout);
+                    t = timeout == null ? DeviceConfig.VfioUserPci.DEFAULT_TIMEOUT : new DurationConverter().convert(timeout);
                 } catch (CommandLine.TypeConversionException e) {
                     throw new PanamaxException("--device " + text + ": timeout " + e.getMessage());
                 }
-                yield new VfioUserPci(text, Path.of(socket), t, onError.equals("stop"));
+                yield new DeviceConfig.VfioUserPci(text, Path.of(socket), t, onError.equals("stop"));
             }
             case null -> throw new PanamaxException("--device " + text + ": no driver; write e.g. vfio-pci,host=0000:01:00.0");
             default -> throw new PanamaxException("--device " + text + ": unknown driver '" + driver

@@ -2,6 +2,9 @@ package dev.panamax.launcher;
 
 import dev.panamax.core.sys.LinuxException;
 import dev.panamax.kvm.KvmException;
+import dev.panamax.vmm.ConfigException;
+import dev.panamax.vmm.MachineException;
+import dev.panamax.vmm.Verdict;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -93,7 +96,9 @@ public final class Main implements Runnable {
 
     private static int handle(Exception e, CommandLine cl, CommandLine.ParseResult parsed) {
         PrintWriter err = cl.getErr();
-        if (e instanceof PanamaxException || e instanceof LinuxException || e instanceof KvmException || e instanceof IOException
+        if (e instanceof ConfigException c) {
+            err.println("panamax: error: " + c.messageNaming(option(c.setting())));
+        } else if (e instanceof PanamaxException || e instanceof MachineException || e instanceof LinuxException || e instanceof KvmException || e instanceof IOException
                 || e instanceof UncheckedIOException || e instanceof IllegalArgumentException) {
             err.println("panamax: error: " + e.getMessage());
         } else {
@@ -104,5 +109,20 @@ public final class Main implements Runnable {
         }
         err.flush();
         return Verdict.ERROR_STATUS;
+    }
+
+    /**
+     * @param setting a {@link dev.panamax.vmm.MachineConfig} setting, as a {@link ConfigException} names it
+     * @return the option that sets it, e.g. {@code --cpus} for "cpus"
+     */
+    static String option(String setting) {
+        return switch (setting) {
+            case "cpus" -> "--cpus";
+            case "memory" -> "--memory";
+            case "kernel" -> "--kernel";
+            case "initrd" -> "--initrd";
+            case "device" -> "--device";
+            default -> setting;
+        };
     }
 }

@@ -1,7 +1,9 @@
 package dev.panamax.launcher;
 
+import dev.panamax.vmm.Verdict;
+
 /**
- * An error the user can act on (a missing kernel, no KVM, a bad size): {@code panamax} prints its
+ * An error in what the user gave the {@code panamax} command (a missing script, a bad {@code --device}): it prints its
  * message as one line and exits with {@link Verdict#ERROR_STATUS}, without a stack trace unless
  * {@code --debug} is given.
  */

@@ -1,5 +1,8 @@
 package dev.panamax.launcher;
 
+import dev.panamax.vmm.Machine;
+import dev.panamax.vmm.MachineConfig;
+import dev.panamax.vmm.Verdict;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;

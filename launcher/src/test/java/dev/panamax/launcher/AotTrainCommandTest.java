@@ -5,6 +5,9 @@ import picocli.CommandLine;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -20,11 +23,39 @@ class AotTrainCommandTest {
         assertEquals("", err.toString());
     }
 
+    /**
+     * Each training command line parses (it throws if an option was renamed) to the subcommands it names, asks for
+     * the help it names, and the {@code run} line reaches its command with every option's value.
+     */
     @Test
     void trainingCommandLinesParse() {
-        for (String[] args : AotTrainCommand.COMMAND_LINES) {
-            Main.commandLine(args).parseArgs(args); // throws if an option was renamed
+        List<List<String>> subcommands = List.of(List.of(), List.of(), List.of("run"), List.of("test"), List.of("image"),
+                List.of("demo"), List.of("device"), List.of("device", "virtio-blk"), List.of("run"));
+        assertEquals(subcommands.size(), AotTrainCommand.COMMAND_LINES.length);
+        for (int i = 0; i < subcommands.size(); i++) {
+            String[] args = AotTrainCommand.COMMAND_LINES[i];
+            CommandLine.ParseResult parsed = Main.commandLine(args).parseArgs(args);
+            List<String> names = new ArrayList<>();
+            CommandLine.ParseResult leaf = parsed;
+            while (leaf.hasSubcommand()) {
+                leaf = leaf.subcommand();
+                names.add(leaf.commandSpec().name());
+            }
+            String line = String.join(" ", args);
+            assertEquals(subcommands.get(i), names, line);
+            assertEquals(List.of(args).contains("--help"), leaf.isUsageHelpRequested(), line);
+            assertEquals(List.of(args).contains("--version"), leaf.isVersionHelpRequested(), line);
         }
+        String[] runLine = AotTrainCommand.COMMAND_LINES[AotTrainCommand.COMMAND_LINES.length - 1];
+        RunCommand run = (RunCommand) Main.commandLine(runLine).parseArgs(runLine).subcommand().commandSpec().userObject();
+        assertEquals(Path.of("/nonexistent/vmlinuz"), run.kernel);
+        assertEquals(Path.of("/nonexistent/initrd"), run.initrd);
+        assertEquals("console=ttyS0 quiet", run.cmdline);
+        assertEquals(2, run.size.cpus);
+        assertEquals(512L << 20, run.size.memory);
+        assertEquals(Duration.ofSeconds(30), run.timeout);
+        assertTrue(run.stats);
+        assertEquals(List.of(), run.devices.specs());
     }
 
     @Test

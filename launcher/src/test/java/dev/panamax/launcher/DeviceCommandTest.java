@@ -7,6 +7,7 @@ import dev.panamax.vfiouser.transport.ReceivedMessage;
 import dev.panamax.vfiouser.transport.UnixSocket;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.blk.VirtioBlkServer;
+import dev.panamax.vmm.Verdict;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,6 @@
 package dev.panamax.launcher;
 
+import dev.panamax.vmm.DeviceConfig;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
@@ -12,24 +13,24 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class DeviceSpecTest {
     @Test
     void vfioPciTakesTheHostAddressAndAddsDomainZero() {
-        assertEquals(new DeviceSpec.VfioPci("vfio-pci,host=0000:00:04.0", "0000:00:04.0"),
+        assertEquals(new DeviceConfig.VfioPci("vfio-pci,host=0000:00:04.0", "0000:00:04.0"),
                 DeviceSpec.parse("vfio-pci,host=0000:00:04.0"));
-        assertEquals("0000:01:00.0", ((DeviceSpec.VfioPci) DeviceSpec.parse("vfio-pci,host=01:00.0")).host());
+        assertEquals("0000:01:00.0", ((DeviceConfig.VfioPci) DeviceSpec.parse("vfio-pci,host=01:00.0")).host());
     }
 
     @Test
     void vfioUserPciTakesASocketInBothForms() {
-        assertEquals(Path.of("/run/blk.sock"), ((DeviceSpec.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/run/blk.sock")).socket());
-        assertEquals(Path.of("/run/blk.sock"), ((DeviceSpec.VfioUserPci) DeviceSpec.parse(
+        assertEquals(Path.of("/run/blk.sock"), ((DeviceConfig.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/run/blk.sock")).socket());
+        assertEquals(Path.of("/run/blk.sock"), ((DeviceConfig.VfioUserPci) DeviceSpec.parse(
                 "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"/run/blk.sock\",\"type\":\"unix\"}}")).socket());
     }
 
     @Test
     void vfioUserPciTimeoutAndOnError() {
-        var d = (DeviceSpec.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s");
+        var d = (DeviceConfig.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s");
         assertEquals(java.time.Duration.ofSeconds(5), d.requestTimeout());
         assertEquals(false, d.stopOnError());
-        d = (DeviceSpec.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s,timeout=500ms,on-error=stop");
+        d = (DeviceConfig.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s,timeout=500ms,on-error=stop");
         assertEquals(java.time.Duration.ofMillis(500), d.requestTimeout());
         assertEquals(true, d.stopOnError());
         assertError("vfio-user-pci,socket=/s,on-error=panic", "on-error must be continue or stop");

@@ -1,8 +1,14 @@
 package dev.panamax.launcher;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import dev.panamax.vmm.Verdict;
 import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
 
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.time.Duration;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -35,11 +41,32 @@ class OptionsTest {
         }
     }
 
+    /** The machine's config errors name its settings; the command line names its options instead. */
     @Test
-    void badMachineConfigsSayWhatIsWrong() {
-        assertEquals("--cpus must be between 1 and 255, not 0", assertThrows(PanamaxException.class,
-                () -> new MachineConfig(null, null, "", 0, 512L << 20, null, false)).getMessage());
-        assertThrows(PanamaxException.class, () -> new MachineConfig(null, null, "", 1, 3L << 20, null, false));
-        assertThrows(PanamaxException.class, () -> new MachineConfig(null, null, "", 1, (64L << 20) + 4096, null, false));
+    void badMachineConfigsSayWhatIsWrongInTermsOfTheOptions() {
+        assertError("--cpus must be between 1 and 255, not 0", "run", "-k", "/vmlinuz", "-c", "0");
+        assertError("--memory must be at least 32M for a Linux guest, not 3145728 bytes", "run", "-k", "/vmlinuz", "-m", "3M");
+        assertError("--memory must be a multiple of 2M, not 67112960 bytes", "run", "-k", "/vmlinuz", "-m", "65540K");
+        assertError("kernel /nonexistent/vmlinuz: no such file", "run", "-k", "/nonexistent/vmlinuz");
+        assertEquals("--device", Main.option("device"));
+    }
+
+    @Test
+    void traceSetsTheTraceLoggersLevel() {
+        Logger trace = (Logger) LoggerFactory.getLogger("dev.panamax.trace");
+        Level before = trace.getLevel();
+        try {
+            new CommandLine(new RunCommand()).parseArgs("-k", "/vmlinuz", "--trace");
+            assertEquals(Level.TRACE, trace.getLevel());
+        } finally {
+            trace.setLevel(before);
+        }
+    }
+
+    private static void assertError(String line, String... args) {
+        StringWriter err = new StringWriter();
+        int status = Main.execute(new PrintWriter(new StringWriter()), new PrintWriter(err), args);
+        assertEquals(Verdict.ERROR_STATUS, status, err.toString());
+        assertEquals("panamax: error: " + line + System.lineSeparator(), err.toString());
     }
 }

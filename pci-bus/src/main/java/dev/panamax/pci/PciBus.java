@@ -3,7 +3,6 @@ package dev.panamax.pci;
 import dev.panamax.core.bus.Bus;
 import dev.panamax.core.bus.BusDevice;
 import dev.panamax.core.irq.IrqLine;
-import dev.panamax.firmware.MpTable;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.IntFunction;
@@ -27,7 +26,8 @@ import org.slf4j.LoggerFactory;
  *
  * <h2>INTx#</h2>
  * Device d's pin p (1..4 = INTA#..INTD#) goes to I/O APIC input {@code 16 + (d + p - 1) mod 4} (the usual
- * "swizzle", as kvmtool does): level-triggered, active low. {@link #mpTable} writes that into the MP table.
+ * "swizzle", as kvmtool does): level-triggered, active low. {@link #intxRoutes} describes that wiring for the
+ * firmware's tables.
  */
 public final class PciBus {
     private static final Logger log = LoggerFactory.getLogger(PciBus.class);
@@ -49,8 +49,6 @@ public final class PciBus {
     public static final int FIRST_GSI = 16;
     /** Number of I/O APIC inputs PCI interrupts are spread over. */
     public static final int GSI_COUNT = 4;
-    /** MP table interrupt flags PO = 11 (active low), EL = 11 (level-triggered): PCI's INTx# (MP spec 4.3.4). */
-    public static final int MP_FLAGS_LEVEL_LOW = 0x3 | 0x3 << 2;
 
     private final PciDevice[][] slots = new PciDevice[DEVICES][FUNCTIONS];
     private final IntFunction<IrqLine> gsiLines;
@@ -133,51 +131,35 @@ public final class PciBus {
     }
 
     /**
-     * The MP table entries for this bus (MP spec 4.3.2 and 4.3.4): a bus entry "PCI" with id {@code busId} and
-     * one I/O interrupt entry per device with an interrupt pin (source bus IRQ = (device &lt;&lt; 2) | (pin - 1)),
-     * level-triggered active low, to {@code ioApicId}'s input {@link #gsi}.
+     * How a device's INTx# pin is wired: device {@code device}'s pin {@code pin} drives I/O APIC input {@code gsi}
+     * ({@link #gsi}). The machine hands these to the firmware's interrupt tables (the MP table).
      *
-     * <p>Linux looks PCI interrupts up by MP bus id equal to the PCI bus number, so {@code busId} must be 0
-     * for bus 0: see {@link #mpTable}, which moves the ISA bus out of the way.
+     * @param device the device number on bus 0, 0..31
+     * @param pin    1..4 for INTA#..INTD#
+     * @param gsi    the I/O APIC input, 16..19: level-triggered, active low
      */
-    public synchronized List<MpTable.Entry> mpEntries(int busId, int ioApicId) {
-        var list = new ArrayList<MpTable.Entry>();
-        list.add(new MpTable.Bus(busId, "PCI"));
+    public record IntxRoute(int device, int pin, int gsi) {
+    }
+
+    /**
+     * @return the INTx# wiring of this bus: one route per device and pin in use (functions of one device may share
+     *         a pin), by device number then function
+     */
+    public synchronized List<IntxRoute> intxRoutes() {
+        var list = new ArrayList<IntxRoute>();
         for (int slot = 0; slot < DEVICES; slot++) {
             for (int fn = 0; fn < FUNCTIONS; fn++) {
                 PciDevice d = slots[slot][fn];
                 int pin = d == null ? 0 : d.interruptPin();
                 if (pin >= 1 && pin <= 4) {
-                    var entry = new MpTable.IoInterrupt(MpTable.INT, MP_FLAGS_LEVEL_LOW, busId, slot << 2 | (pin - 1),
-                            ioApicId, gsi(slot, pin));
-                    if (!list.contains(entry)) { // functions of one device may share a pin
-                        list.add(entry);
+                    var route = new IntxRoute(slot, pin, gsi(slot, pin));
+                    if (!list.contains(route)) {
+                        list.add(route);
                     }
                 }
             }
         }
         return list;
-    }
-
-    /**
-     * A copy of {@code base} (e.g. {@link MpTable#standard}) with this PCI bus added as MP bus 0: the bus
-     * ids of the table's own entries are moved up by one (ISA becomes bus 1, its interrupt entries follow),
-     * as kvmtool numbers them, then {@link #mpEntries mpEntries(0, base.ioApicId())} are added.
-     */
-    public MpTable mpTable(MpTable base) {
-        var list = new ArrayList<MpTable.Entry>();
-        for (MpTable.Entry e : base.entries()) {
-            list.add(switch (e) {
-                case MpTable.Bus b -> new MpTable.Bus(b.busId() + 1, b.busType());
-                case MpTable.IoInterrupt i -> new MpTable.IoInterrupt(i.interruptType(), i.flags(), i.sourceBusId() + 1,
-                        i.sourceBusIrq(), i.destIoApicId(), i.destIoApicPin());
-                case MpTable.LocalInterrupt l -> new MpTable.LocalInterrupt(l.interruptType(), l.flags(),
-                        l.sourceBusId() + 1, l.sourceBusIrq(), l.destApicId(), l.destApicLint());
-                default -> e;
-            });
-        }
-        list.addAll(mpEntries(0, base.ioApicId()));
-        return new MpTable(base.localApicAddress(), base.oemId(), base.productId(), list);
     }
 
     /** @return the CONFIG_ADDRESS register as a device for ports 0xCF8..0xCFB */

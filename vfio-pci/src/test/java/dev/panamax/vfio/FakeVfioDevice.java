@@ -105,7 +105,10 @@ final class FakeVfioDevice implements VfioDeviceIo {
 
     @Override
     public MemorySegment mmap(int index, long offset, long size) {
-        throw new UnsupportedOperationException();
+        checked(index, offset, size);
+        // Anonymous memory standing in for the BAR's pages (not the region's bytes): enough for mappers to place it.
+        return dev.panamax.core.sys.Libc.mmap(size, dev.panamax.core.sys.Libc.PROT_READ | dev.panamax.core.sys.Libc.PROT_WRITE,
+                dev.panamax.core.sys.Libc.MAP_PRIVATE | dev.panamax.core.sys.Libc.MAP_ANONYMOUS, -1, 0, "fake BAR");
     }
 
     @Override

@@ -1,10 +1,6 @@
-package dev.panamax.launcher;
+package dev.panamax.devices;
 
 import dev.panamax.core.bus.Bus;
-import dev.panamax.launcher.devices.CmosRtc;
-import dev.panamax.launcher.devices.ExitPort;
-import dev.panamax.launcher.devices.I8042;
-import dev.panamax.launcher.devices.Serial16550;
 import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayOutputStream;

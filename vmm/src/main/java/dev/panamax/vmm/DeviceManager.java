@@ -1,4 +1,4 @@
-package dev.panamax.launcher;
+package dev.panamax.vmm;
 
 import dev.panamax.core.irq.IrqRoutes;
 import dev.panamax.core.memory.AddressSpace;
@@ -25,8 +25,8 @@ import java.util.function.Consumer;
 import java.util.function.Supplier;
 
 /**
- * The machine's assigned devices ({@code --device}) and how guest RAM reaches them for DMA, mapped before the
- * guest runs: for kernel VFIO, one container ({@code /dev/vfio/vfio}) holding every device's group, whose IOMMU
+ * The machine's device manager: it attaches the assigned PCI devices ({@link MachineConfig#devices()}) and makes
+ * guest RAM reachable for their DMA, before the guest runs: for kernel VFIO, one container ({@code /dev/vfio/vfio}) holding every device's group, whose IOMMU
  * mirrors guest RAM through a {@link DmaMemoryListener} (IOVA = guest-physical address); for vfio-user, one
  * connection per device ({@link VfioUserClient}), to whose DMA backend a {@link DmaMemoryListener} sends guest RAM
  * as DMA_MAP with the memfd. Both kinds become the same {@link AssignedPciDevice}.
@@ -35,8 +35,8 @@ import java.util.function.Supplier;
  * while the groups still hold it; DMA_UNMAP while the connections are up), devices released, container closed. It must run after the vCPUs stopped and
  * before guest RAM is freed.
  */
-final class Passthrough implements AutoCloseable {
-    private static final Logger log = LoggerFactory.getLogger(Passthrough.class);
+final class DeviceManager implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(DeviceManager.class);
 
     private final AddressSpace space;
     private final PciBus bus;
@@ -52,10 +52,10 @@ final class Passthrough implements AutoCloseable {
     private DmaMemoryListener containerDma;
 
     /**
-     * @param onBroken told (once per device) when a device whose {@code --device} asked for {@code on-error=stop}
-     *                 broke: the machine stops the VM with that message
+     * @param onBroken told (once per device) when a vfio-user device configured with
+     *                 {@link DeviceConfig.VfioUserPci#stopOnError()} broke: the machine stops the VM with that message
      */
-    Passthrough(AddressSpace space, PciBus bus, Supplier<IrqRoutes> routes, BarListener trapping, PciBarAllocator allocator,
+    DeviceManager(AddressSpace space, PciBus bus, Supplier<IrqRoutes> routes, BarListener trapping, PciBarAllocator allocator,
                 Consumer<String> onBroken) {
         this.onBroken = onBroken;
         this.space = space;
@@ -68,13 +68,13 @@ final class Passthrough implements AutoCloseable {
     /**
      * Opens and attaches one device.
      *
-     * @throws PanamaxException naming the {@code --device} option and what to do
+     * @throws ConfigException naming the device ("device NAME: ...") and what is wrong
      */
-    void add(DeviceSpec spec) {
+    void add(DeviceConfig spec) {
         try {
             VfioDeviceIo io = switch (spec) {
-                case DeviceSpec.VfioPci p -> openKernelDevice(p.host());
-                case DeviceSpec.VfioUserPci u -> connectVfioUser(u);
+                case DeviceConfig.VfioPci p -> openKernelDevice(p.host());
+                case DeviceConfig.VfioUserPci u -> connectVfioUser(u);
             };
             AssignedPciDevice d;
             try {
@@ -84,10 +84,10 @@ final class Passthrough implements AutoCloseable {
                 throw e;
             }
             devices.add(d);
-            log.info("{}: assigned as PCI 00:{}.0 ({}), interrupts {}", spec.text(), String.format("%02x", d.slot()),
+            log.info("{}: assigned as PCI 00:{}.0 ({}), interrupts {}", spec.name(), String.format("%02x", d.slot()),
                     d.function().name(), d.interrupts().mode());
         } catch (IllegalStateException | IllegalArgumentException | LinuxException | VfioUserClientException e) {
-            throw new PanamaxException("--device " + spec.text() + ": " + e.getMessage(), e);
+            throw new ConfigException("device", ConfigException.SETTING + " " + spec.name() + ": " + e.getMessage(), e);
         }
     }
 
@@ -95,7 +95,7 @@ final class Passthrough implements AutoCloseable {
      * Connects to a vfio-user server and streams guest RAM to it (DMA_MAP with the memfd over SCM_RIGHTS). The DMA
      * listener is removed (DMA_UNMAP) when the device is stopped, before the connection closes.
      */
-    private VfioDeviceIo connectVfioUser(DeviceSpec.VfioUserPci spec) {
+    private VfioDeviceIo connectVfioUser(DeviceConfig.VfioUserPci spec) {
         VfioUserClient.Options options = VfioUserClient.Options.defaults().withRequestTimeout(spec.requestTimeout());
         if (spec.stopOnError()) {
             options = options.withOnBroken((client, reason) -> onBroken.accept(client.name() + ": " + reason));

@@ -1,4 +1,4 @@
-package dev.panamax.launcher;
+package dev.panamax.vmm;
 
 /**
  * How a VM ended, and the exit status {@code panamax} returns for it.
@@ -8,7 +8,7 @@ package dev.panamax.launcher;
  * <tr><td>the guest wrote N to the exit port (0xF4)</td><td>N (0..255)</td></tr>
  * <tr><td>the guest reset or powered off without a verdict</td><td>0</td></tr>
  * <tr><td>the guest kernel panicked</td><td>{@value #PANIC_STATUS}</td></tr>
- * <tr><td>the guest ran past {@code --timeout}</td><td>{@value #TIMEOUT_STATUS}</td></tr>
+ * <tr><td>the guest ran past its timeout ({@link MachineConfig#timeout()})</td><td>{@value #TIMEOUT_STATUS}</td></tr>
  * <tr><td>Panamax could not run the VM (bad input, no KVM, a vCPU error)</td><td>{@value #ERROR_STATUS}</td></tr>
  * </table>
  *

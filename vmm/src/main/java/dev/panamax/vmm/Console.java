@@ -1,4 +1,4 @@
-package dev.panamax.launcher;
+package dev.panamax.vmm;
 
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;

@@ -1,9 +1,10 @@
-package dev.panamax.launcher;
+package dev.panamax.vmm;
 
 import dev.panamax.core.bus.Bus;
 import dev.panamax.core.cpu.X86BootState;
 import dev.panamax.core.memory.AddressSpace;
 import dev.panamax.core.memory.GuestRam;
+import dev.panamax.core.memory.ReservedRegion;
 import dev.panamax.core.memory.X86Layout;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.LinuxException;
@@ -17,10 +18,10 @@ import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmVm;
 import dev.panamax.kvm.VcpuStop;
-import dev.panamax.launcher.devices.CmosRtc;
-import dev.panamax.launcher.devices.ExitPort;
-import dev.panamax.launcher.devices.I8042;
-import dev.panamax.launcher.devices.Serial16550;
+import dev.panamax.devices.CmosRtc;
+import dev.panamax.devices.ExitPort;
+import dev.panamax.devices.I8042;
+import dev.panamax.devices.Serial16550;
 import dev.panamax.pci.BusBarMapper;
 import dev.panamax.pci.PciBarAllocator;
 import dev.panamax.pci.PciBus;
@@ -44,13 +45,14 @@ import java.util.concurrent.atomic.AtomicReference;
  *
  * <ol>
  * <li>open {@code /dev/kvm}, create the VM with its in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT;</li>
- * <li>create guest RAM (one memfd) in the address space; the VM's memslot listener mirrors it;</li>
+ * <li>reserve the ranges KVM and its in-kernel devices own ({@link X86Layout#reservedRegions()}) in the address
+ *     space, then create guest RAM (one memfd) there; the VM's memslot listener mirrors the RAM;</li>
  * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the exit port;
  *     and the PCI bus (host bridge at 00:00.0, configuration mechanism #1 at 0xCF8/0xCFC);</li>
- * <li>assign the {@code --device}s ({@link Passthrough}): each goes on the PCI bus with its BARs placed, its
+ * <li>assign the configured devices ({@link DeviceManager}): each goes on the PCI bus with its BARs placed, its
  *     mappable BAR pages in memory slots, its interrupts bound to KVM, and guest RAM mapped for its DMA;</li>
  * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables, and the MP table with the
- *     PCI bus as MP bus 0);</li>
+ *     PCI bus's INTx# wiring as MP bus 0);</li>
  * <li>create the vCPUs, give the boot vCPU the protocol's registers, run each on its own thread;</li>
  * <li>wait for a verdict (exit port, reset, panic, timeout, error), stop every vCPU, reset the assigned devices,
  *     close everything.</li>
@@ -73,7 +75,13 @@ public final class Machine {
         this.config = config;
     }
 
-    /** Boots the configured guest and returns how it ended. Errors the user can fix throw {@link PanamaxException}. */
+    /**
+     * Boots the configured guest and returns how it ended.
+     *
+     * @throws ConfigException   naming the setting at fault (memory more than the host has, a kernel that is not a
+     *                           bzImage, a device that cannot be assigned)
+     * @throws MachineException  for other errors the user can act on
+     */
     public static Verdict boot(MachineConfig config) {
         return new Machine(config).run();
     }
@@ -97,8 +105,8 @@ public final class Machine {
     private Verdict run() {
         long hostBytes = hostMemoryBytes();
         if (hostBytes > 0 && config.memoryBytes() > hostBytes) {
-            throw new PanamaxException("--memory " + (config.memoryBytes() >> 20) + " MiB is more than this host has ("
-                    + (hostBytes >> 20) + " MiB in /proc/meminfo MemTotal)");
+            throw new ConfigException("memory", ConfigException.SETTING + " " + (config.memoryBytes() >> 20)
+                    + " MiB is more than this host has (" + (hostBytes >> 20) + " MiB in /proc/meminfo MemTotal)");
         }
         BzImage kernel = readKernel(config.kernel());
         Initrd initrd = config.initrd() == null ? null : initrdFile(config.initrd());
@@ -106,21 +114,37 @@ public final class Machine {
              KvmVm vm = kvm.createVm()) {
             AddressSpace space = new AddressSpace();
             space.addListener(vm.memoryListener());
+            // The IOAPIC, local APIC, KVM's TSS and identity map: no RAM, BAR or memory slot may go over them.
+            for (ReservedRegion r : X86Layout.reservedRegions()) {
+                space.add(r);
+            }
             try (GuestRam ram = allocate(space)) {
                 Bus pio = new Bus("pio");
                 Bus mmio = new Bus("mmio");
                 Serial16550 com1 = attachDevices(vm, pio);
                 PciBus pci = new PciBus(vm::irqLine);
                 pci.registerPorts(pio);
-                try (Passthrough passthrough = new Passthrough(space, pci, vm::irqRoutes, new BusBarMapper(pio, mmio),
+                try (DeviceManager devices = new DeviceManager(space, pci, vm::irqRoutes, new BusBarMapper(pio, mmio),
                         new PciBarAllocator(mmio64Start(ram)), reason -> finish(Verdict.error(reason)))) {
-                    for (DeviceSpec d : config.devices()) {
-                        passthrough.add(d);
+                    for (DeviceConfig d : config.devices()) {
+                        devices.add(d);
                     }
                     return boot(vm, ram, pio, mmio, com1, pci, kernel, initrd);
                 }
             }
         }
+    }
+
+    /**
+     * The MP table for {@code cpus} CPUs and the PCI bus: the firmware's standard table with the bus's INTx# wiring
+     * ({@link PciBus#intxRoutes}) added as MP bus 0.
+     */
+    static MpTable mpTable(int cpus, PciBus pci) {
+        List<MpTable.InterruptSource> sources = new ArrayList<>();
+        for (PciBus.IntxRoute r : pci.intxRoutes()) {
+            sources.add(new MpTable.InterruptSource(0, r.device(), r.pin(), r.gsi()));
+        }
+        return MpTable.standard(cpus).withPciBus(sources);
     }
 
     /** 64-bit BARs go above guest RAM, from the next 1 GiB boundary. */
@@ -132,7 +156,7 @@ public final class Machine {
     /** Loads the kernel, creates the vCPUs and runs them to a verdict. */
     private Verdict boot(KvmVm vm, GuestRam ram, Bus pio, Bus mmio, Serial16550 com1, PciBus pci, BzImage kernel,
                          Initrd initrd) {
-        X86BootState boot = load(ram, kernel, initrd, pci.mpTable(MpTable.standard(config.cpus())));
+        X86BootState boot = load(ram, kernel, initrd, mpTable(config.cpus(), pci));
         if (config.consoleInput()) {
             Console.pumpInput(System.in, com1::receive);
         }
@@ -155,8 +179,9 @@ public final class Machine {
             return new GuestRam(space, config.memoryBytes());
         } catch (LinuxException e) {
             if (e.errno() == Errno.ENOMEM || e.errno() == Errno.ENOSPC) {
-                throw new PanamaxException("cannot get " + (config.memoryBytes() >> 20)
-                        + " MiB of guest memory from the host (" + e.getMessage() + "); try a smaller --memory");
+                throw new ConfigException("memory", "cannot get " + (config.memoryBytes() >> 20)
+                        + " MiB of guest memory from the host (" + e.getMessage() + "); try a smaller "
+                        + ConfigException.SETTING, e);
             }
             throw e;
         }
@@ -166,7 +191,7 @@ public final class Machine {
         try {
             return LinuxBoot.load(ram.low().host(), ram.highBytes(), kernel, initrd, config.cmdline(), mpTable);
         } catch (BootException e) {
-            throw new PanamaxException(e.getMessage(), e);
+            throw new MachineException(e.getMessage(), e);
         }
     }
 
@@ -256,7 +281,7 @@ public final class Machine {
         return verdict.get();
     }
 
-    /** {@code --stats}: the exit counts of every vCPU, one table (read after the vCPU threads were joined). */
+    /** {@link MachineConfig#stats()}: the exit counts of every vCPU, one table (read after the vCPU threads were joined). */
     private static void printStats(List<KvmVcpu> vcpus, Bus pio, Bus mmio) {
         for (String line : ExitCounts.table(vcpus.stream().map(KvmVcpu::exitCounts).toList(), pio, mmio)) {
             log.info("{}", line);
@@ -286,7 +311,7 @@ public final class Machine {
         try {
             return BzImage.read(path);
         } catch (BootException e) {
-            throw new PanamaxException(e.getMessage(), e);
+            throw new ConfigException("kernel", e.getMessage(), e);
         }
     }
 
@@ -295,7 +320,7 @@ public final class Machine {
         try {
             return Initrd.file(path);
         } catch (BootException e) {
-            throw new PanamaxException(e.getMessage(), e);
+            throw new ConfigException("initrd", e.getMessage(), e);
         }
     }
 }

@@ -1,8 +1,5 @@
-package dev.panamax.launcher;
+package dev.panamax.devices;
 
-import dev.panamax.launcher.devices.CmosRtc;
-import dev.panamax.launcher.devices.I8042;
-import dev.panamax.launcher.devices.Serial16550;
 import org.junit.jupiter.api.Test;
 
 import java.time.Clock;
@@ -13,7 +10,10 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 
 /** The register names the legacy devices give {@code --trace} (BusDevice.describe). */
 class RegisterNamesTest {
-    /** What {@code --trace} prints for accesses to the legacy devices, through the real logger set-up. */
+    /**
+     * What {@code --trace} prints for accesses to the legacy devices, through the real logger set-up (the launcher's
+     * OptionsTest checks that {@code --trace} sets this level).
+     */
     @Test
     void traceLinesNameTheRegisters() {
         ch.qos.logback.classic.Logger pioTrace =
@@ -29,7 +29,8 @@ class RegisterNamesTest {
             pio.register(CmosRtc.BASE_PORT, CmosRtc.PORT_COUNT, "rtc", new CmosRtc(Clock.systemUTC()));
             pio.read(0x3fd, 1); // trace off: nothing
             assertEquals(0, appender.list.size());
-            new picocli.CommandLine(new RunCommand()).parseArgs("-k", "/vmlinuz", "--trace"); // what --trace does
+            ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("dev.panamax.trace"))
+                    .setLevel(ch.qos.logback.classic.Level.TRACE); // what the launcher's --trace does
             pio.read(0x3fd, 1);
             pio.write(0x70, 1, 0x0B);
             pio.read(0x71, 1);

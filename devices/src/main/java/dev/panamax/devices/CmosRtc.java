@@ -1,4 +1,4 @@
-package dev.panamax.launcher.devices;
+package dev.panamax.devices;
 
 import dev.panamax.core.bus.BusDevice;
 

@@ -1,11 +1,12 @@
-package dev.panamax.launcher;
+package dev.panamax.vmm;
 
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 
 /**
- * What to boot and on how much machine.
+ * What to boot and on how much machine: everything {@link Machine#boot} needs. The constructor checks the sizes and
+ * throws {@link ConfigException} naming the setting.
  *
  * @param kernel      a bzImage (e.g. Debian's {@code /boot/vmlinuz-*})
  * @param initrd      an initramfs, or {@code null}
@@ -14,14 +15,14 @@ import java.util.List;
  * @param memoryBytes guest RAM in bytes (a multiple of 2 MiB)
  * @param timeout     wall-clock limit after which the VM is killed, or {@code null} for none
  * @param consoleInput whether the host's standard input feeds the guest's serial console
- * @param devices     the PCI devices assigned to the guest ({@code --device}), in order
- * @param stats       whether to print the VM exit counts when the machine stops ({@code --stats})
+ * @param devices     the PCI devices assigned to the guest, in order
+ * @param stats       whether to log the VM exit counts of each vCPU when the machine stops
  */
 public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes,
-                            Duration timeout, boolean consoleInput, List<DeviceSpec> devices, boolean stats) {
-    /** A machine without {@code --stats}. */
+                            Duration timeout, boolean consoleInput, List<DeviceConfig> devices, boolean stats) {
+    /** A machine that does not log its exit counts. */
     public MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes, Duration timeout,
-                         boolean consoleInput, List<DeviceSpec> devices) {
+                         boolean consoleInput, List<DeviceConfig> devices) {
         this(kernel, initrd, cmdline, cpus, memoryBytes, timeout, consoleInput, devices, false);
     }
 
@@ -34,13 +35,14 @@ public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, 
     public MachineConfig {
         devices = List.copyOf(devices);
         if (cpus < 1 || cpus > 255) {
-            throw new PanamaxException("--cpus must be between 1 and 255, not " + cpus);
+            throw new ConfigException("cpus", ConfigException.SETTING + " must be between 1 and 255, not " + cpus);
         }
         if (memoryBytes < (32L << 20)) {
-            throw new PanamaxException("--memory must be at least 32M for a Linux guest, not " + memoryBytes + " bytes");
+            throw new ConfigException("memory", ConfigException.SETTING + " must be at least 32M for a Linux guest, not "
+                    + memoryBytes + " bytes");
         }
         if (memoryBytes % (2L << 20) != 0) {
-            throw new PanamaxException("--memory must be a multiple of 2M, not " + memoryBytes + " bytes");
+            throw new ConfigException("memory", ConfigException.SETTING + " must be a multiple of 2M, not " + memoryBytes + " bytes");
         }
     }
 }

@@ -1,0 +1,40 @@
+package dev.panamax.vfio;
+
+import dev.panamax.core.memory.AddressSpace;
+import dev.panamax.core.memory.DeviceMemoryRegion;
+import dev.panamax.core.memory.MemoryRegion;
+import dev.panamax.core.memory.X86Layout;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Where an assigned device's BAR pages go into the guest: the BAR window yes, the VMM's reserved ranges no. */
+class VfioBarMapperTest {
+    private final VfioPciFunctionTest functions = new VfioPciFunctionTest();
+
+    private static List<DeviceMemoryRegion> bars(AddressSpace space) {
+        return space.regions().stream().filter(r -> r instanceof DeviceMemoryRegion).map(r -> (DeviceMemoryRegion) r).toList();
+    }
+
+    @Test
+    void aBarIsMappedInTheWindowAndRefusedOverTheReservedRanges() {
+        VfioPciFunction f = new VfioPciFunction(VfioPciFunctionTest.nic(), functions.listener);
+        AddressSpace space = new AddressSpace();
+        X86Layout.reservedRegions().forEach(space::add);
+        try (VfioBarMapper mapper = new VfioBarMapper(f, space, 4096)) {
+            mapper.barMapped(f, 0, f.bar(0), X86Layout.PCI_HOLE_START);
+            assertEquals(List.of(X86Layout.PCI_HOLE_START), bars(space).stream().map(MemoryRegion::guestPhysicalAddress).toList());
+            mapper.barUnmapped(f, 0, f.bar(0), X86Layout.PCI_HOLE_START);
+            assertTrue(bars(space).isEmpty());
+            for (long gpa : new long[]{X86Layout.IOAPIC_BASE, X86Layout.LAPIC_BASE, X86Layout.KVM_IDENTITY_MAP_ADDRESS}) {
+                mapper.barMapped(f, 0, f.bar(0), gpa); // the guest moved the BAR there: refused, left to trap
+                assertTrue(bars(space).isEmpty(), Long.toHexString(gpa));
+                mapper.barUnmapped(f, 0, f.bar(0), gpa);
+            }
+            assertEquals(4, space.regions().size());
+        }
+    }
+}
