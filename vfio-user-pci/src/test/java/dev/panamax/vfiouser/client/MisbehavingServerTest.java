@@ -10,6 +10,8 @@ import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
 import dev.panamax.vfio.DmaBackend;
 import dev.panamax.vfio.VfioIrqSet;
+import dev.panamax.vfio.VfioRegionInfo;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
 import dev.panamax.vfiouser.protocol.DmaReadCodec;
@@ -182,9 +184,8 @@ class MisbehavingServerTest {
         try (MemFd a = new MemFd("a", 4096); MemFd b = new MemFd("b", 4096); MemFd c = new MemFd("c", 4096)) {
             start((m, s) -> {
                 ByteBuf p = Unpooled.buffer();
-                DeviceGetRegionInfoCodec.encodeReply(new DeviceGetRegionInfoCodec.RegionInfo(
-                        DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_READ | DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_MMAP,
-                        2, 4096, 0, List.of()), 1024, p);
+                DeviceGetRegionInfoCodec.encodeReply(new VfioRegionInfo(2,
+                        vfio_h.VFIO_REGION_INFO_FLAG_READ() | vfio_h.VFIO_REGION_INFO_FLAG_MMAP(), 4096, 0, List.of()), 1024, p);
                 s.sendRaw(FakeServer.replyBytes(m.header().messageId(), m.header().command(), p), a.fd(), b.fd(), c.fd());
             });
             long t0 = System.nanoTime();

@@ -14,6 +14,7 @@ import dev.panamax.vfio.VfioPciFunction;
 import dev.panamax.pci.MsiListener;
 import dev.panamax.pci.PciBar;
 import dev.panamax.vfio.VfioRegionInfo;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.VersionCodec;
 import dev.panamax.vfiouser.server.DmaException;
 import dev.panamax.pci.PciConfigSpace;
@@ -123,11 +124,11 @@ class VfioUserClientTest {
             }
         };
         VfioUserDevice device = VfioUserDevice.builder(config)
-                .region(VfioUserRegion.trapped(VfioUserRegion.BAR0, BAR0_SIZE, bar0Handler))
+                .region(VfioUserRegion.trapped(vfio_h.VFIO_PCI_BAR0_REGION_INDEX(), BAR0_SIZE, bar0Handler))
                 .region(VfioUserRegion.memfd(2, bar2))
                 .region(VfioUserRegion.trapped(4, BAR4_SIZE, bar4Handler))
-                .irqs(VfioUserDevice.IRQ_INTX, 1)
-                .irqs(VfioUserDevice.IRQ_MSIX, 4)
+                .irqs(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 1)
+                .irqs(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 4)
                 .onReset(resets::incrementAndGet)
                 .build();
         Path socket = dir.resolve("dev.sock");
@@ -208,7 +209,7 @@ class VfioUserClientTest {
         assertEquals(BAR2_SIZE, bar2Info.size());
         assertEquals(List.of(new VfioRegionInfo.Area(0, BAR2_SIZE)), bar2Info.mmapAreas());
         assertEquals(0, client.regionInfo(1).size(), "absent BAR");
-        assertEquals(256, client.regionInfo(VfioUserClient.CONFIG_REGION).size());
+        assertEquals(256, client.regionInfo(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX()).size());
         // Asking twice keeps one fd (the tear-down counts them).
         assertEquals(bar2Info, client.regionInfo(2));
 

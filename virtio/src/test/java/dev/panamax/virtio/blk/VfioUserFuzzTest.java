@@ -1,5 +1,6 @@
 package dev.panamax.virtio.blk;
 
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.bindings.vfio_user_h;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
@@ -104,7 +105,7 @@ class VfioUserFuzzTest {
 
     /** A valid REGION_READ of the vendor ID. */
     static byte[] probe() {
-        ByteBuf p = payload(b -> RegionReadCodec.encode(new RegionReadCodec.Request(0, VfioUserRegion.CONFIG, 2), b));
+        ByteBuf p = payload(b -> RegionReadCodec.encode(new RegionReadCodec.Request(0, vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 2), b));
         byte[] bytes = new byte[p.readableBytes()];
         p.readBytes(bytes);
         return command(PROBE_ID, VfioUserCommand.REGION_READ, bytes);

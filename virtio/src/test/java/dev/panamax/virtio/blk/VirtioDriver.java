@@ -1,5 +1,6 @@
 package dev.panamax.virtio.blk;
 
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.RegionReadCodec;
 import dev.panamax.vfiouser.protocol.RegionWriteCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
@@ -85,7 +86,7 @@ final class VirtioDriver {
 
     /** Walks the capability list (PCI 3.0, 6.7) and records the virtio structures and the MSI-X capability. */
     void discover() {
-        byte[] cfg = read(VfioUserRegion.CONFIG, 0, 256);
+        byte[] cfg = read(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, 256);
         assertTrue((cfg[0x06] & 0x10) != 0, "capabilities list bit");
         int at = cfg[0x34] & 0xFF;
         for (int n = 0; at != 0; n++) {
@@ -141,7 +142,7 @@ final class VirtioDriver {
     }
 
     void enableMsix(boolean on) {
-        write(VfioUserRegion.CONFIG, msixCapability + 2, 2, on ? 0x8000 : 0);
+        write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), msixCapability + 2, 2, on ? 0x8000 : 0);
     }
 
     /** @return both 32-bit halves of device_feature */
