@@ -102,9 +102,9 @@ class MisbehavingServerTest {
         assertTrue(client.isBroken());
         assertTrue(client.brokenReason().contains(expectedReason), client.brokenReason());
         assertEquals(0xFFFFFFFFFFFFFFFFL, client.regionRead(0, 8, 8), "later reads are all-ones");
-        assertEquals(0xFFL, client.regionRead(7, 0, 1));
+        assertEquals(0xFFL, client.regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, 1));
         client.regionWrite(0, 0, 4, 1); // dropped
-        client.regionWrite(7, 4, 2, 1); // dropped
+        client.regionWrite(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 4, 2, 1); // dropped
         client.setIrqs(VfioIrqSet.disable(2)); // dropped
         client.reset(); // dropped
         VfioUserDeviceBrokenException e = assertThrows(VfioUserDeviceBrokenException.class, client::deviceInfo);
@@ -308,8 +308,8 @@ class MisbehavingServerTest {
         client = VfioUserClientTest.connectWhenListening(server.path, options());
         EventFd[] e = {new EventFd(true), new EventFd(true), new EventFd(true), new EventFd(true), new EventFd(true)};
         try {
-            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, 2, 10, e[0].fd(), e[1].fd(), e[2].fd(), -1, -1, e[3].fd(), e[4].fd()));
-            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, 2, 0));
+            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 10, e[0].fd(), e[1].fd(), e[2].fd(), -1, -1, e[3].fd(), e[4].fd()));
+            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 0));
         } finally {
             for (EventFd f : e) {
                 f.close();
