@@ -4,7 +4,6 @@ import dev.panamax.pci.PciConfigSpace;
 import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.server.DeviceDma;
 import dev.panamax.vfiouser.server.RegionHandler;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.UnixSocket;
 import org.junit.jupiter.api.Test;

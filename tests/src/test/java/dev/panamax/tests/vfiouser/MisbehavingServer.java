@@ -10,7 +10,6 @@ import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.protocol.VfioUserHeader;
 import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
 import dev.panamax.vfiouser.server.VfioUserDevice;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.MessageChannel;
 import dev.panamax.vfiouser.transport.PeerClosedException;

@@ -11,7 +11,6 @@ import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.protocol.VfioUserHeader;
 import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
 import dev.panamax.vfiouser.server.TestClient;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.PeerClosedException;
 import dev.panamax.vfiouser.transport.ReceiveTimeoutException;

@@ -9,8 +9,6 @@ import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.pci.PciBar;
 import dev.panamax.pci.PciConfigSpace;
 import dev.panamax.vfiouser.server.TestClient;
-import dev.panamax.vfiouser.server.VfioUserDevice;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.UnixSocket;
 import dev.panamax.virtio.VirtioPciTransport;

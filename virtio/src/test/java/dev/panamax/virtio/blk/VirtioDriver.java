@@ -6,7 +6,6 @@ import dev.panamax.vfiouser.protocol.RegionWriteCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.server.TestClient;
 import dev.panamax.pci.PciConfigSpace;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioPciTransport;
 import dev.panamax.virtio.Virtqueue;
