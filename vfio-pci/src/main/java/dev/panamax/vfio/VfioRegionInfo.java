@@ -87,10 +87,12 @@ public record VfioRegionInfo(int index, int flags, long size, long offset, List<
 
     /**
      * Decodes a {@code struct vfio_region_info} followed by its capability chain, as the kernel fills it when
-     * {@code argsz} was large enough. Unknown capabilities are skipped.
+     * {@code argsz} was large enough. Each capability ends where the next one starts (the last one at the end of
+     * {@code info}); unknown capabilities are skipped.
      *
      * @param info the whole buffer, {@code argsz} bytes
-     * @throws IllegalArgumentException if the chain points outside the buffer, backwards, or loops
+     * @throws IllegalArgumentException if the chain points outside the buffer, into the struct, backwards or into
+     *         the capability itself, or a capability does not fit before the next one
      */
     public static VfioRegionInfo parse(MemorySegment info) {
         if (info.byteSize() < vfio_region_info.sizeof()) {
@@ -100,14 +102,19 @@ public record VfioRegionInfo(int index, int flags, long size, long offset, List<
         int index = vfio_region_info.index(info);
         int flags = vfio_region_info.flags(info);
         List<Capability> caps = new ArrayList<>();
-        long next = (flags & vfio_h.VFIO_REGION_INFO_FLAG_CAPS()) != 0 ? Integer.toUnsignedLong(vfio_region_info.cap_offset(info)) : 0;
-        long previous = 0;
-        while (next != 0) {
-            String where = "region " + index + " capability at offset " + next;
-            if (next < vfio_region_info.sizeof() || next <= previous || next + vfio_info_cap_header.sizeof() > info.byteSize()) {
-                throw new IllegalArgumentException(where + " is outside the " + info.byteSize() + "-byte info or not forward");
+        long at = (flags & vfio_h.VFIO_REGION_INFO_FLAG_CAPS()) != 0 ? Integer.toUnsignedLong(vfio_region_info.cap_offset(info)) : 0;
+        while (at != 0) {
+            String where = "region " + index + " capability at offset " + at;
+            if (at < vfio_region_info.sizeof() || at + vfio_info_cap_header.sizeof() > info.byteSize()) {
+                throw new IllegalArgumentException(where + " lies outside bytes " + vfio_region_info.sizeof() + ".."
+                        + info.byteSize());
             }
-            MemorySegment cap = info.asSlice(next);
+            long next = Integer.toUnsignedLong(vfio_info_cap_header.next(info.asSlice(at)));
+            if (next != 0 && (next < at + vfio_info_cap_header.sizeof() || next > info.byteSize())) {
+                throw new IllegalArgumentException(where + " has next " + next + ", not after it within "
+                        + info.byteSize() + " bytes");
+            }
+            MemorySegment cap = info.asSlice(at, (next != 0 ? next : info.byteSize()) - at);
             int id = Short.toUnsignedInt(vfio_info_cap_header.id(cap));
             if (id == vfio_h.VFIO_REGION_INFO_CAP_SPARSE_MMAP()) {
                 if (cap.byteSize() < vfio_region_info_cap_sparse_mmap.sizeof()) {
@@ -115,7 +122,8 @@ public record VfioRegionInfo(int index, int flags, long size, long offset, List<
                 }
                 long n = Integer.toUnsignedLong(vfio_region_info_cap_sparse_mmap.nr_areas(cap));
                 if (vfio_region_info_cap_sparse_mmap.sizeof() + n * vfio_region_sparse_mmap_area.sizeof() > cap.byteSize()) {
-                    throw new IllegalArgumentException(where + ": " + n + " sparse mmap areas do not fit");
+                    throw new IllegalArgumentException(where + ": " + n + " sparse mmap areas do not fit in its "
+                            + cap.byteSize() + " bytes");
                 }
                 List<Area> areas = new ArrayList<>();
                 for (long i = 0; i < n; i++) {
@@ -126,8 +134,7 @@ public record VfioRegionInfo(int index, int flags, long size, long offset, List<
             } else if (id == vfio_h.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE()) {
                 caps.add(new MsixMappable());
             }
-            previous = next;
-            next = Integer.toUnsignedLong(vfio_info_cap_header.next(cap));
+            at = next;
         }
         return new VfioRegionInfo(index, flags, vfio_region_info.size(info), vfio_region_info.offset(info), caps);
     }

@@ -109,6 +109,16 @@ class VfioRegionInfoTest {
             assertTrue(assertThrows(IllegalArgumentException.class, () -> VfioRegionInfo.parse(tooMany)).getMessage()
                     .contains("2 sparse mmap areas do not fit"));
             assertThrows(IllegalArgumentException.class, () -> VfioRegionInfo.parse(arena.allocate(16)));
+            // The areas would fit in the buffer, but not before the next capability: each ends where the next starts.
+            MemorySegment overlap = info(arena, 80, CAPS | MMAP, 0, 32, 0x100, 0);
+            capHeader(overlap, 32, vfio_h.VFIO_REGION_INFO_CAP_SPARSE_MMAP(), 1, 64);
+            overlap.set(JAVA_INT, 40, 2);
+            capHeader(overlap, 64, vfio_h.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE(), 1, 0);
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> VfioRegionInfo.parse(overlap)).getMessage()
+                    .contains("2 sparse mmap areas do not fit"));
+            MemorySegment intoItself = info(arena, 48, CAPS, 0, 32, 0x100, 0);
+            capHeader(intoItself, 32, 99, 1, 36);
+            assertThrows(IllegalArgumentException.class, () -> VfioRegionInfo.parse(intoItself));
         }
     }
 }

@@ -5,6 +5,7 @@ import dev.panamax.pci.MsixCapability;
 import dev.panamax.pci.PciBar;
 import dev.panamax.pci.PciConfigSpace;
 import dev.panamax.pci.PciFunction;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.server.BusDeviceRegion;
 import dev.panamax.vfiouser.server.DeviceDma;
 import dev.panamax.vfiouser.server.DeviceIrqs;
@@ -170,8 +171,8 @@ public final class VirtioPciTransport {
                     }
                 })
                 .bar(MSIX_BAR, msixRegion)
-                .irqs(VfioUserDevice.IRQ_INTX, 1)
-                .irqs(VfioUserDevice.IRQ_MSIX, vectors)
+                .irqs(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 1)
+                .irqs(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), vectors)
                 .onReset(this::functionReset)
                 .onDisconnect(this::functionReset)
                 .dmaByMessages(dmaByMessages)
@@ -346,7 +347,7 @@ public final class VirtioPciTransport {
                     isr |= ISR_CONFIG;
                 }
                 if (vector != NO_VECTOR && !msix.functionMasked() && irqs != null) {
-                    irqs.trigger(VfioUserDevice.IRQ_MSIX, vector);
+                    irqs.trigger(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), vector);
                 }
             } else {
                 isr |= isrBit;

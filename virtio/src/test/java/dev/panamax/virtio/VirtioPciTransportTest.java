@@ -1,9 +1,9 @@
 package dev.panamax.virtio;
 
 import dev.panamax.pci.PciConfigSpace;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.server.DeviceDma;
 import dev.panamax.vfiouser.server.RegionHandler;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.UnixSocket;
 import org.junit.jupiter.api.Test;
@@ -95,7 +95,7 @@ class VirtioPciTransportTest {
         FakeDevice device = new FakeDevice();
         VirtioPciTransport pci = new VirtioPciTransport(device, false);
         int resetsAtStart = device.resets;
-        RegionHandler config = pci.vfioUserDevice().region(VfioUserRegion.CONFIG).orElseThrow().handler();
+        RegionHandler config = pci.vfioUserDevice().region(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX()).orElseThrow().handler();
         RegionHandler bar0 = pci.vfioUserDevice().region(VIRTIO_BAR).orElseThrow().handler();
         assertEquals(0x1af4, read(config, PciConfigSpace.VENDOR_ID, 2));
         assertEquals(0x1040 + 9, read(config, PciConfigSpace.DEVICE_ID, 2));

@@ -5,6 +5,7 @@ import dev.panamax.core.memory.RamRegion;
 import dev.panamax.core.sys.LinuxException;
 import dev.panamax.core.sys.MemFd;
 import dev.panamax.vfio.DmaMemoryListener;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.client.VfioUserClient;
 import dev.panamax.vfiouser.server.RegionHandler;
 import dev.panamax.vfiouser.server.VfioUserDevice;
@@ -58,7 +59,7 @@ final class VfioUserBench {
             }
         };
         VfioUserDevice device = VfioUserDevice.builder(VfioUserDevice.pciFunction("bench", 0x1af4, 0x10f0, 0xff0000, 0))
-                .region(VfioUserRegion.trapped(VfioUserRegion.BAR0, bar0.length, handler))
+                .region(VfioUserRegion.trapped(vfio_h.VFIO_PCI_BAR0_REGION_INDEX(), bar0.length, handler))
                 .build();
         Path socket = dir.resolve(passFds ? "fd.sock" : "msg.sock");
         CompletableFuture<VfioUserServer> accepted = CompletableFuture.supplyAsync(() -> {
@@ -80,7 +81,7 @@ final class VfioUserBench {
             for (int r = 0; r <= runs; r++) {
                 long t0 = System.nanoTime();
                 for (int i = 0; i < reads; i++) {
-                    client.regionRead(VfioUserRegion.BAR0, (i * 4L) & 0xfff, word);
+                    client.regionRead(vfio_h.VFIO_PCI_BAR0_REGION_INDEX(), (i * 4L) & 0xfff, word);
                 }
                 double readNs = (System.nanoTime() - t0) / (double) reads;
                 long chunks = dmaBytes / CHUNK;

@@ -3,13 +3,13 @@ package dev.panamax.tests.vfiouser;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.LinuxException;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.client.VfioUserClient;
 import dev.panamax.vfiouser.protocol.RegionReadCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.protocol.VfioUserHeader;
 import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
 import dev.panamax.vfiouser.server.VfioUserDevice;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.MessageChannel;
 import dev.panamax.vfiouser.transport.PeerClosedException;
@@ -60,7 +60,7 @@ public final class MisbehavingServer implements AutoCloseable {
     /** Configuration space offsets from here on pull the trigger (bytes). */
     public static final long TRIGGER_OFFSET = 0xF0;
     /** {@code VFIO_PCI_CONFIG_REGION_INDEX}. */
-    public static final int CONFIG_REGION = VfioUserRegion.CONFIG;
+    public static final int CONFIG_REGION = vfio_h.VFIO_PCI_CONFIG_REGION_INDEX();
     /** The device: Red Hat's QEMU PCI test device ID, which no Linux driver binds; class 0xff0000 (unassigned). */
     public static final int VENDOR_ID = 0x1b36;
     public static final int DEVICE_ID = 0x0005;

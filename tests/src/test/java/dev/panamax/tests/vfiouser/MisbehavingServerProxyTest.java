@@ -2,6 +2,7 @@ package dev.panamax.tests.vfiouser;
 
 import dev.panamax.core.sys.OpenFds;
 import dev.panamax.tests.vfiouser.MisbehavingServer.Mode;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.client.VfioUserClient;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -33,7 +34,7 @@ class MisbehavingServerProxyTest {
     static final Duration REQUEST_TIMEOUT = Duration.ofMillis(500);
     /** The trigger read may take the request timeout (stall) plus this. */
     static final Duration SLACK = Duration.ofMillis(1500);
-    static final int CONFIG = VfioUserClient.CONFIG_REGION;
+    static final int CONFIG = vfio_h.VFIO_PCI_CONFIG_REGION_INDEX();
 
     @TempDir
     Path dir;

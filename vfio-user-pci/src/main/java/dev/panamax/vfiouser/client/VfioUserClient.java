@@ -51,10 +51,6 @@ import java.util.Objects;
  * throws {@link VfioUserClientException} with the errno.
  */
 public final class VfioUserClient implements VfioDeviceIo {
-    /** {@code VFIO_PCI_BAR5_REGION_INDEX}: region indexes up to this one are BARs, whose writes may be posted. */
-    public static final int LAST_BAR_REGION = 5;
-    /** {@code VFIO_PCI_CONFIG_REGION_INDEX}. */
-    public static final int CONFIG_REGION = 7;
     /** The most fds we accept in one message, our {@code max_msg_fds}: a region info reply carries one. */
     public static final int MAX_MSG_FDS = 1;
 

@@ -24,7 +24,6 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -106,7 +105,7 @@ final class VfioUserDeviceIo implements VfioDeviceIo {
             String what = "DEVICE_GET_REGION_INFO of region " + index;
             try (ReceivedMessage m = proxy.requestOk(VfioUserCommand.DEVICE_GET_REGION_INFO, out, what)) {
                 DeviceGetRegionInfoCodec.Reply r = proxy.decode(m, what, DeviceGetRegionInfoCodec::decodeReply);
-                DeviceGetRegionInfoCodec.RegionInfo info = r.info();
+                VfioRegionInfo info = r.info();
                 if (info.index() != index) {
                     throw proxy.breakNow(what + ": the reply is for region " + info.index());
                 }
@@ -122,33 +121,16 @@ final class VfioUserDeviceIo implements VfioDeviceIo {
                 } catch (VfioUserProtocolException e) {
                     throw proxy.breakNow(e.getMessage());
                 }
-                VfioRegionInfo result = convert(info);
                 if (m.fds().count() == 1) {
                     Integer old = regionFds.put(index, m.fds().take(0));
                     if (old != null) {
                         Libc.close(old);
                     }
                 }
-                regionInfos.put(index, result);
-                return result;
+                regionInfos.put(index, info);
+                return info;
             }
         }
-    }
-
-    private static VfioRegionInfo convert(DeviceGetRegionInfoCodec.RegionInfo info) {
-        List<VfioRegionInfo.Capability> caps = new ArrayList<>();
-        for (DeviceGetRegionInfoCodec.Capability c : info.capabilities()) {
-            switch (c) {
-                case DeviceGetRegionInfoCodec.SparseMmap s -> caps.add(new VfioRegionInfo.SparseMmap(
-                        s.areas().stream().map(a -> new VfioRegionInfo.Area(a.offset(), a.size())).toList()));
-                case DeviceGetRegionInfoCodec.Unknown u when u.id() == dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE() ->
-                        caps.add(new VfioRegionInfo.MsixMappable());
-                default -> {
-                    // VFIO_REGION_INFO_CAP_TYPE and unknown capabilities: nothing Panamax uses.
-                }
-            }
-        }
-        return new VfioRegionInfo((int) info.index(), info.flags(), info.size(), info.offset(), caps);
     }
 
     @Override
@@ -278,7 +260,7 @@ final class VfioUserDeviceIo implements VfioDeviceIo {
      */
     @Override
     public void regionWrite(int index, long offset, MemorySegment buffer) {
-        boolean posted = proxy.options().postedWrites() && index >= 0 && index <= VfioUserClient.LAST_BAR_REGION;
+        boolean posted = proxy.options().postedWrites() && index >= 0 && index <= vfio_h.VFIO_PCI_BAR5_REGION_INDEX();
         long done = 0;
         long total = buffer.byteSize();
         try {

@@ -1,30 +1,33 @@
 package dev.panamax.vfiouser.protocol;
 
 import dev.panamax.core.sys.Errno;
+import dev.panamax.vfiouser.bindings.vfio_user_h;
+import dev.panamax.vfiouser.bindings.vfio_user_region_io_fds_reply;
+import dev.panamax.vfiouser.bindings.vfio_user_region_io_fds_request;
+import dev.panamax.vfiouser.bindings.vfio_user_sub_region_ioeventfd;
+import dev.panamax.vfiouser.bindings.vfio_user_sub_region_ioregionfd;
 import io.netty.buffer.ByteBuf;
 
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * {@code VFIO_USER_DEVICE_GET_REGION_IO_FDS} (spec, "VFIO_USER_DEVICE_GET_REGION_IO_FDS"): the
- * server offers ioeventfds/ioregionfds for spans of a region.
- * <pre>
- *   request: 0 u32 argsz   4 u32 flags (0)   8 u32 index   12 u32 count (0)
- *   reply:   the same 16 bytes, count = sub-regions, then count sub-regions of 40 bytes:
- *            0 u64 offset   8 u64 size   16 u32 fd_index   20 u32 type   24 u32 flags
- *            28 u32 padding   32 u64 datamatch (ioeventfd) or user_data (ioregionfd)
- * </pre>
+ * {@code VFIO_USER_DEVICE_GET_REGION_IO_FDS} (spec, "VFIO_USER_DEVICE_GET_REGION_IO_FDS"): the server offers
+ * ioeventfds/ioregionfds for spans of a region. The request is {@code struct vfio_user_region_io_fds_request}
+ * (argsz, flags 0, index, count 0), the reply {@code struct vfio_user_region_io_fds_reply}: the same 16 bytes with
+ * count the number of sub-regions, then that many {@code struct vfio_user_sub_region_ioeventfd} (40 bytes: offset,
+ * size, fd_index, type, flags, padding, datamatch) or {@code vfio_user_sub_region_ioregionfd} (the same layout,
+ * user_data for datamatch, by {@code type}), each read and written through the {@code dev.panamax.vfiouser.bindings}.
  * The reply carries at least one fd; {@code fd_index} picks one of them. The spec's prose puts
  * entry i at {@code i * ((argsz - 32) / count)}, which contradicts its own table (a 16-byte fixed
  * part); we follow the table: entry i at 16 + 40 * i.
  */
 public final class DeviceGetRegionIoFdsCodec {
-    public static final int SIZE = 16;
-    public static final int SUB_REGION_SIZE = 40;
-    /** Sub-region types, numbered as libvfio-user does (the spec names them without values). */
-    public static final int VFIO_USER_IO_FD_TYPE_IOEVENTFD = 0;
-    public static final int VFIO_USER_IO_FD_TYPE_IOREGIONFD = 1;
+    /** {@code sizeof(struct vfio_user_region_io_fds_request)}, also the fixed part of the reply: 16. */
+    public static final int SIZE = (int) vfio_user_region_io_fds_request.sizeof();
+    /** {@code sizeof(struct vfio_user_sub_region_ioeventfd)}: 40. */
+    public static final int SUB_REGION_SIZE = (int) vfio_user_sub_region_ioeventfd.sizeof();
 
     private DeviceGetRegionIoFdsCodec() {
     }
@@ -37,9 +40,9 @@ public final class DeviceGetRegionIoFdsCodec {
      * @param offset  byte offset of the span in the region
      * @param size    bytes (0: any access size)
      * @param fdIndex which of the reply's fds
-     * @param type    {@link #VFIO_USER_IO_FD_TYPE_IOEVENTFD} or {@link #VFIO_USER_IO_FD_TYPE_IOREGIONFD}
+     * @param type    {@code VFIO_USER_IO_FD_TYPE_IOEVENTFD} or {@code VFIO_USER_IO_FD_TYPE_IOREGIONFD} ({@code vfio_user_h})
      * @param flags   KVM_IOEVENTFD_FLAG_* or KVM_IOREGION_*
-     * @param value   datamatch (ioeventfd) or user_data (ioregionfd)
+     * @param value   datamatch (ioeventfd) or user_data (ioregionfd): the same bytes
      */
     public record SubRegion(long offset, long size, long fdIndex, long type, int flags, long value) {
     }
@@ -61,41 +64,47 @@ public final class DeviceGetRegionIoFdsCodec {
     }
 
     public static void encode(Request r, ByteBuf out) {
-        out.writeIntLE((int) r.argsz);
-        out.writeIntLE(0);
-        out.writeIntLE((int) r.index);
-        out.writeIntLE(0);
+        MemorySegment s = Payloads.append(out, SIZE);
+        vfio_user_region_io_fds_request.argsz(s, (int) r.argsz);
+        vfio_user_region_io_fds_request.index(s, (int) r.index);
     }
 
     /** @throws VfioUserProtocolException EINVAL for a payload other than 16 bytes, argsz below 16, non-zero flags or count */
     public static Request decodeRequest(ByteBuf in) {
         Payloads.exactly(in, SIZE, "DEVICE_GET_REGION_IO_FDS request");
-        long argsz = in.readUnsignedIntLE();
+        MemorySegment s = Payloads.view(in);
+        long argsz = Integer.toUnsignedLong(vfio_user_region_io_fds_request.argsz(s));
         Payloads.argszAtLeast(argsz, SIZE, "DEVICE_GET_REGION_IO_FDS");
-        Payloads.zero(in.readIntLE(), "DEVICE_GET_REGION_IO_FDS request flags");
-        long index = in.readUnsignedIntLE();
-        Payloads.zero(in.readUnsignedIntLE(), "DEVICE_GET_REGION_IO_FDS request count");
-        return new Request(argsz, index);
+        Payloads.zero(vfio_user_region_io_fds_request.flags(s), "DEVICE_GET_REGION_IO_FDS request flags");
+        Payloads.zero(vfio_user_region_io_fds_request.count(s), "DEVICE_GET_REGION_IO_FDS request count");
+        in.skipBytes(SIZE);
+        return new Request(argsz, Integer.toUnsignedLong(vfio_user_region_io_fds_request.index(s)));
     }
 
     /** Writes the reply; the sub-regions only when they fit in {@code maxReplySize} (the request's argsz). */
     public static void encodeReply(Reply r, long maxReplySize, ByteBuf out) {
         long needed = SIZE + (long) SUB_REGION_SIZE * r.subRegions.size();
-        out.writeIntLE((int) needed);
-        out.writeIntLE(0);
-        out.writeIntLE((int) r.index);
-        out.writeIntLE(r.subRegions.size());
-        if (needed > maxReplySize) {
+        boolean full = needed <= maxReplySize;
+        MemorySegment s = Payloads.append(out, full ? needed : SIZE);
+        vfio_user_region_io_fds_reply.argsz(s, (int) needed);
+        vfio_user_region_io_fds_reply.index(s, (int) r.index);
+        vfio_user_region_io_fds_reply.count(s, r.subRegions.size());
+        if (!full) {
             return;
         }
-        for (SubRegion s : r.subRegions) {
-            out.writeLongLE(s.offset);
-            out.writeLongLE(s.size);
-            out.writeIntLE((int) s.fdIndex);
-            out.writeIntLE((int) s.type);
-            out.writeIntLE(s.flags);
-            out.writeIntLE(0);
-            out.writeLongLE(s.value);
+        for (int i = 0; i < r.subRegions.size(); i++) {
+            SubRegion sub = r.subRegions.get(i);
+            MemorySegment e = vfio_user_region_io_fds_reply.sub_regions(s, i);
+            vfio_user_sub_region_ioeventfd.offset(e, sub.offset);
+            vfio_user_sub_region_ioeventfd.size(e, sub.size);
+            vfio_user_sub_region_ioeventfd.fd_index(e, (int) sub.fdIndex);
+            vfio_user_sub_region_ioeventfd.type(e, (int) sub.type);
+            vfio_user_sub_region_ioeventfd.flags(e, sub.flags);
+            if (sub.type == vfio_user_h.VFIO_USER_IO_FD_TYPE_IOREGIONFD()) {
+                vfio_user_sub_region_ioregionfd.user_data(e, sub.value);
+            } else {
+                vfio_user_sub_region_ioeventfd.datamatch(e, sub.value);
+            }
         }
     }
 
@@ -103,11 +112,13 @@ public final class DeviceGetRegionIoFdsCodec {
     public static Reply decodeReply(ByteBuf in) {
         Payloads.atLeast(in, SIZE, "DEVICE_GET_REGION_IO_FDS reply");
         int payload = in.readableBytes();
-        long argsz = in.readUnsignedIntLE();
-        Payloads.zero(in.readIntLE(), "DEVICE_GET_REGION_IO_FDS reply flags");
-        long index = in.readUnsignedIntLE();
-        long count = in.readUnsignedIntLE();
+        MemorySegment s = Payloads.view(in);
+        long argsz = Integer.toUnsignedLong(vfio_user_region_io_fds_reply.argsz(s));
+        Payloads.zero(vfio_user_region_io_fds_reply.flags(s), "DEVICE_GET_REGION_IO_FDS reply flags");
+        long index = Integer.toUnsignedLong(vfio_user_region_io_fds_reply.index(s));
+        long count = Integer.toUnsignedLong(vfio_user_region_io_fds_reply.count(s));
         long full = SIZE + SUB_REGION_SIZE * count;
+        in.skipBytes(payload);
         if (payload == SIZE && argsz > SIZE) {
             return new Reply(argsz, index, count, List.of());
         }
@@ -117,13 +128,13 @@ public final class DeviceGetRegionIoFdsCodec {
         }
         List<SubRegion> subs = new ArrayList<>();
         for (long i = 0; i < count; i++) {
-            long offset = in.readLongLE();
-            long size = in.readLongLE();
-            long fdIndex = in.readUnsignedIntLE();
-            long type = in.readUnsignedIntLE();
-            int flags = in.readIntLE();
-            in.readIntLE(); // padding
-            subs.add(new SubRegion(offset, size, fdIndex, type, flags, in.readLongLE()));
+            MemorySegment e = vfio_user_region_io_fds_reply.sub_regions(s, i);
+            long type = Integer.toUnsignedLong(vfio_user_sub_region_ioeventfd.type(e));
+            long value = type == vfio_user_h.VFIO_USER_IO_FD_TYPE_IOREGIONFD()
+                    ? vfio_user_sub_region_ioregionfd.user_data(e) : vfio_user_sub_region_ioeventfd.datamatch(e);
+            subs.add(new SubRegion(vfio_user_sub_region_ioeventfd.offset(e), vfio_user_sub_region_ioeventfd.size(e),
+                    Integer.toUnsignedLong(vfio_user_sub_region_ioeventfd.fd_index(e)), type,
+                    vfio_user_sub_region_ioeventfd.flags(e), value));
         }
         return new Reply(argsz, index, count, subs);
     }

@@ -5,20 +5,21 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.panamax.core.sys.Errno;
+import dev.panamax.vfiouser.bindings.vfio_user_version;
 import io.netty.buffer.ByteBuf;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 
 /**
  * {@code VFIO_USER_VERSION} (spec, "VFIO_USER_VERSION"): the first message of a connection, the same
- * format both ways.
- * <pre>
- *   0 u16 version major   2 u16 version minor   4 version data: optional UTF-8 JSON, NUL-terminated
- * </pre>
- * The JSON is {@code {"capabilities": {...}}} with the members of {@link Capabilities}.
+ * format both ways: {@code struct vfio_user_version} (u16 major, u16 minor; the {@code dev.panamax.vfiouser.bindings}
+ * binding), then the version data, optional UTF-8 JSON, NUL-terminated, in {@code data[]}.
+ * The JSON is {@code {"capabilities": {...}}} with the members of {@link Capabilities}, read and written by Jackson.
  */
 public final class VersionCodec {
-    public static final int SIZE = 4;
+    /** {@code sizeof(struct vfio_user_version)}: 4, the payload without version data. */
+    public static final int SIZE = (int) vfio_user_version.sizeof();
     /** The version Panamax speaks: QEMU's client proposes 0.0 as well. */
     public static final int MAJOR = 0;
     public static final int MINOR = 0;
@@ -89,8 +90,9 @@ public final class VersionCodec {
     }
 
     public static void encode(Version v, ByteBuf out) {
-        out.writeShortLE(v.major);
-        out.writeShortLE(v.minor);
+        MemorySegment s = Payloads.append(out, SIZE);
+        vfio_user_version.major(s, (short) v.major);
+        vfio_user_version.minor(s, (short) v.minor);
         if (v.capabilities == null) {
             return;
         }
@@ -117,8 +119,10 @@ public final class VersionCodec {
      */
     public static Version decode(ByteBuf in) {
         Payloads.atLeast(in, SIZE, "VERSION");
-        int major = in.readUnsignedShortLE();
-        int minor = in.readUnsignedShortLE();
+        MemorySegment s = Payloads.view(in, in.readerIndex(), SIZE);
+        int major = Short.toUnsignedInt(vfio_user_version.major(s));
+        int minor = Short.toUnsignedInt(vfio_user_version.minor(s));
+        in.skipBytes(SIZE);
         if (!in.isReadable()) {
             return new Version(major, minor, null);
         }

@@ -3,6 +3,7 @@ package dev.panamax.vfiouser.server;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.Libc;
 import dev.panamax.core.sys.LinuxException;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec.IrqSet;
 import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
@@ -30,9 +31,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class DeviceIrqs {
     private final VfioUserDevice device;
     /** eventfds[index][vector], -1 where none is assigned; owned here. */
-    private final int[][] eventfds = new int[VfioUserDevice.NUM_IRQS][];
-    private final boolean[][] masked = new boolean[VfioUserDevice.NUM_IRQS][];
-    private final boolean[][] pending = new boolean[VfioUserDevice.NUM_IRQS][];
+    private final int[][] eventfds = new int[vfio_h.VFIO_PCI_NUM_IRQS()][];
+    private final boolean[][] masked = new boolean[vfio_h.VFIO_PCI_NUM_IRQS()][];
+    private final boolean[][] pending = new boolean[vfio_h.VFIO_PCI_NUM_IRQS()][];
     private final MemorySegment one = Arena.ofAuto().allocate(JAVA_LONG);
     /** The INTx# level the device drives ({@link #intx}). */
     private boolean intxLevel;
@@ -42,7 +43,7 @@ public final class DeviceIrqs {
 
     DeviceIrqs(VfioUserDevice device) {
         this.device = device;
-        for (int i = 0; i < VfioUserDevice.NUM_IRQS; i++) {
+        for (int i = 0; i < vfio_h.VFIO_PCI_NUM_IRQS(); i++) {
             eventfds[i] = new int[device.irqCount(i)];
             java.util.Arrays.fill(eventfds[i], -1);
             masked[i] = new boolean[device.irqCount(i)];
@@ -64,7 +65,7 @@ public final class DeviceIrqs {
             pending[index][vector] = true;
             return false;
         }
-        if (index == VfioUserDevice.IRQ_INTX) {
+        if (index == vfio_h.VFIO_PCI_INTX_IRQ_INDEX()) {
             masked[index][vector] = true; // automasked until the client unmasks (the guest's EOI)
         }
         return signal(index, vector);
@@ -78,19 +79,19 @@ public final class DeviceIrqs {
      * @throws IllegalArgumentException if the device declared no INTx
      */
     public synchronized void intx(boolean level) {
-        checkVector(VfioUserDevice.IRQ_INTX, 0);
+        checkVector(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0);
         boolean rising = level && !intxLevel;
         intxLevel = level;
         if (!level) {
-            pending[VfioUserDevice.IRQ_INTX][0] = false;
+            pending[vfio_h.VFIO_PCI_INTX_IRQ_INDEX()][0] = false;
         } else if (rising) {
-            trigger(VfioUserDevice.IRQ_INTX, 0);
+            trigger(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0);
         }
     }
 
     /** Unmasks INTx: signals it again if it was asserted meanwhile or is still high. */
     private synchronized void unmaskIntx() {
-        int i = VfioUserDevice.IRQ_INTX;
+        int i = vfio_h.VFIO_PCI_INTX_IRQ_INDEX();
         masked[i][0] = false;
         if (pending[i][0] || intxLevel) {
             pending[i][0] = false;
@@ -123,7 +124,7 @@ public final class DeviceIrqs {
     }
 
     private void checkVector(int index, int vector) {
-        if (index < 0 || index >= VfioUserDevice.NUM_IRQS || vector < 0 || vector >= eventfds[index].length) {
+        if (index < 0 || index >= vfio_h.VFIO_PCI_NUM_IRQS() || vector < 0 || vector >= eventfds[index].length) {
             throw new IllegalArgumentException("IRQ index " + index + " vector " + vector + " is not one the device declared");
         }
     }
@@ -169,7 +170,7 @@ public final class DeviceIrqs {
                 }
             } else if (action == VFIO_IRQ_SET_ACTION_MASK() || action == VFIO_IRQ_SET_ACTION_UNMASK()) {
                 boolean unmaskFd = action == VFIO_IRQ_SET_ACTION_UNMASK() && data == VFIO_IRQ_SET_DATA_EVENTFD();
-                if (index != VfioUserDevice.IRQ_INTX || (data == VFIO_IRQ_SET_DATA_EVENTFD() && !unmaskFd)) {
+                if (index != vfio_h.VFIO_PCI_INTX_IRQ_INDEX() || (data == VFIO_IRQ_SET_DATA_EVENTFD() && !unmaskFd)) {
                     throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_SET_IRQS: mask and unmask are supported for INTx"
                             + " only, and an eventfd only to unmask, not index " + index + " flags 0x" + Integer.toHexString(s.flags()));
                 }
@@ -249,7 +250,7 @@ public final class DeviceIrqs {
     synchronized void closeAll() {
         stopUnmaskWatcher();
         intxLevel = false;
-        for (int i = 0; i < VfioUserDevice.NUM_IRQS; i++) {
+        for (int i = 0; i < vfio_h.VFIO_PCI_NUM_IRQS(); i++) {
             for (int v = 0; v < eventfds[i].length; v++) {
                 replace(i, v, -1);
                 masked[i][v] = false;

@@ -3,8 +3,8 @@ package dev.panamax.vfiouser.server;
 import dev.panamax.pci.PciFunction;
 
 /**
- * A served device's PCI configuration space as vfio region {@link VfioUserRegion#CONFIG}
- * ({@code VFIO_PCI_CONFIG_REGION_INDEX}): the client's REGION_READ / REGION_WRITE reach the function's
+ * A served device's PCI configuration space as vfio region {@code VFIO_PCI_CONFIG_REGION_INDEX}
+ * ({@code <linux/vfio.h>}, {@code vfio_h}): the client's REGION_READ / REGION_WRITE reach the function's
  * {@link PciFunction#configRead} and {@link PciFunction#configWrite} (pci-bus's model: write masks, RW1C bits,
  * BAR sizing, capabilities and their hooks), split into naturally aligned 1, 2 and 4-byte accesses as a CPU's
  * configuration mechanism makes them (PCI 3.0, 3.2.2.3.2). An access is atomic: it holds the function's lock.

@@ -3,6 +3,7 @@ package dev.panamax.vfiouser.server;
 import dev.panamax.pci.PciBar;
 import dev.panamax.pci.PciConfigSpace;
 import dev.panamax.pci.PciFunction;
+import dev.panamax.vfio.bindings.vfio_h;
 
 import java.util.Arrays;
 import java.util.Optional;
@@ -13,16 +14,9 @@ import java.util.Optional;
  * {@code _REQ_} 4), and callbacks for DEVICE_RESET and for the client going away. Build with
  * {@link #builder} from a pci-bus {@link PciFunction} (the same model as the VMM's PCI bus: {@link PciConfigSpace}
  * with its masks, BARs, MSI and MSI-X capabilities); its configuration space becomes region
- * {@link VfioUserRegion#CONFIG}, served by {@link PciConfigRegion}.
+ * {@code VFIO_PCI_CONFIG_REGION_INDEX}, served by {@link PciConfigRegion}.
  */
 public final class VfioUserDevice {
-    public static final int IRQ_INTX = 0;
-    public static final int IRQ_MSI = 1;
-    public static final int IRQ_MSIX = 2;
-    public static final int IRQ_ERR = 3;
-    public static final int IRQ_REQ = 4;
-    /** VFIO_PCI_NUM_IRQS. */
-    public static final int NUM_IRQS = 5;
 
     private final PciFunction function;
     private final VfioUserRegion[] regions;
@@ -70,7 +64,7 @@ public final class VfioUserDevice {
 
     /** @return interrupts of vfio IRQ index {@code index}; 0 when none or out of range */
     public int irqCount(long index) {
-        return index >= 0 && index < NUM_IRQS ? irqCounts[(int) index] : 0;
+        return index >= 0 && index < vfio_h.VFIO_PCI_NUM_IRQS() ? irqCounts[(int) index] : 0;
     }
 
     /** @return true when the server ignores DMA_MAP fds and reaches all client memory by DMA_READ / DMA_WRITE */
@@ -94,8 +88,8 @@ public final class VfioUserDevice {
     /** Declares a device; every part but the PCI function is optional. */
     public static final class Builder {
         private final PciFunction function;
-        private final VfioUserRegion[] regions = new VfioUserRegion[VfioUserRegion.NUM_REGIONS];
-        private final int[] irqCounts = new int[NUM_IRQS];
+        private final VfioUserRegion[] regions = new VfioUserRegion[vfio_h.VFIO_PCI_NUM_REGIONS()];
+        private final int[] irqCounts = new int[vfio_h.VFIO_PCI_NUM_IRQS()];
         private Runnable onReset = () -> { };
         private Runnable onDisconnect = () -> { };
         private boolean dmaByMessages;
@@ -103,7 +97,7 @@ public final class VfioUserDevice {
         private Builder(PciFunction function) {
             this.function = function;
             PciConfigRegion config = new PciConfigRegion(function);
-            regions[VfioUserRegion.CONFIG] = VfioUserRegion.trapped(VfioUserRegion.CONFIG, config.size(), config);
+            regions[vfio_h.VFIO_PCI_CONFIG_REGION_INDEX()] = VfioUserRegion.trapped(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), config.size(), config);
         }
 
         /**
@@ -131,10 +125,10 @@ public final class VfioUserDevice {
 
         /** Declares {@code count} interrupts of vfio IRQ index {@code index} (INTx: at most 1). */
         public Builder irqs(int index, int count) {
-            if (index < 0 || index >= NUM_IRQS) {
-                throw new IllegalArgumentException("IRQ index " + index + " is not 0.." + (NUM_IRQS - 1));
+            if (index < 0 || index >= vfio_h.VFIO_PCI_NUM_IRQS()) {
+                throw new IllegalArgumentException("IRQ index " + index + " is not 0.." + (vfio_h.VFIO_PCI_NUM_IRQS() - 1));
             }
-            if (count < 0 || (index == IRQ_INTX && count > 1) || (index == IRQ_MSI && count > 32) || count > 2048) {
+            if (count < 0 || (index == vfio_h.VFIO_PCI_INTX_IRQ_INDEX() && count > 1) || (index == vfio_h.VFIO_PCI_MSI_IRQ_INDEX() && count > 32) || count > 2048) {
                 throw new IllegalArgumentException("IRQ index " + index + " cannot have " + count + " interrupts");
             }
             irqCounts[index] = count;

@@ -1,7 +1,8 @@
 package dev.panamax.vfiouser.server;
 
 import dev.panamax.core.sys.MemFd;
-import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec.SparseArea;
+import dev.panamax.vfio.VfioRegionInfo.Area;
+import dev.panamax.vfio.bindings.vfio_h;
 
 import java.util.List;
 
@@ -22,17 +23,10 @@ import java.util.List;
  * @param mmapAreas   the parts the client may mmap, offsets relative to the region; empty for a trapped region
  */
 public record VfioUserRegion(int index, long size, boolean readable, boolean writable, RegionHandler handler,
-                             MemFd memFd, long fileOffset, List<SparseArea> mmapAreas) {
-    public static final int BAR0 = 0;
-    public static final int BAR5 = 5;
-    public static final int ROM = 6;
-    public static final int CONFIG = 7;
-    /** VFIO_PCI_NUM_REGIONS: BAR0-5, ROM, CONFIG, VGA. */
-    public static final int NUM_REGIONS = 9;
-
+                             MemFd memFd, long fileOffset, List<Area> mmapAreas) {
     public VfioUserRegion {
-        if (index < 0 || index >= NUM_REGIONS) {
-            throw new IllegalArgumentException("region index " + index + " is not 0.." + (NUM_REGIONS - 1));
+        if (index < 0 || index >= vfio_h.VFIO_PCI_NUM_REGIONS()) {
+            throw new IllegalArgumentException("region index " + index + " is not 0.." + (vfio_h.VFIO_PCI_NUM_REGIONS() - 1));
         }
         if (size <= 0) {
             throw new IllegalArgumentException("region " + index + " size " + size + " must be positive");
@@ -46,7 +40,7 @@ public record VfioUserRegion(int index, long size, boolean readable, boolean wri
                 throw new IllegalArgumentException("region " + index + " bytes " + fileOffset + "+" + size
                         + " do not fit the memfd " + memFd.name() + " of " + memFd.size() + " bytes");
             }
-            for (SparseArea a : mmapAreas) {
+            for (Area a : mmapAreas) {
                 if (a.offset() < 0 || a.size() <= 0 || a.offset() + a.size() > size) {
                     throw new IllegalArgumentException("region " + index + " mmap area " + a + " lies outside its " + size + " bytes");
                 }
@@ -61,14 +55,14 @@ public record VfioUserRegion(int index, long size, boolean readable, boolean wri
 
     /** A region that is the whole of {@code memFd}, mmappable as a whole. */
     public static VfioUserRegion memfd(int index, MemFd memFd) {
-        return new VfioUserRegion(index, memFd.size(), true, true, null, memFd, 0, List.of(new SparseArea(0, memFd.size())));
+        return new VfioUserRegion(index, memFd.size(), true, true, null, memFd, 0, List.of(new Area(0, memFd.size())));
     }
 
     /**
      * A region backed by {@code size} bytes of {@code memFd} from {@code fileOffset}; only {@code areas}
      * may be mmapped (page-aligned, relative to the region), the rest is reached by messages.
      */
-    public static VfioUserRegion memfd(int index, MemFd memFd, long fileOffset, long size, List<SparseArea> areas) {
+    public static VfioUserRegion memfd(int index, MemFd memFd, long fileOffset, long size, List<Area> areas) {
         return new VfioUserRegion(index, size, true, true, null, memFd, fileOffset, areas);
     }
 

@@ -1,6 +1,8 @@
 package dev.panamax.vfiouser.server;
 
 import dev.panamax.core.sys.Errno;
+import dev.panamax.vfio.VfioRegionInfo;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.DeviceGetInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceGetIrqInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
@@ -40,7 +42,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
-import static dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec.*;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
@@ -285,8 +286,8 @@ public final class VfioUserServer implements AutoCloseable {
                 case DEVICE_GET_INFO -> {
                     DeviceGetInfoCodec.decodeRequest(in);
                     DeviceGetInfoCodec.encode(new DeviceGetInfoCodec.DeviceInfo(DeviceGetInfoCodec.SIZE,
-                            dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_PCI() | dev.panamax.vfio.bindings.vfio_h.VFIO_DEVICE_FLAGS_RESET(),
-                            VfioUserRegion.NUM_REGIONS, VfioUserDevice.NUM_IRQS), out);
+                            vfio_h.VFIO_DEVICE_FLAGS_PCI() | vfio_h.VFIO_DEVICE_FLAGS_RESET(),
+                            vfio_h.VFIO_PCI_NUM_REGIONS(), vfio_h.VFIO_PCI_NUM_IRQS()), out);
                 }
                 case DEVICE_GET_REGION_INFO -> fds = regionInfo(in, out);
                 case DEVICE_GET_IRQ_INFO -> irqInfo(in, out);
@@ -369,22 +370,24 @@ public final class VfioUserServer implements AutoCloseable {
 
     private int[] regionInfo(ByteBuf in, ByteBuf out) {
         DeviceGetRegionInfoCodec.Request r = DeviceGetRegionInfoCodec.decodeRequest(in);
-        if (r.index() >= VfioUserRegion.NUM_REGIONS) {
-            throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_REGION_INFO index " + r.index() + " is not below " + VfioUserRegion.NUM_REGIONS);
+        if (r.index() >= vfio_h.VFIO_PCI_NUM_REGIONS()) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_REGION_INFO index " + r.index() + " is not below " + vfio_h.VFIO_PCI_NUM_REGIONS());
         }
         VfioUserRegion region = device.region(r.index()).orElse(null);
+        int index = (int) r.index();
         if (region == null) {
             // An absent region: size 0, no flags (as vfio-pci reports an unimplemented BAR).
-            DeviceGetRegionInfoCodec.encodeReply(new RegionInfo(0, r.index(), 0, 0, List.of()), r.argsz(), out);
+            DeviceGetRegionInfoCodec.encodeReply(new VfioRegionInfo(index, 0, 0, 0, List.of()), r.argsz(), out);
             return new int[0];
         }
-        int flags = (region.readable() ? VFIO_REGION_INFO_FLAG_READ : 0) | (region.writable() ? VFIO_REGION_INFO_FLAG_WRITE : 0);
+        int flags = (region.readable() ? vfio_h.VFIO_REGION_INFO_FLAG_READ() : 0)
+                | (region.writable() ? vfio_h.VFIO_REGION_INFO_FLAG_WRITE() : 0);
         if (!region.mappable()) {
-            DeviceGetRegionInfoCodec.encodeReply(new RegionInfo(flags, r.index(), region.size(), 0, List.of()), r.argsz(), out);
+            DeviceGetRegionInfoCodec.encodeReply(new VfioRegionInfo(index, flags, region.size(), 0, List.of()), r.argsz(), out);
             return new int[0];
         }
-        RegionInfo info = new RegionInfo(flags | VFIO_REGION_INFO_FLAG_MMAP, r.index(), region.size(), region.fileOffset(),
-                List.of(new SparseMmap(region.mmapAreas())));
+        VfioRegionInfo info = new VfioRegionInfo(index, flags | vfio_h.VFIO_REGION_INFO_FLAG_MMAP(), region.size(),
+                region.fileOffset(), List.of(new VfioRegionInfo.SparseMmap(region.mmapAreas())));
         DeviceGetRegionInfoCodec.encodeReply(info, r.argsz(), out);
         return new int[]{region.memFd().fd()};
     }
@@ -403,12 +406,12 @@ public final class VfioUserServer implements AutoCloseable {
 
     private void irqInfo(ByteBuf in, ByteBuf out) {
         DeviceGetIrqInfoCodec.IrqInfo r = DeviceGetIrqInfoCodec.decodeRequest(in);
-        if (r.index() >= VfioUserDevice.NUM_IRQS) {
-            throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_IRQ_INFO index " + r.index() + " is not below " + VfioUserDevice.NUM_IRQS);
+        if (r.index() >= vfio_h.VFIO_PCI_NUM_IRQS()) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_IRQ_INFO index " + r.index() + " is not below " + vfio_h.VFIO_PCI_NUM_IRQS());
         }
-        int flags = dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_EVENTFD() | (r.index() == VfioUserDevice.IRQ_INTX
-                ? dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_MASKABLE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_AUTOMASKED()
-                : dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_NORESIZE());
+        int flags = vfio_h.VFIO_IRQ_INFO_EVENTFD() | (r.index() == vfio_h.VFIO_PCI_INTX_IRQ_INDEX()
+                ? vfio_h.VFIO_IRQ_INFO_MASKABLE() | vfio_h.VFIO_IRQ_INFO_AUTOMASKED()
+                : vfio_h.VFIO_IRQ_INFO_NORESIZE());
         DeviceGetIrqInfoCodec.encode(new DeviceGetIrqInfoCodec.IrqInfo(DeviceGetIrqInfoCodec.SIZE, flags, r.index(),
                 device.irqCount(r.index())), out);
     }

@@ -67,6 +67,12 @@ class VfioUserLayoutTest {
         assertEquals(15, vfio_user_h.VFIO_USER_REGION_WRITE_MULTI());
         assertEquals(0x10, vfio_user_h.VFIO_USER_F_NO_REPLY());
         assertEquals(0x20, vfio_user_h.VFIO_USER_F_ERROR());
+        // libvfio-user's numbering of the sub-region types (the spec names them without values) and QEMU's
+        // REGION_WRITE_MULTI limits (hw/vfio-user/protocol.h), which the codecs once spelled out themselves.
+        assertEquals(0, vfio_user_h.VFIO_USER_IO_FD_TYPE_IOEVENTFD());
+        assertEquals(1, vfio_user_h.VFIO_USER_IO_FD_TYPE_IOREGIONFD());
+        assertEquals(8, vfio_user_h.VFIO_USER_MULTI_DATA());
+        assertEquals(200, vfio_user_h.VFIO_USER_MULTI_MAX());
     }
 
     /** Packed, as in C: the accessors work on a byte[] at any offset. */

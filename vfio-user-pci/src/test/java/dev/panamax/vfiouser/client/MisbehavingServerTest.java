@@ -10,6 +10,8 @@ import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
 import dev.panamax.vfio.DmaBackend;
 import dev.panamax.vfio.VfioIrqSet;
+import dev.panamax.vfio.VfioRegionInfo;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
 import dev.panamax.vfiouser.protocol.DmaReadCodec;
@@ -100,9 +102,9 @@ class MisbehavingServerTest {
         assertTrue(client.isBroken());
         assertTrue(client.brokenReason().contains(expectedReason), client.brokenReason());
         assertEquals(0xFFFFFFFFFFFFFFFFL, client.regionRead(0, 8, 8), "later reads are all-ones");
-        assertEquals(0xFFL, client.regionRead(7, 0, 1));
+        assertEquals(0xFFL, client.regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, 1));
         client.regionWrite(0, 0, 4, 1); // dropped
-        client.regionWrite(7, 4, 2, 1); // dropped
+        client.regionWrite(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 4, 2, 1); // dropped
         client.setIrqs(VfioIrqSet.disable(2)); // dropped
         client.reset(); // dropped
         VfioUserDeviceBrokenException e = assertThrows(VfioUserDeviceBrokenException.class, client::deviceInfo);
@@ -182,9 +184,8 @@ class MisbehavingServerTest {
         try (MemFd a = new MemFd("a", 4096); MemFd b = new MemFd("b", 4096); MemFd c = new MemFd("c", 4096)) {
             start((m, s) -> {
                 ByteBuf p = Unpooled.buffer();
-                DeviceGetRegionInfoCodec.encodeReply(new DeviceGetRegionInfoCodec.RegionInfo(
-                        DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_READ | DeviceGetRegionInfoCodec.VFIO_REGION_INFO_FLAG_MMAP,
-                        2, 4096, 0, List.of()), 1024, p);
+                DeviceGetRegionInfoCodec.encodeReply(new VfioRegionInfo(2,
+                        vfio_h.VFIO_REGION_INFO_FLAG_READ() | vfio_h.VFIO_REGION_INFO_FLAG_MMAP(), 4096, 0, List.of()), 1024, p);
                 s.sendRaw(FakeServer.replyBytes(m.header().messageId(), m.header().command(), p), a.fd(), b.fd(), c.fd());
             });
             long t0 = System.nanoTime();
@@ -307,8 +308,8 @@ class MisbehavingServerTest {
         client = VfioUserClientTest.connectWhenListening(server.path, options());
         EventFd[] e = {new EventFd(true), new EventFd(true), new EventFd(true), new EventFd(true), new EventFd(true)};
         try {
-            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, 2, 10, e[0].fd(), e[1].fd(), e[2].fd(), -1, -1, e[3].fd(), e[4].fd()));
-            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, 2, 0));
+            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 10, e[0].fd(), e[1].fd(), e[2].fd(), -1, -1, e[3].fd(), e[4].fd()));
+            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 0));
         } finally {
             for (EventFd f : e) {
                 f.close();

@@ -14,6 +14,7 @@ import dev.panamax.vfio.VfioPciFunction;
 import dev.panamax.pci.MsiListener;
 import dev.panamax.pci.PciBar;
 import dev.panamax.vfio.VfioRegionInfo;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.VersionCodec;
 import dev.panamax.vfiouser.server.DmaException;
 import dev.panamax.pci.PciConfigSpace;
@@ -123,11 +124,11 @@ class VfioUserClientTest {
             }
         };
         VfioUserDevice device = VfioUserDevice.builder(config)
-                .region(VfioUserRegion.trapped(VfioUserRegion.BAR0, BAR0_SIZE, bar0Handler))
+                .region(VfioUserRegion.trapped(vfio_h.VFIO_PCI_BAR0_REGION_INDEX(), BAR0_SIZE, bar0Handler))
                 .region(VfioUserRegion.memfd(2, bar2))
                 .region(VfioUserRegion.trapped(4, BAR4_SIZE, bar4Handler))
-                .irqs(VfioUserDevice.IRQ_INTX, 1)
-                .irqs(VfioUserDevice.IRQ_MSIX, 4)
+                .irqs(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 1)
+                .irqs(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 4)
                 .onReset(resets::incrementAndGet)
                 .build();
         Path socket = dir.resolve("dev.sock");
@@ -208,16 +209,16 @@ class VfioUserClientTest {
         assertEquals(BAR2_SIZE, bar2Info.size());
         assertEquals(List.of(new VfioRegionInfo.Area(0, BAR2_SIZE)), bar2Info.mmapAreas());
         assertEquals(0, client.regionInfo(1).size(), "absent BAR");
-        assertEquals(256, client.regionInfo(VfioUserClient.CONFIG_REGION).size());
+        assertEquals(256, client.regionInfo(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX()).size());
         // Asking twice keeps one fd (the tear-down counts them).
         assertEquals(bar2Info, client.regionInfo(2));
 
-        VfioIrqInfo msix = client.irqInfo(2);
+        VfioIrqInfo msix = client.irqInfo(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX());
         assertEquals(4, msix.count());
         assertTrue(msix.eventfd());
-        assertEquals(1, client.irqInfo(0).count());
-        assertTrue(client.irqInfo(0).maskable());
-        assertEquals(0, client.irqInfo(1).count());
+        assertEquals(1, client.irqInfo(vfio_h.VFIO_PCI_INTX_IRQ_INDEX()).count());
+        assertTrue(client.irqInfo(vfio_h.VFIO_PCI_INTX_IRQ_INDEX()).maskable());
+        assertEquals(0, client.irqInfo(vfio_h.VFIO_PCI_MSI_IRQ_INDEX()).count());
 
         VfioUserClientException e = assertThrows(VfioUserClientException.class, () -> client.irqInfo(7));
         assertEquals(dev.panamax.core.sys.Errno.EINVAL, e.errno());
@@ -228,15 +229,15 @@ class VfioUserClientTest {
     @Test
     void configSpaceReadAndWrite() throws Exception {
         start(VfioUserClient.Options.defaults());
-        assertEquals(0x4e58, client.regionRead(7, PciConfigSpace.VENDOR_ID, 2));
-        assertEquals(0x0002, client.regionRead(7, PciConfigSpace.DEVICE_ID, 2));
-        assertEquals(0x00024e58L, client.regionRead(7, 0, 4));
-        client.regionWrite(7, PciConfigSpace.COMMAND, 2, 0x0006);
+        assertEquals(0x4e58, client.regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.VENDOR_ID, 2));
+        assertEquals(0x0002, client.regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.DEVICE_ID, 2));
+        assertEquals(0x00024e58L, client.regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, 4));
+        client.regionWrite(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.COMMAND, 2, 0x0006);
         assertEquals(0x0006, config.configRead(PciConfigSpace.COMMAND, 2), "a config write is done when it returns");
-        assertEquals(0x0006, client.regionRead(7, PciConfigSpace.COMMAND, 2));
+        assertEquals(0x0006, client.regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.COMMAND, 2));
         // BAR sizing through the client, as the PCI model does it.
-        client.regionWrite(7, PciConfigSpace.BASE_ADDRESS_0, 4, 0xFFFFFFFFL);
-        assertEquals(0xFFFFF000L, client.regionRead(7, PciConfigSpace.BASE_ADDRESS_0, 4));
+        client.regionWrite(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0, 4, 0xFFFFFFFFL);
+        assertEquals(0xFFFFF000L, client.regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0, 4));
         assertEquals(0, client.outstandingPostedWrites());
     }
 
@@ -277,7 +278,7 @@ class VfioUserClientTest {
         start(VfioUserClient.Options.defaults());
         EventFd[] e = {new EventFd(true), new EventFd(true), new EventFd(true), new EventFd(true)};
         try {
-            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, 2, 0, e[0].fd(), e[1].fd(), e[2].fd(), e[3].fd()));
+            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 0, e[0].fd(), e[1].fd(), e[2].fd(), e[3].fd()));
             for (int v = 0; v < 4; v++) {
                 assertTrue(server.irqs().assigned(2, v));
                 assertTrue(server.irqs().trigger(2, v));
@@ -285,20 +286,20 @@ class VfioUserClientTest {
             server.irqs().trigger(2, 3);
             assertArrayEquals(new long[]{1, 1, 1, 2}, Arrays.stream(e).mapToLong(EventFd::read).toArray());
             // -1 de-assigns: sent as a request without fds, the others with theirs.
-            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, 2, 1, -1, e[2].fd()));
+            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 1, -1, e[2].fd()));
             assertFalse(server.irqs().assigned(2, 1));
             assertTrue(server.irqs().assigned(2, 2));
             // INTx mask / unmask, no data.
-            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, 0, 0, e[0].fd()));
-            client.setIrqs(VfioIrqSet.none(VfioIrqSet.Action.MASK, 0, 0, 1));
+            client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0, e[0].fd()));
+            client.setIrqs(VfioIrqSet.none(VfioIrqSet.Action.MASK, vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0, 1));
             assertTrue(server.irqs().masked(0, 0));
             assertFalse(server.irqs().trigger(0, 0));
-            client.setIrqs(VfioIrqSet.none(VfioIrqSet.Action.UNMASK, 0, 0, 1));
+            client.setIrqs(VfioIrqSet.none(VfioIrqSet.Action.UNMASK, vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0, 1));
             assertEquals(1, e[0].read(), "the pending INTx fires on unmask");
             client.setIrqs(VfioIrqSet.disable(2));
             assertFalse(server.irqs().assigned(2, 2));
             assertThrows(VfioUserClientException.class,
-                    () -> client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, 2, 3, e[0].fd(), e[1].fd())),
+                    () -> client.setIrqs(VfioIrqSet.eventfds(VfioIrqSet.Action.TRIGGER, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 3, e[0].fd(), e[1].fd())),
                     "vectors beyond the device's 4");
         } finally {
             for (EventFd f : e) {
@@ -515,7 +516,7 @@ class VfioUserClientTest {
     void closedClientReadsAllOnes() throws Exception {
         start(VfioUserClient.Options.defaults());
         client.close();
-        assertEquals(0xFFFFFFFFL, client.regionRead(7, 0, 4));
+        assertEquals(0xFFFFFFFFL, client.regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, 4));
         client.regionWrite(0, 0, 4, 0); // dropped
         assertThrows(VfioUserDeviceBrokenException.class, client::deviceInfo);
     }

@@ -1,16 +1,26 @@
 package dev.panamax.vfiouser.protocol;
 
 import dev.panamax.core.sys.Errno;
+import dev.panamax.vfio.VfioRegionInfo;
+import dev.panamax.vfio.VfioRegionInfo.Area;
+import dev.panamax.vfio.VfioRegionInfo.MsixMappable;
+import dev.panamax.vfio.VfioRegionInfo.SparseMmap;
+import dev.panamax.vfio.bindings.vfio_h;
+import dev.panamax.vfio.bindings.vfio_info_cap_header;
+import dev.panamax.vfio.bindings.vfio_region_info;
+import dev.panamax.vfio.bindings.vfio_region_info_cap_type;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.function.Consumer;
 
-import static dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec.*;
+import static dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec.Reply;
+import static dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec.Request;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -188,6 +198,14 @@ class CodecTest {
 
     // ---- DEVICE_GET_REGION_INFO ----
 
+    private static final int READ = vfio_h.VFIO_REGION_INFO_FLAG_READ();
+    private static final int WRITE = vfio_h.VFIO_REGION_INFO_FLAG_WRITE();
+    private static final int MMAP = vfio_h.VFIO_REGION_INFO_FLAG_MMAP();
+    private static final int CAPS = vfio_h.VFIO_REGION_INFO_FLAG_CAPS();
+    private static final int OFFSET_ARGSZ = (int) vfio_region_info.argsz$offset();
+    private static final int OFFSET_FLAGS = (int) vfio_region_info.flags$offset();
+    private static final int OFFSET_CAP_OFFSET = (int) vfio_region_info.cap_offset$offset();
+
     @Test
     void regionInfoRequest() {
         var r = new Request(4096, 2);
@@ -205,32 +223,35 @@ class CodecTest {
 
     @Test
     void regionInfoWithoutCapabilities() {
-        var info = new RegionInfo(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE, 7, 256, 0, List.of());
+        var info = new VfioRegionInfo(7, READ | WRITE, 256, 0, List.of());
         ByteBuf b = enc(o -> DeviceGetRegionInfoCodec.encodeReply(info, 32, o));
         assertEquals(32, b.readableBytes());
         assertEquals(new Reply(32, info), DeviceGetRegionInfoCodec.decodeReply(b));
     }
 
+    /** Every capability Panamax understands (sparse mmap, MSI-X mappable) is encoded and decoded. */
     @Test
     void regionInfoWithCapabilityChain() {
-        var info = new RegionInfo(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS,
-                0, 0x4000, 0x10000, List.of(
-                        new SparseMmap(List.of(new SparseArea(0, 0x1000), new SparseArea(0x3000, 0x1000))),
-                        new Type(0x8086, 3),
-                        new Unknown(99, 2, new byte[] {1, 2, 3, 4, 5, 6, 7, 8}),
-                        new SparseMmap(List.of())));
+        var info = new VfioRegionInfo(0, READ | MMAP | CAPS, 0x4000, 0x10000, List.of(
+                new SparseMmap(List.of(new Area(0, 0x1000), new Area(0x3000, 0x1000))),
+                new MsixMappable(),
+                new SparseMmap(List.of())));
         int size = DeviceGetRegionInfoCodec.replySize(info);
-        assertEquals(32 + 48 + 16 + 16 + 16, size);
+        assertEquals(32 + 48 + 8 + 16, size);
         ByteBuf b = enc(o -> DeviceGetRegionInfoCodec.encodeReply(info, size, o));
         assertEquals(size, b.readableBytes());
         assertEquals(32, b.getIntLE(OFFSET_CAP_OFFSET));
+        assertEquals(vfio_h.VFIO_REGION_INFO_CAP_SPARSE_MMAP(), b.getShortLE(32));
+        assertEquals(1, b.getShortLE(32 + 2), "version of the first capability");
         assertEquals(32 + 48, b.getIntLE(32 + 4), "next of the first capability");
-        assertEquals(0, b.getIntLE(32 + 48 + 16 + 16 + 4), "next of the last capability");
+        assertEquals(vfio_h.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE(), b.getShortLE(32 + 48));
+        assertEquals(32 + 48 + 8, b.getIntLE(32 + 48 + 4), "next of the second capability");
+        assertEquals(0, b.getIntLE(32 + 48 + 8 + 4), "next of the last capability");
         assertEquals(new Reply(size, info), DeviceGetRegionInfoCodec.decodeReply(b.copy()));
         DeviceGetRegionInfoCodec.checkFds(info, 1);
         fails(Errno.EINVAL, () -> DeviceGetRegionInfoCodec.checkFds(info, 0));
-        DeviceGetRegionInfoCodec.checkFds(new RegionInfo(VFIO_REGION_INFO_FLAG_READ, 1, 8, 0, List.of()), 0);
-        fails(Errno.EINVAL, () -> DeviceGetRegionInfoCodec.checkFds(new RegionInfo(VFIO_REGION_INFO_FLAG_READ, 1, 8, 0, List.of()), 1));
+        DeviceGetRegionInfoCodec.checkFds(new VfioRegionInfo(1, READ, 8, 0, List.of()), 0);
+        fails(Errno.EINVAL, () -> DeviceGetRegionInfoCodec.checkFds(new VfioRegionInfo(1, READ, 8, 0, List.of()), 1));
 
         // The client's argsz is too small: only the struct comes, argsz says how much is needed.
         ByteBuf cut = enc(o -> DeviceGetRegionInfoCodec.encodeReply(info, size - 1, o));
@@ -254,9 +275,42 @@ class CodecTest {
         areas.setIntLE(32 + 8, 3);                                                                  // nr_areas too big
         fails(Errno.EINVAL, () -> DeviceGetRegionInfoCodec.decodeReply(areas));
         ByteBuf noCaps = b.copy();
-        noCaps.setIntLE(OFFSET_FLAGS, VFIO_REGION_INFO_FLAG_READ);                                  // data but no FLAG_CAPS
+        noCaps.setIntLE(OFFSET_FLAGS, READ);                                                        // data but no FLAG_CAPS
         fails(Errno.EINVAL, () -> DeviceGetRegionInfoCodec.decodeReply(noCaps));
         fails(Errno.EINVAL, () -> DeviceGetRegionInfoCodec.decodeReply(bytes(1, 2, 3)));
+    }
+
+    /**
+     * Capabilities Panamax does not use ({@code VFIO_REGION_INFO_CAP_TYPE}, an unknown id) are skipped on decode, as
+     * {@link VfioRegionInfo#parse} skips them in the kernel's answer; the chain goes on behind them.
+     */
+    @Test
+    void regionInfoSkipsCapabilitiesItDoesNotUse() {
+        // struct (32) | CAP_TYPE (16) | id 99 version 2 with 8 body bytes (16) | MSIX_MAPPABLE (8)
+        int size = 32 + 16 + 16 + 8;
+        ByteBuf b = Unpooled.buffer(size);
+        b.writeZero(size);
+        MemorySegment s = MemorySegment.ofArray(b.array()).asSlice(b.arrayOffset(), size);
+        vfio_region_info.argsz(s, size);
+        vfio_region_info.flags(s, READ | CAPS);
+        vfio_region_info.index(s, 3);
+        vfio_region_info.cap_offset(s, 32);
+        vfio_region_info.size(s, 0x1000);
+        MemorySegment type = s.asSlice(32);
+        vfio_info_cap_header.id(type, (short) vfio_h.VFIO_REGION_INFO_CAP_TYPE());
+        vfio_info_cap_header.version(type, (short) 1);
+        vfio_info_cap_header.next(type, 48);
+        vfio_region_info_cap_type.type(type, 0x8086);
+        vfio_region_info_cap_type.subtype(type, 3);
+        MemorySegment unknown = s.asSlice(48);
+        vfio_info_cap_header.id(unknown, (short) 99);
+        vfio_info_cap_header.version(unknown, (short) 2);
+        vfio_info_cap_header.next(unknown, 64);
+        unknown.asSlice(8, 8).fill((byte) 0x5a);
+        vfio_info_cap_header.id(s.asSlice(64), (short) vfio_h.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE());
+        vfio_info_cap_header.version(s.asSlice(64), (short) 1);
+        assertEquals(new Reply(size, new VfioRegionInfo(3, READ | CAPS, 0x1000, 0, List.of(new MsixMappable()))),
+                DeviceGetRegionInfoCodec.decodeReply(b));
     }
 
     // ---- DEVICE_GET_REGION_IO_FDS ----

@@ -2,6 +2,7 @@ package dev.panamax.vfiouser.server;
 
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
 import dev.panamax.vfiouser.protocol.DmaMapCodec;
@@ -30,7 +31,7 @@ class VfioUserServerLifecycleTest {
         try (MemFd bar2 = new MemFd("bar2", 8192)) {
             VfioUserDevice device = VfioUserDevice.builder(VfioUserDevice.pciFunction("test", 0x4e58, 2, 0xff0000, 0))
                     .region(VfioUserRegion.memfd(2, bar2))
-                    .irqs(VfioUserDevice.IRQ_MSIX, 2)
+                    .irqs(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 2)
                     .onDisconnect(disconnects::incrementAndGet)
                     .build();
             VfioUserServer server = new VfioUserServer(serverEnd, device);
@@ -46,15 +47,15 @@ class VfioUserServerLifecycleTest {
                             dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ() | dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE(), 0, 0x10000, 8192), b)), guest.fd());
                     client.ok(VfioUserCommand.DEVICE_SET_IRQS, payload(b -> DeviceSetIrqsCodec.encode(new DeviceSetIrqsCodec.IrqSet(
                             dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(),
-                            VfioUserDevice.IRQ_MSIX, 0, 2, new byte[0]), b)), e0.fd(), e1.fd());
+                            vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 0, 2, new byte[0]), b)), e0.fd(), e1.fd());
                     assertEquals(1, server.dma().count());
-                    assertTrue(server.irqs().assigned(VfioUserDevice.IRQ_MSIX, 1));
+                    assertTrue(server.irqs().assigned(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 1));
                 }
             }
             assertTrue(server.awaitDisconnect(T), "the server saw the client go");
             server.close();
             assertEquals(0, server.dma().count(), "DMA mappings left after disconnect");
-            assertFalse(server.irqs().assigned(VfioUserDevice.IRQ_MSIX, 0), "eventfd left after disconnect");
+            assertFalse(server.irqs().assigned(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 0), "eventfd left after disconnect");
             assertThrows(DmaException.class, () -> server.dma().read(0x10000, new byte[1]));
         }
     }

@@ -7,6 +7,8 @@ import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.Libc;
 import dev.panamax.core.sys.MemFd;
+import dev.panamax.vfio.VfioRegionInfo;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.DeviceGetInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceGetIrqInfoCodec;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
@@ -97,10 +99,10 @@ class VfioUserServerTest {
             }
         };
         VfioUserDevice device = VfioUserDevice.builder(config)
-                .region(VfioUserRegion.trapped(VfioUserRegion.BAR0, BAR0_SIZE, bar0Handler))
+                .region(VfioUserRegion.trapped(vfio_h.VFIO_PCI_BAR0_REGION_INDEX(), BAR0_SIZE, bar0Handler))
                 .region(VfioUserRegion.memfd(2, bar2))
-                .irqs(VfioUserDevice.IRQ_INTX, 1)
-                .irqs(VfioUserDevice.IRQ_MSIX, 4)
+                .irqs(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 1)
+                .irqs(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 4)
                 .onReset(resets::incrementAndGet)
                 .onDisconnect(disconnects::incrementAndGet)
                 .build();
@@ -218,7 +220,7 @@ class VfioUserServerTest {
         assertEquals(BAR0_SIZE, bar0Info.size());
         assertEquals(dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_READ() | dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_WRITE(), bar0Info.flags());
         assertTrue(bar0Info.capabilities().isEmpty());
-        var cfg = regionInfo(VfioUserRegion.CONFIG, m).info();
+        var cfg = regionInfo(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), m).info();
         m[0].close();
         assertEquals(256, cfg.size());
         var absent = regionInfo(1, m).info();
@@ -285,7 +287,7 @@ class VfioUserServerTest {
         try (ReceivedMessage reply = m[0]) {
             assertEquals(BAR2_SIZE, info.size());
             assertNotEquals(0, info.flags() & dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_MMAP());
-            assertEquals(List.of(new DeviceGetRegionInfoCodec.SparseMmap(List.of(new DeviceGetRegionInfoCodec.SparseArea(0, BAR2_SIZE)))),
+            assertEquals(List.of(new VfioRegionInfo.SparseMmap(List.of(new VfioRegionInfo.Area(0, BAR2_SIZE)))),
                     info.capabilities());
             MemorySegment view = Libc.mmap(BAR2_SIZE, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, reply.fds().peek(0), info.offset(), "test BAR2");
             try {
@@ -305,21 +307,21 @@ class VfioUserServerTest {
     @Test
     void configSpaceReadAndMaskedWrites() {
         client.version();
-        assertEquals(0x00014e58L, le(regionRead(VfioUserRegion.CONFIG, 0, 4)));
-        assertEquals(0x018000L, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.CLASS_PROG, 3)));
+        assertEquals(0x00014e58L, le(regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, 4)));
+        assertEquals(0x018000L, le(regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.CLASS_PROG, 3)));
         // Vendor ID is read-only; command takes only its writable bits.
-        regionWrite(VfioUserRegion.CONFIG, 0, le(0xFFFF, 2));
-        assertEquals(0x4e58L, le(regionRead(VfioUserRegion.CONFIG, 0, 2)));
-        regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.COMMAND, le(0xFFFF, 2));
+        regionWrite(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, le(0xFFFF, 2));
+        assertEquals(0x4e58L, le(regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, 2)));
+        regionWrite(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.COMMAND, le(0xFFFF, 2));
         assertEquals(PciConfigSpace.COMMAND_IO | PciConfigSpace.COMMAND_MEMORY | PciConfigSpace.COMMAND_MASTER | PciConfigSpace.COMMAND_PARITY
-                | PciConfigSpace.COMMAND_SERR | PciConfigSpace.COMMAND_INTX_DISABLE, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.COMMAND, 2)));
+                | PciConfigSpace.COMMAND_SERR | PciConfigSpace.COMMAND_INTX_DISABLE, le(regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.COMMAND, 2)));
         // BAR sizing: all ones reads back the size mask with the type bits.
-        regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, le(0xFFFFFFFFL, 4));
-        assertEquals(0xFFFFF000L, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4)));
-        regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0 + 8, le(0xFFFFFFFFL, 4));
-        assertEquals(0xFFFFE00CL, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0 + 8, 4)));
-        regionWrite(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0 + 12, le(0xFFFFFFFFL, 4));
-        assertEquals(0xFFFFFFFFL, le(regionRead(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0 + 12, 4)));
+        regionWrite(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0, le(0xFFFFFFFFL, 4));
+        assertEquals(0xFFFFF000L, le(regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0, 4)));
+        regionWrite(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0 + 8, le(0xFFFFFFFFL, 4));
+        assertEquals(0xFFFFE00CL, le(regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0 + 8, 4)));
+        regionWrite(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0 + 12, le(0xFFFFFFFFL, 4));
+        assertEquals(0xFFFFFFFFL, le(regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0 + 12, 4)));
     }
 
     @Test
@@ -346,8 +348,8 @@ class VfioUserServerTest {
         assertEquals(Errno.EINVAL, client.error(VfioUserCommand.REGION_READ,
                 payload(b -> RegionReadCodec.encode(new RegionReadCodec.Request(0, 1, 4), b)))); // no BAR1
         assertEquals(Errno.EINVAL, client.error(VfioUserCommand.REGION_READ,
-                payload(b -> RegionReadCodec.encode(new RegionReadCodec.Request(254, VfioUserRegion.CONFIG, 4), b))));
-        assertArrayEquals(new byte[]{0x58, 0x4e}, regionRead(VfioUserRegion.CONFIG, 0, 2));
+                payload(b -> RegionReadCodec.encode(new RegionReadCodec.Request(254, vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 4), b))));
+        assertArrayEquals(new byte[]{0x58, 0x4e}, regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, 2));
     }
 
     void setIrqs(int flags, int index, int start, int count, int... fds) {
@@ -361,29 +363,29 @@ class VfioUserServerTest {
         int eventfdTrigger = dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER();
         EventFd[] e = {new EventFd(true), new EventFd(true), new EventFd(true), new EventFd(true)};
         try (EventFd replacement = new EventFd(true)) {
-            setIrqs(eventfdTrigger, VfioUserDevice.IRQ_MSIX, 0, 4, e[0].fd(), e[1].fd(), e[2].fd(), e[3].fd());
-            assertTrue(server.irqs().trigger(VfioUserDevice.IRQ_MSIX, 2));
-            assertTrue(server.irqs().trigger(VfioUserDevice.IRQ_MSIX, 2));
+            setIrqs(eventfdTrigger, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 0, 4, e[0].fd(), e[1].fd(), e[2].fd(), e[3].fd());
+            assertTrue(server.irqs().trigger(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 2));
+            assertTrue(server.irqs().trigger(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 2));
             assertEquals(2, e[2].read());
             assertEquals(0, e[0].read());
             // The client triggers through the server (DATA_NONE): loopback.
-            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), VfioUserDevice.IRQ_MSIX, 1, 1);
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 1, 1);
             assertEquals(1, e[1].read());
             // Replace vector 2; the old one is no longer signalled.
-            setIrqs(eventfdTrigger, VfioUserDevice.IRQ_MSIX, 2, 1, replacement.fd());
-            server.irqs().trigger(VfioUserDevice.IRQ_MSIX, 2);
+            setIrqs(eventfdTrigger, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 2, 1, replacement.fd());
+            server.irqs().trigger(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 2);
             assertEquals(1, replacement.read());
             assertEquals(0, e[2].read());
             // De-assign vector 3 (no fds).
-            setIrqs(eventfdTrigger, VfioUserDevice.IRQ_MSIX, 3, 1);
-            assertFalse(server.irqs().trigger(VfioUserDevice.IRQ_MSIX, 3));
+            setIrqs(eventfdTrigger, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 3, 1);
+            assertFalse(server.irqs().trigger(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 3));
             assertEquals(0, e[3].read());
             // Vectors beyond the device's count are refused.
             assertEquals(Errno.EINVAL, client.error(VfioUserCommand.DEVICE_SET_IRQS, payload(b -> DeviceSetIrqsCodec.encode(
-                    new DeviceSetIrqsCodec.IrqSet(eventfdTrigger, VfioUserDevice.IRQ_MSIX, 3, 2, new byte[0]), b)), e[0].fd(), e[1].fd()));
+                    new DeviceSetIrqsCodec.IrqSet(eventfdTrigger, vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 3, 2, new byte[0]), b)), e[0].fd(), e[1].fd()));
             // start 0 count 0 DATA_NONE disables all.
-            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), VfioUserDevice.IRQ_MSIX, 0, 0);
-            assertFalse(server.irqs().assigned(VfioUserDevice.IRQ_MSIX, 0));
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 0, 0);
+            assertFalse(server.irqs().assigned(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 0));
         } finally {
             for (EventFd x : e) {
                 x.close();
@@ -395,16 +397,16 @@ class VfioUserServerTest {
     void intxMaskHoldsTheInterruptUntilUnmask() {
         client.version();
         try (EventFd intx = new EventFd(true)) {
-            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), VfioUserDevice.IRQ_INTX, 0, 1, intx.fd());
-            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_MASK(), VfioUserDevice.IRQ_INTX, 0, 1);
-            assertFalse(server.irqs().trigger(VfioUserDevice.IRQ_INTX, 0));
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0, 1, intx.fd());
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_MASK(), vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0, 1);
+            assertFalse(server.irqs().trigger(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0));
             assertEquals(0, intx.read());
-            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_UNMASK(), VfioUserDevice.IRQ_INTX, 0, 1);
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_UNMASK(), vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0, 1);
             assertEquals(1, intx.read());
             // MSI-X cannot be masked this way.
             assertEquals(Errno.EINVAL, client.error(VfioUserCommand.DEVICE_SET_IRQS, payload(b -> DeviceSetIrqsCodec.encode(
                     new DeviceSetIrqsCodec.IrqSet(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_MASK(),
-                            VfioUserDevice.IRQ_MSIX, 0, 1, new byte[0]), b))));
+                            vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 0, 1, new byte[0]), b))));
         }
     }
 
@@ -416,11 +418,11 @@ class VfioUserServerTest {
     void intxIsAutomaskedAndTheUnmaskEventfdRearmsALevelStillHigh() throws Exception {
         client.version();
         try (EventFd intx = new EventFd(true); EventFd unmask = new EventFd(true)) {
-            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), VfioUserDevice.IRQ_INTX, 0, 1, intx.fd());
-            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_UNMASK(), VfioUserDevice.IRQ_INTX, 0, 1, unmask.fd());
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0, 1, intx.fd());
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_UNMASK(), vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0, 1, unmask.fd());
             server.irqs().intx(true);
             assertEquals(1, intx.read());
-            assertTrue(server.irqs().masked(VfioUserDevice.IRQ_INTX, 0), "signalled INTx masks itself");
+            assertTrue(server.irqs().masked(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0), "signalled INTx masks itself");
             server.irqs().intx(false);
             server.irqs().intx(true); // a new assertion while masked waits for the unmask
             assertEquals(0, intx.read());
@@ -431,10 +433,10 @@ class VfioUserServerTest {
             awaitUnmasked();
             assertEquals(0, intx.read(), "a low line is not signalled on unmask");
             // Disabling INTx stops the watcher and closes the unmask eventfd the server held.
-            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), VfioUserDevice.IRQ_INTX, 0, 0);
+            setIrqs(dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_NONE() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(), vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0, 0);
         }
         var info = DeviceGetIrqInfoCodec.decodeReply(client.ok(VfioUserCommand.DEVICE_GET_IRQ_INFO, payload(b ->
-                DeviceGetIrqInfoCodec.encode(DeviceGetIrqInfoCodec.IrqInfo.request(VfioUserDevice.IRQ_INTX), b))));
+                DeviceGetIrqInfoCodec.encode(DeviceGetIrqInfoCodec.IrqInfo.request(vfio_h.VFIO_PCI_INTX_IRQ_INDEX()), b))));
         assertTrue((info.flags() & dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_INFO_AUTOMASKED()) != 0, "INTx info says AUTOMASKED");
     }
 
@@ -450,10 +452,10 @@ class VfioUserServerTest {
     }
 
     private void awaitUnmasked() throws InterruptedException {
-        for (int i = 0; i < 200 && server.irqs().masked(VfioUserDevice.IRQ_INTX, 0); i++) {
+        for (int i = 0; i < 200 && server.irqs().masked(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0); i++) {
             Thread.sleep(10);
         }
-        assertFalse(server.irqs().masked(VfioUserDevice.IRQ_INTX, 0), "the unmask eventfd did not unmask INTx");
+        assertFalse(server.irqs().masked(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0), "the unmask eventfd did not unmask INTx");
     }
 
     @Test
@@ -553,7 +555,7 @@ class VfioUserServerTest {
         assertEquals(Errno.EINVAL, client.error(VfioUserCommand.DEVICE_GET_INFO, Unpooled.wrappedBuffer(new byte[3])));
         // A reply where a command belongs is dropped; the server still answers.
         client.channel.send(VfioUserHeader.reply(5, VfioUserCommand.DMA_READ, 0), Unpooled.EMPTY_BUFFER);
-        assertArrayEquals(new byte[]{0x58}, regionRead(VfioUserRegion.CONFIG, 0, 1));
+        assertArrayEquals(new byte[]{0x58}, regionRead(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, 1));
     }
 
     /** The server's reply to a command number the codecs do not know cannot be decoded by a MessageChannel; read it raw. */

@@ -2,6 +2,7 @@ package dev.panamax.vfiouser.transport;
 
 import dev.panamax.core.sys.Libc;
 import dev.panamax.core.sys.MemFd;
+import dev.panamax.vfio.VfioRegionInfo;
 import dev.panamax.vfiouser.protocol.DeviceGetRegionInfoCodec;
 import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
@@ -128,9 +129,9 @@ class CPeerTest {
                     var req = DeviceGetRegionInfoCodec.decodeRequest(m.payloadBuffer());
                     assertEquals(0, req.index());
                     bar.mapping().setString(8, "hello from Java");
-                    var info = new DeviceGetRegionInfoCodec.RegionInfo(dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_READ()
-                            | dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_MMAP(), 0, bar.size(), 0,
-                            List.of(new DeviceGetRegionInfoCodec.SparseMmap(List.of(new DeviceGetRegionInfoCodec.SparseArea(0, 4096)))));
+                    var info = new VfioRegionInfo(0, dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_READ()
+                            | dev.panamax.vfio.bindings.vfio_h.VFIO_REGION_INFO_FLAG_MMAP(), bar.size(), 0,
+                            List.of(new VfioRegionInfo.SparseMmap(List.of(new VfioRegionInfo.Area(0, 4096)))));
                     ByteBuf reply = Unpooled.buffer();
                     DeviceGetRegionInfoCodec.encodeReply(info, req.argsz(), reply);
                     server.sendReply(m.header(), reply, bar.fd());

@@ -1,5 +1,6 @@
 package dev.panamax.virtio.blk;
 
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.bindings.vfio_user_h;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
@@ -10,7 +11,6 @@ import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.protocol.VfioUserHeader;
 import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
 import dev.panamax.vfiouser.server.TestClient;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.PeerClosedException;
 import dev.panamax.vfiouser.transport.ReceiveTimeoutException;
@@ -104,7 +104,7 @@ class VfioUserFuzzTest {
 
     /** A valid REGION_READ of the vendor ID. */
     static byte[] probe() {
-        ByteBuf p = payload(b -> RegionReadCodec.encode(new RegionReadCodec.Request(0, VfioUserRegion.CONFIG, 2), b));
+        ByteBuf p = payload(b -> RegionReadCodec.encode(new RegionReadCodec.Request(0, vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 2), b));
         byte[] bytes = new byte[p.readableBytes()];
         p.readBytes(bytes);
         return command(PROBE_ID, VfioUserCommand.REGION_READ, bytes);

@@ -2,14 +2,13 @@ package dev.panamax.virtio.blk;
 
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
 import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.pci.PciBar;
 import dev.panamax.pci.PciConfigSpace;
 import dev.panamax.vfiouser.server.TestClient;
-import dev.panamax.vfiouser.server.VfioUserDevice;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.UnixSocket;
 import dev.panamax.virtio.VirtioPciTransport;
@@ -88,10 +87,10 @@ class VirtioBlkTest {
         intx = new EventFd(true);
         client.ok(VfioUserCommand.DEVICE_SET_IRQS, payload(b -> DeviceSetIrqsCodec.encode(new DeviceSetIrqsCodec.IrqSet(
                 dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(),
-                VfioUserDevice.IRQ_MSIX, 0, 2, new byte[0]), b)), config.fd(), queue.fd());
+                vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), 0, 2, new byte[0]), b)), config.fd(), queue.fd());
         client.ok(VfioUserCommand.DEVICE_SET_IRQS, payload(b -> DeviceSetIrqsCodec.encode(new DeviceSetIrqsCodec.IrqSet(
                 dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_DATA_EVENTFD() | dev.panamax.vfio.bindings.vfio_h.VFIO_IRQ_SET_ACTION_TRIGGER(),
-                VfioUserDevice.IRQ_INTX, 0, 1, new byte[0]), b)), intx.fd());
+                vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 0, 1, new byte[0]), b)), intx.fd());
     }
 
     @AfterEach
@@ -139,15 +138,15 @@ class VirtioBlkTest {
     @Test
     void pciIdentityAndCapabilities() throws IOException {
         start(Dma.MAPPED, false);
-        assertEquals(0x1af4, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.VENDOR_ID, 2));
-        assertEquals(0x1042, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.DEVICE_ID, 2));
-        assertEquals(1, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.REVISION_ID, 1));
-        assertEquals(0x010000, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.CLASS_PROG, 3));
-        assertEquals(1, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.INTERRUPT_PIN, 1));
+        assertEquals(0x1af4, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.VENDOR_ID, 2));
+        assertEquals(0x1042, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.DEVICE_ID, 2));
+        assertEquals(1, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.REVISION_ID, 1));
+        assertEquals(0x010000, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.CLASS_PROG, 3));
+        assertEquals(1, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.INTERRUPT_PIN, 1));
         // BAR0 is 64-bit memory of 16 KiB: all ones read back the size.
-        assertEquals(PciBar.MEM_TYPE_64, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4));
-        driver.write(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4, 0xFFFFFFFFL);
-        assertEquals(~(VIRTIO_BAR_SIZE - 1) & 0xFFFFFFF0L | PciBar.MEM_TYPE_64, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.BASE_ADDRESS_0, 4));
+        assertEquals(PciBar.MEM_TYPE_64, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0, 4));
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0, 4, 0xFFFFFFFFL);
+        assertEquals(~(VIRTIO_BAR_SIZE - 1) & 0xFFFFFFF0L | PciBar.MEM_TYPE_64, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.BASE_ADDRESS_0, 4));
         for (int type = VIRTIO_PCI_CAP_COMMON_CFG; type <= VIRTIO_PCI_CAP_DEVICE_CFG; type++) {
             assertNotNull(driver.structures.get(type), "virtio structure " + type);
             assertEquals(VIRTIO_BAR, driver.structures.get(type).bar());
@@ -157,9 +156,9 @@ class VirtioBlkTest {
         assertNotEquals(0, driver.msixCapability);
         // MSI-X: table size 2 (encoded N-1), table and PBA in BAR2.
         assertEquals(2, pci.msixVectors(), "one vector for configuration changes, one for the queue");
-        assertEquals(pci.msixVectors() - 1, driver.readLe(VfioUserRegion.CONFIG, driver.msixCapability + 2, 2) & 0x7FF);
-        assertEquals(MSIX_TABLE_OFFSET | MSIX_BAR, driver.readLe(VfioUserRegion.CONFIG, driver.msixCapability + 4, 4));
-        assertEquals(MSIX_PBA_OFFSET | MSIX_BAR, driver.readLe(VfioUserRegion.CONFIG, driver.msixCapability + 8, 4));
+        assertEquals(pci.msixVectors() - 1, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), driver.msixCapability + 2, 2) & 0x7FF);
+        assertEquals(MSIX_TABLE_OFFSET | MSIX_BAR, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), driver.msixCapability + 4, 4));
+        assertEquals(MSIX_PBA_OFFSET | MSIX_BAR, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), driver.msixCapability + 8, 4));
         // Features: VERSION_1 and the block features; no ACCESS_PLATFORM, no EVENT_IDX, not RO.
         long f = driver.deviceFeatures();
         assertEquals(FEATURES, f);
@@ -172,19 +171,19 @@ class VirtioBlkTest {
         // VIRTIO_PCI_CAP_PCI_CFG (4.1.4.7): bar, offset, length, then pci_cfg_data reaches BAR0.
         int pc = driver.pciCfgCapability;
         assertNotEquals(0, pc);
-        assertEquals(20, driver.readLe(VfioUserRegion.CONFIG, pc + 2, 1), "cap_len");
-        driver.write(VfioUserRegion.CONFIG, pc + 4, 1, VIRTIO_BAR);
-        driver.write(VfioUserRegion.CONFIG, pc + 8, 4, DEVICE_CFG_OFFSET);
-        driver.write(VfioUserRegion.CONFIG, pc + 12, 4, 4);
-        assertEquals(DISK_SECTORS, driver.readLe(VfioUserRegion.CONFIG, pc + 16, 4), "capacity through pci_cfg_data");
-        driver.write(VfioUserRegion.CONFIG, pc + 8, 4, COMMON_CFG_OFFSET + 0x14);
-        driver.write(VfioUserRegion.CONFIG, pc + 12, 4, 1);
-        driver.write(VfioUserRegion.CONFIG, pc + 16, 4, ACKNOWLEDGE);
+        assertEquals(20, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 2, 1), "cap_len");
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 4, 1, VIRTIO_BAR);
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 8, 4, DEVICE_CFG_OFFSET);
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 12, 4, 4);
+        assertEquals(DISK_SECTORS, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 16, 4), "capacity through pci_cfg_data");
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 8, 4, COMMON_CFG_OFFSET + 0x14);
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 12, 4, 1);
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 16, 4, ACKNOWLEDGE);
         assertEquals(ACKNOWLEDGE, driver.status(), "device_status written through pci_cfg_data");
-        driver.write(VfioUserRegion.CONFIG, pc + 8, 4, DEVICE_CFG_OFFSET + 1);
-        driver.write(VfioUserRegion.CONFIG, pc + 12, 4, 2);
-        driver.write(VfioUserRegion.CONFIG, pc + 16, 4, 0x77);
-        assertEquals(0x77, driver.readLe(VfioUserRegion.CONFIG, pc + 16, 4), "a misaligned access is not done");
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 8, 4, DEVICE_CFG_OFFSET + 1);
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 12, 4, 2);
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 16, 4, 0x77);
+        assertEquals(0x77, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), pc + 16, 4), "a misaligned access is not done");
         driver.status(0);
         // A queue the device does not have reads size 0.
         driver.common(0x16, 2, 1);
@@ -313,17 +312,17 @@ class VirtioBlkTest {
         request(ro(FREE, 16), rw(FREE + 0x80, 1));
         assertEquals(1, intx.read(), "INTx fired");
         assertEquals(0, queue.read());
-        assertEquals(0x08, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.STATUS, 2) & 0x08, "PCI interrupt status");
+        assertEquals(0x08, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.STATUS, 2) & 0x08, "PCI interrupt status");
         assertEquals(1, driver.isr(), "ISR queue bit");
         assertEquals(0, driver.isr(), "reading ISR cleared it");
-        assertEquals(0, driver.readLe(VfioUserRegion.CONFIG, PciConfigSpace.STATUS, 2) & 0x08);
+        assertEquals(0, driver.readLe(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.STATUS, 2) & 0x08);
         // INTx disabled in the command register: ISR is set, no interrupt.
-        driver.write(VfioUserRegion.CONFIG, PciConfigSpace.COMMAND, 2, 1 << 10);
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.COMMAND, 2, 1 << 10);
         request(ro(FREE, 16), rw(FREE + 0x80, 1));
         assertEquals(0, intx.read());
         assertEquals(1, driver.isr());
         // The driver suppresses interrupts (VIRTQ_AVAIL_F_NO_INTERRUPT).
-        driver.write(VfioUserRegion.CONFIG, PciConfigSpace.COMMAND, 2, 0);
+        driver.write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), PciConfigSpace.COMMAND, 2, 0);
         guest.mapping().set(JAVA_BYTE, VirtioDriver.AVAIL, (byte) Virtqueue.VIRTQ_AVAIL_F_NO_INTERRUPT);
         request(ro(FREE, 16), rw(FREE + 0x80, 1));
         assertEquals(0, intx.read());

@@ -1,11 +1,11 @@
 package dev.panamax.virtio.blk;
 
+import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.RegionReadCodec;
 import dev.panamax.vfiouser.protocol.RegionWriteCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.server.TestClient;
 import dev.panamax.pci.PciConfigSpace;
-import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioPciTransport;
 import dev.panamax.virtio.Virtqueue;
@@ -85,7 +85,7 @@ final class VirtioDriver {
 
     /** Walks the capability list (PCI 3.0, 6.7) and records the virtio structures and the MSI-X capability. */
     void discover() {
-        byte[] cfg = read(VfioUserRegion.CONFIG, 0, 256);
+        byte[] cfg = read(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 0, 256);
         assertTrue((cfg[0x06] & 0x10) != 0, "capabilities list bit");
         int at = cfg[0x34] & 0xFF;
         for (int n = 0; at != 0; n++) {
@@ -141,7 +141,7 @@ final class VirtioDriver {
     }
 
     void enableMsix(boolean on) {
-        write(VfioUserRegion.CONFIG, msixCapability + 2, 2, on ? 0x8000 : 0);
+        write(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), msixCapability + 2, 2, on ? 0x8000 : 0);
     }
 
     /** @return both 32-bit halves of device_feature */
