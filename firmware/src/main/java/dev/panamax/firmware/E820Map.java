@@ -23,8 +23,11 @@ public record E820Map(List<Entry> entries) {
     public static final long EBDA_START = 0x9FC00;
     /** End of conventional memory (start of the VGA hole). */
     public static final long EBDA_END = 0xA0000;
-    /** Start of the BIOS area (0xF0000..0xFFFFF), where the MP table lives. */
-    public static final long BIOS_START = 0xF0000;
+    /**
+     * Start of the BIOS area (0xE0000..0xFFFFF), reserved as a PC's firmware reserves it: the ACPI tables from
+     * 0xE0000, the MP table from 0xF0000.
+     */
+    public static final long BIOS_START = 0xE0000;
     /** End of the first MiB; RAM resumes here. */
     public static final long HIGH_MEMORY_START = 0x100000;
 
@@ -63,7 +66,7 @@ public record E820Map(List<Entry> entries) {
      * <pre>
      *   0x0         .. 0x9FC00      RAM       (conventional memory)
      *   0x9FC00     .. 0xA0000      reserved  (EBDA)
-     *   0xF0000     .. 0x100000     reserved  (BIOS area, holds the MP table)
+     *   0xE0000     .. 0x100000     reserved  (BIOS area: ACPI tables, MP table)
      *   0x100000    .. lowRamBytes  RAM
      *   0x100000000 .. + highRamBytes RAM     (only if highRamBytes &gt; 0)
      * </pre>
@@ -90,6 +93,26 @@ public record E820Map(List<Entry> entries) {
         if (highRamBytes > 0) {
             list.add(new Entry(X86Layout.HIGH_RAM_START, highRamBytes, RAM));
         }
+        return new E820Map(list);
+    }
+
+    /**
+     * A copy of this map with one more reserved range, e.g. the PCI Express ECAM window (Linux uses MMCONFIG early
+     * only where e820 reserves it, {@code arch/x86/pci/mmconfig-shared.c}).
+     *
+     * @param addr guest-physical start
+     * @param size bytes, greater than 0
+     * @return the map with the range inserted in address order
+     * @throws IllegalArgumentException if the range overlaps an entry (RAM, say)
+     */
+    public E820Map withReserved(long addr, long size) {
+        var list = new java.util.ArrayList<>(entries);
+        Entry added = new Entry(addr, size, RESERVED);
+        int i = 0;
+        while (i < list.size() && list.get(i).addr() < addr) {
+            i++;
+        }
+        list.add(i, added);
         return new E820Map(list);
     }
 

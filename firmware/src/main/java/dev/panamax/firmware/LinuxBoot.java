@@ -3,6 +3,7 @@ package dev.panamax.firmware;
 import dev.panamax.core.cpu.Segment;
 import dev.panamax.core.cpu.X86BootState;
 import dev.panamax.core.memory.X86Layout;
+import dev.panamax.firmware.acpi.AcpiTables;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
@@ -12,8 +13,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The Linux x86 64-bit boot protocol ({@code Documentation/arch/x86/boot.rst}, "64-bit Boot Protocol"):
  * loads a {@link BzImage}, an optional initrd and a command line into guest memory, builds the zero page,
- * the GDT, identity-mapping page tables and the MP table, and returns the register state in which the
- * boot vCPU enters the kernel's startup_64 in long mode.
+ * the GDT, identity-mapping page tables, the MP table and (when given) the ACPI tables, and returns the register
+ * state in which the boot vCPU enters the kernel's startup_64 in long mode.
  *
  * <p>Guest-physical layout in low RAM (all below 1 MiB except the kernel and initrd):
  * <pre>
@@ -23,7 +24,8 @@ import org.slf4j.LoggerFactory;
  *   0x8FF0     initial stack pointer (stack grows down towards 0x8000)
  *   0x9000     PML4;  0xA000 PDPT;  0xB000..0xEFFF four PDs: 0..4 GiB identity-mapped with 2 MiB pages
  *   0x20000    kernel command line, NUL-terminated
- *   0xF0000    MP floating pointer and configuration table (e820 reserved)
+ *   0xE0000    ACPI tables, RSDP first (e820 reserved from here to 1 MiB; boot_params.acpi_rsdp_addr)
+ *   0xF0000    MP floating pointer and configuration table (for acpi=off, noapic)
  *   0x100000   protected-mode kernel; entry (startup_64) at 0x100200
  *   top        initrd: the highest 4 KiB-aligned place below min(initrd_addr_max + 1, low RAM end)
  * </pre>
@@ -122,6 +124,21 @@ public final class LinuxBoot {
      */
     public static X86BootState load(MemorySegment lowRam, long highRamBytes, BzImage kernel, Initrd initrd,
                                     String cmdline, MpTable mpTable) throws BootException {
+        return load(lowRam, highRamBytes, kernel, initrd, cmdline, mpTable, null);
+    }
+
+    /**
+     * {@link #load(MemorySegment, long, BzImage, Initrd, String, MpTable)} with ACPI: the tables are written at
+     * their addresses ({@link AcpiTables#RSDP_ADDRESS}..{@link AcpiTables#LIMIT}), {@code boot_params.acpi_rsdp_addr}
+     * points at the RSDP, and the e820 map reserves the machine's ECAM window as well as the BIOS area. The MP
+     * table is written too, for a kernel told {@code acpi=off}.
+     *
+     * @param acpi the tables ({@link AcpiTables#build}), or null for none (as the six-argument {@code load})
+     * @throws BootException as the other {@code load}
+     * @throws IllegalArgumentException if the ECAM window overlaps low RAM
+     */
+    public static X86BootState load(MemorySegment lowRam, long highRamBytes, BzImage kernel, Initrd initrd,
+                                    String cmdline, MpTable mpTable, AcpiTables acpi) throws BootException {
         long ramEnd = lowRam.byteSize();
         if (ramEnd > X86Layout.HIGH_RAM_START) {
             throw new IllegalArgumentException(String.format("low RAM of 0x%X bytes reaches above 4 GiB", ramEnd));
@@ -165,7 +182,15 @@ public final class LinuxBoot {
         Le.put32(zp, ZeroPage.EXT_RAMDISK_IMAGE, initrdAddress >>> 32);
         Le.put32(zp, ZeroPage.RAMDISK_SIZE, initrdSize);
         Le.put32(zp, ZeroPage.EXT_RAMDISK_SIZE, initrdSize >>> 32);
-        E820Map.x86(ramEnd, highRamBytes).writeTo(zp);
+        E820Map e820 = E820Map.x86(ramEnd, highRamBytes);
+        long acpiBytes = 0;
+        if (acpi != null) {
+            acpiBytes = acpi.writeTo(lowRam);
+            Le.put64(zp, ZeroPage.ACPI_RSDP_ADDR, acpi.rsdpAddress());
+            var ecam = acpi.machine().ecamWindow();
+            e820 = e820.withReserved(ecam.base(), ecam.size());
+        }
+        e820.writeTo(zp);
 
         writeGdt(lowRam);
         lowRam.asSlice(IDT_ADDRESS, 8).fill((byte) 0);
@@ -173,10 +198,10 @@ public final class LinuxBoot {
         int mpBytes = mpTable.writeTo(lowRam, MpTable.ADDRESS);
 
         log.debug("{}: protocol {}, {} bytes at 0x{}, entry 0x{}; initrd {} bytes at 0x{}; cmdline \"{}\"; "
-                        + "MP table {} bytes, {} entries; RAM {} MiB low + {} MiB high",
+                        + "MP table {} bytes, {} entries; ACPI tables {} bytes; RAM {} MiB low + {} MiB high",
                 kernel.name(), kernel.protocolVersionString(), kernel.protectedModeKernel().byteSize(),
                 Long.toHexString(KERNEL_ADDRESS), Long.toHexString(KERNEL_ADDRESS + BzImage.ENTRY_64_OFFSET),
-                initrdSize, Long.toHexString(initrdAddress), cmdline, mpBytes, mpTable.entries().size(), ramEnd >> 20, highRamBytes >> 20);
+                initrdSize, Long.toHexString(initrdAddress), cmdline, mpBytes, mpTable.entries().size(), acpiBytes, ramEnd >> 20, highRamBytes >> 20);
 
         return new X86BootState(
                 KERNEL_ADDRESS + BzImage.ENTRY_64_OFFSET, STACK_POINTER, ZERO_PAGE_ADDRESS, 0x2,

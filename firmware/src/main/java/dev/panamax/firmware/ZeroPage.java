@@ -16,6 +16,8 @@ public final class ZeroPage {
     public static final int SIZE = 0x1000;
 
     // struct boot_params
+    /** u64 acpi_rsdp_addr: guest-physical address of the ACPI RSDP (0: the kernel scans the BIOS area for it). */
+    public static final int ACPI_RSDP_ADDR = 0x070;
     /** u32 ext_ramdisk_image: bits 32..63 of ramdisk_image. */
     public static final int EXT_RAMDISK_IMAGE = 0x0C0;
     /** u32 ext_ramdisk_size: bits 32..63 of ramdisk_size. */

@@ -20,7 +20,7 @@ class E820MapTest {
         assertEquals(List.of(
                 new Entry(0, 0x9FC00, 1),
                 new Entry(0x9FC00, 0x400, 2),
-                new Entry(0xF0000, 0x10000, 2),
+                new Entry(0xE0000, 0x20000, 2),
                 new Entry(0x100000, 512 * MiB - 0x100000, 1)), map.entries());
         assertEquals(512 * MiB, map.entries().get(3).end());
     }
@@ -34,6 +34,16 @@ class E820MapTest {
         assertEquals(new Entry(0x100000000L, 3 * GiB, E820Map.RAM), map.entries().get(4));
         long ram = map.entries().stream().filter(e -> e.type() == E820Map.RAM).mapToLong(Entry::size).sum();
         assertEquals(6 * GiB - 0x400 - 0x60000, ram);   // less the EBDA and 0xA0000..0x100000
+    }
+
+    @Test
+    void reservesTheEcamWindowInTheHole() {
+        E820Map map = E820Map.x86(0xC0000000L, 3 * GiB).withReserved(0xE0000000L, 256 * MiB);
+        assertEquals(6, map.entries().size());
+        assertEquals(new Entry(0xE0000000L, 256 * MiB, E820Map.RESERVED), map.entries().get(4));
+        assertEquals(new Entry(0x100000000L, 3 * GiB, E820Map.RAM), map.entries().get(5));
+        assertThrows(IllegalArgumentException.class,
+                () -> E820Map.x86(0xC0000000L, 0).withReserved(0xB0000000L, 256 * MiB));   // over RAM
     }
 
     @Test

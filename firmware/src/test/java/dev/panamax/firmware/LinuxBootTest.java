@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.core.cpu.Segment;
 import dev.panamax.core.cpu.X86BootState;
+import dev.panamax.firmware.acpi.AcpiMachine;
+import dev.panamax.firmware.acpi.AcpiTables;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -15,6 +17,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -271,5 +274,49 @@ class LinuxBootTest {
         Files.write(f, new byte[100]); // the file changes between the check and the load
         msg = assertThrows(BootException.class, () -> shrunk.copyTo(ram.asSlice(0x100000, 5000))).getMessage();
         assertTrue(msg.startsWith("initrd.img: initrd ends at byte 100 of 5000"), msg);
+    }
+
+    /** Scans the BIOS area on 16-byte boundaries for "RSD PTR ", as Linux does (drivers/acpi/acpica/tbxfroot.c). */
+    private long scanForRsdp() {
+        byte[] sig = "RSD PTR ".getBytes(StandardCharsets.US_ASCII);
+        for (long a = 0xE0000; a < 0x100000; a += 16) {
+            if (Arrays.equals(sig, ram.asSlice(a, 8).toArray(ValueLayout.JAVA_BYTE))) {
+                return a;
+            }
+        }
+        return -1;
+    }
+
+    @Test
+    void acpiTablesAreWrittenReservedAndPointedAt() throws Exception {
+        AcpiMachine machine = AcpiMachine.pc(2, 0xE000_0000L, new AcpiMachine.Window(0xC000_0000L, 0x2000_0000L),
+                new AcpiMachine.Window(0, 0), List.of(new MpTable.InterruptSource(0, 1, 1, 16)));
+        AcpiTables acpi = AcpiTables.build(machine);
+        ram.asSlice(0xE0000, 0x10000).fill((byte) 0x5A);     // whatever was there before goes
+        LinuxBoot.load(ram, 0, kernel, (Initrd) null, "", MpTable.standard(2), acpi);
+        MemorySegment zp = ram.asSlice(0x7000, 4096);
+        assertEquals(0xE0000, Le.u64(zp, 0x070));             // boot_params.acpi_rsdp_addr
+        assertEquals(0xE0000, scanForRsdp());
+        for (AcpiTables.Table t : acpi.tables()) {
+            assertArrayEquals(t.bytes(), ram.asSlice(t.address(), t.bytes().length).toArray(ValueLayout.JAVA_BYTE),
+                    t.signature());
+        }
+        assertEquals(0, Le.u8(ram, acpi.tables().getLast().end()));
+        E820Map map = E820Map.readFrom(zp);
+        assertEquals(List.of(
+                new E820Map.Entry(0, 0x9FC00, E820Map.RAM),
+                new E820Map.Entry(0x9FC00, 0x400, E820Map.RESERVED),
+                new E820Map.Entry(0xE0000, 0x20000, E820Map.RESERVED),
+                new E820Map.Entry(0x100000, RAM - 0x100000, E820Map.RAM),
+                new E820Map.Entry(0xE000_0000L, 256 * MiB, E820Map.RESERVED)), map.entries());
+        assertEquals(MpTable.standard(2), MpTable.readFrom(ram, 0xF0000));   // still there for acpi=off
+    }
+
+    @Test
+    void withoutAcpiThereIsNoRsdp() throws Exception {
+        LinuxBoot.load(ram, 0, kernel, null, "", 1);
+        assertEquals(0, Le.u64(ram.asSlice(0x7000, 4096), 0x070));
+        assertEquals(-1, scanForRsdp());
+        assertEquals(4, E820Map.readFrom(ram.asSlice(0x7000, 4096)).entries().size());
     }
 }

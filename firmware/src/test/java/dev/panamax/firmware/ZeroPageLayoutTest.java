@@ -25,6 +25,7 @@ class ZeroPageLayoutTest {
                 "asm/bootparam.h not installed (linux-libc-dev)");
         Map<String, Long> expected = new LinkedHashMap<>();
         expected.put("sizeof(struct boot_params)", (long) ZeroPage.SIZE);
+        expected.put("offsetof(struct boot_params, acpi_rsdp_addr)", (long) ZeroPage.ACPI_RSDP_ADDR);
         expected.put("offsetof(struct boot_params, ext_ramdisk_image)", (long) ZeroPage.EXT_RAMDISK_IMAGE);
         expected.put("offsetof(struct boot_params, ext_ramdisk_size)", (long) ZeroPage.EXT_RAMDISK_SIZE);
         expected.put("offsetof(struct boot_params, ext_cmd_line_ptr)", (long) ZeroPage.EXT_CMD_LINE_PTR);
