@@ -251,6 +251,44 @@ class PciBusTest {
         assertEquals(0xCAFE005AL, configRead(5, 1, 0x40, 4));
     }
 
+    /**
+     * The host bridge as a guest under PNP0A08 finds it, through both mechanisms: a PCI Express capability of type
+     * Root Complex Integrated Endpoint, and 4 KiB of config space whose extended part says "no capabilities".
+     */
+    @Test
+    void hostBridgeIsAPciExpressFunctionOfTheRootComplex() {
+        var bus = new PciBus(null);
+        var mmio = new Bus("mmio");
+        bus.registerPorts(pio);
+        bus.registerEcam(mmio);
+        long hb = X86Layout.ECAM_BASE;
+        assertEquals(PciConfigSpace.STATUS_CAP_LIST, configRead(0, 0, PciConfigSpace.STATUS, 2) & PciConfigSpace.STATUS_CAP_LIST);
+        int cap = (int) configRead(0, 0, PciConfigSpace.CAPABILITY_LIST, 1);
+        assertEquals(cap, mmio.read(hb + PciConfigSpace.CAPABILITY_LIST, 1));
+        assertEquals(bus.hostBridge().expressCapability(), cap);
+        assertEquals(PciConfigSpace.CAP_ID_EXP, configRead(0, 0, cap, 1));
+        assertEquals(0, configRead(0, 0, cap + 1, 1), "the only capability");
+        int flags = (int) mmio.read(hb + cap + PciExpress.FLAGS, 2);
+        assertEquals(flags, configRead(0, 0, cap + PciExpress.FLAGS, 2));
+        assertEquals(2, flags & PciExpress.FLAGS_VERSION);
+        assertEquals(PciExpress.TYPE_RC_INTEGRATED_ENDPOINT, (flags & PciExpress.FLAGS_TYPE) >>> 4);
+        assertEquals(0, mmio.read(hb + cap + PciExpress.LNKCAP, 4), "no Link");
+        // Device control keeps what software writes, through either mechanism.
+        configWrite(0, 0, cap + PciExpress.DEVCTL, 2, 0x000F);
+        assertEquals(0x000F, mmio.read(hb + cap + PciExpress.DEVCTL, 2));
+        mmio.write(hb + cap + PciExpress.DEVCTL, 2, 0x2010);
+        assertEquals(0x2010, configRead(0, 0, cap + PciExpress.DEVCTL, 2));
+        // Extended space: 0 at 0x100 (not all ones, not the id repeated: Linux sizes it 4096), 0 to the end.
+        assertEquals(0, mmio.read(hb + 0x100, 4));
+        for (int at = 0x100; at < 0x1000; at += 0x100) {
+            assertEquals(0, mmio.read(hb + at, 4));
+        }
+        mmio.write(hb + 0x100, 4, 0xFFFFFFFFL);
+        assertEquals(0, mmio.read(hb + 0x100, 4), "read-only");
+        assertEquals(0, mmio.read(hb + 0xFFC, 4));
+        assertEquals(java.util.List.of(), bus.hostBridge().config().extendedCapabilities());
+    }
+
     @Test
     void ecamAccessesAreNamedForTrace() {
         var bus = new PciBus(null);
