@@ -3,6 +3,7 @@ package dev.panamax.pci;
 import dev.panamax.core.bus.Bus;
 import dev.panamax.core.bus.BusDevice;
 import dev.panamax.core.irq.IrqLine;
+import dev.panamax.core.memory.X86Layout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.IntFunction;
@@ -10,8 +11,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * PCI bus 0 with configuration mechanism #1 (PCI Local Bus Spec 3.0, 3.2.2.3.2), the host bridge at
- * 00:00.0, and INTx# routing to I/O APIC inputs.
+ * PCI bus 0 with configuration mechanism #1 (PCI Local Bus Spec 3.0, 3.2.2.3.2) and the PCI Express enhanced
+ * configuration access mechanism ({@link #ecam()}), both over the same functions and under the same lock (this
+ * object), the host bridge at 00:00.0, and INTx# routing to I/O APIC inputs.
  *
  * <h2>Ports (register both on the PIO {@link Bus})</h2>
  * <ul>
@@ -39,6 +41,8 @@ public final class PciBus {
     public static final int PORT_COUNT = 4;
     /** Bytes of ECAM window per bus: 32 devices x 8 functions x 4 KiB. */
     public static final long ECAM_BUS_SIZE = 1 << 20;
+    /** Bytes of ECAM window per function: its 4 KiB of config space. */
+    public static final int ECAM_FUNCTION_SIZE = 1 << 12;
     /** CONFIG_ADDRESS bit 31: configuration access enabled. */
     public static final int CONFIG_ENABLE = 0x8000_0000;
     /** Devices per bus. */
@@ -132,7 +136,8 @@ public final class PciBus {
 
     /**
      * How a device's INTx# pin is wired: device {@code device}'s pin {@code pin} drives I/O APIC input {@code gsi}
-     * ({@link #gsi}). The machine hands these to the firmware's interrupt tables (the MP table).
+     * ({@link #gsi}). The machine hands these to the firmware's interrupt tables (the MP table's interrupt entries,
+     * the ACPI {@code _PRT} of the host bridge).
      *
      * @param device the device number on bus 0, 0..31
      * @param pin    1..4 for INTA#..INTD#
@@ -224,40 +229,76 @@ public final class PciBus {
     }
 
     /**
-     * The PCI Express enhanced configuration access mechanism (ECAM, PCIe Base Spec 7.2.2) for bus 0: a 1 MiB
-     * MMIO window where function f of device d has its 4 KiB of config space at {@code d << 15 | f << 12}.
-     * Register it on the MMIO bus at a 1 MiB-aligned base with length {@link #ECAM_BUS_SIZE}. 1, 2 and 4-byte
-     * accesses within a dword reach the function; others, and absent functions, read all ones. Linux uses it
-     * only when an ACPI MCFG table names it.
+     * The PCI Express enhanced configuration access mechanism (ECAM, PCIe Base Spec 6.0, 7.2.2) over the same
+     * functions as the ports: a {@link X86Layout#ECAM_SIZE} MMIO window where bus b, device d, function f has its
+     * 4 KiB of config space at offset {@code b << 20 | d << 15 | f << 12} (address bits 27..20, 19..15, 14..12;
+     * bits 11..0 are the register). Register it with {@link #registerEcam}. 1, 2 and 4-byte accesses within a dword
+     * reach the function (an 8-byte one is two 4-byte ones, low dword first); other widths, accesses across a
+     * dword, buses other than 0 and absent functions read all ones and drop writes. A function with 256 bytes of
+     * config space reads 0 from 0x100 on and drops writes there ({@link PciFunction#configRead}). Linux uses ECAM
+     * when the ACPI MCFG table names this window.
      */
     public BusDevice ecam() {
         return new BusDevice() {
             @Override
             public long read(long offset, int size) {
-                synchronized (PciBus.this) {
-                    PciDevice d = ecamSelected(offset, size);
-                    return d == null ? Bus.ones(size)
-                            : Integer.toUnsignedLong(d.configRead((int) (offset & 0xFFF), size)) & Bus.ones(size);
+                if (size == 8) {
+                    return ecamRead(offset, 4) | ecamRead(offset + 4, 4) << 32;
                 }
+                return ecamRead(offset, size);
             }
 
             @Override
             public void write(long offset, int size, long value) {
+                if (size == 8) {
+                    ecamWrite(offset, 4, value);
+                    ecamWrite(offset + 4, 4, value >>> 32);
+                } else {
+                    ecamWrite(offset, size, value);
+                }
+            }
+
+            @Override
+            public String describe(long offset, int size, boolean write, long value) {
                 synchronized (PciBus.this) {
-                    PciDevice d = ecamSelected(offset, size);
-                    if (d != null) {
-                        d.configWrite((int) (offset & 0xFFF), size, (int) value);
-                    }
+                    PciDevice d = ecamSelected(offset, size == 8 ? 4 : size);
+                    return "ECAM " + PciRegisterNames.bdf((int) (offset >>> 20) & 0xFF, (int) (offset >>> 15) & 0x1F,
+                            (int) (offset >>> 12) & 0x7) + " " + PciRegisterNames.name((int) (offset & 0xFFF))
+                            + (size == 8 ? " (8 bytes: two dwords)" : "") + (d == null ? " (no device)" : " (" + d.name() + ")");
                 }
             }
         };
     }
 
+    private long ecamRead(long offset, int size) {
+        synchronized (this) {
+            PciDevice d = ecamSelected(offset, size);
+            return d == null ? Bus.ones(size)
+                    : Integer.toUnsignedLong(d.configRead((int) (offset & 0xFFF), size)) & Bus.ones(size);
+        }
+    }
+
+    private void ecamWrite(long offset, int size, long value) {
+        synchronized (this) {
+            PciDevice d = ecamSelected(offset, size);
+            if (d != null) {
+                d.configWrite((int) (offset & 0xFFF), size, (int) value);
+            }
+        }
+    }
+
+    /** @return the function an ECAM access selects, or null (master abort): bus 0 only */
     private PciDevice ecamSelected(long offset, int size) {
-        if (offset < 0 || offset >= ECAM_BUS_SIZE || (size != 1 && size != 2 && size != 4) || (offset & 3) + size > 4) {
+        if (offset < 0 || offset >= X86Layout.ECAM_SIZE || (size != 1 && size != 2 && size != 4) || (offset & 3) + size > 4) {
             return null;
         }
-        return slots[(int) (offset >>> 15) & 0x1F][(int) (offset >>> 12) & 0x7];
+        int bus = (int) (offset >>> 20) & 0xFF;
+        return bus == 0 ? slots[(int) (offset >>> 15) & 0x1F][(int) (offset >>> 12) & 0x7] : null;
+    }
+
+    /** Registers {@link #ecam()} on the MMIO bus over {@link X86Layout#ECAM_BASE}, {@link X86Layout#ECAM_SIZE} bytes. */
+    public void registerEcam(Bus mmio) {
+        mmio.register(X86Layout.ECAM_BASE, X86Layout.ECAM_SIZE, "pci-ecam", ecam());
     }
 
     /** Registers {@link #configAddressPort()} and {@link #configDataPort()} on the PIO bus. */

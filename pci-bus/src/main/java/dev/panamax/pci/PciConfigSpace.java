@@ -21,6 +21,8 @@ public final class PciConfigSpace {
     public static final int SIZE = 256;
     /** Size of PCI Express extended configuration space, bytes. */
     public static final int EXTENDED_SIZE = 4096;
+    /** Where the extended capabilities start (PCIe Base Spec 6.0, 7.6.3): the first byte past conventional space. */
+    public static final int EXTENDED_START = 0x100;
 
     // Type 0 header (PCI 3.0, 6.1, Figure 6-1).
     public static final int VENDOR_ID = 0x00;
@@ -90,6 +92,10 @@ public final class PciConfigSpace {
     private int lastCapability;
     /** Where the next capability goes. */
     private int nextFree = HEADER_END;
+    /** Offset of the last extended capability, 0 when there is none. */
+    private int lastExtended;
+    /** Where the next extended capability goes. */
+    private int nextFreeExtended = EXTENDED_START;
 
     /**
      * @param size {@link #SIZE} or {@link #EXTENDED_SIZE} bytes
@@ -300,6 +306,69 @@ public final class PciConfigSpace {
             }
         }
         return -1;
+    }
+
+    /**
+     * Appends a PCI Express extended capability (PCIe Base Spec 6.0, 7.6.3): a 32-bit header (id 15..0, version
+     * 19..16, next offset 31..20, zero for the last) at the next free dword from 0x100, the body after it, and links
+     * the previous extended capability to it. Without any, the dword at 0x100 reads 0: "no extended capabilities".
+     * The body is read-only; the caller sets masks.
+     *
+     * @param id      extended capability id, e.g. {@link PciExpress#EXT_CAP_ID_DSN}
+     * @param version capability version, 0..15
+     * @param body    the bytes after the header
+     * @return the capability's offset in config space
+     * @throws IllegalArgumentException if the space has no extended part (256 bytes) or the capability does not fit
+     */
+    public int addExtendedCapability(int id, int version, byte[] body) {
+        int offset = nextFreeExtended;
+        if (data.length < EXTENDED_SIZE || offset + 4 + body.length > data.length) {
+            throw new IllegalArgumentException(String.format(
+                    "PCI extended capability 0x%04x (%d bytes) does not fit at 0x%03x of %d bytes of config space",
+                    id, 4 + body.length, offset, data.length));
+        }
+        set32(offset, PciExpress.extCapHeader(id, version, 0));
+        for (int i = 0; i < body.length; i++) {
+            set8(offset + 4 + i, body[i]);
+        }
+        if (lastExtended != 0) {
+            int h = get32(lastExtended);
+            set32(lastExtended, PciExpress.extCapHeader(PciExpress.extCapId(h), PciExpress.extCapVersion(h), offset));
+        }
+        lastExtended = offset;
+        nextFreeExtended = (offset + 4 + body.length + 3) & ~3;
+        return offset;
+    }
+
+    /** An extended capability as found by walking the chain: its id, version and offset. */
+    public record ExtendedCapability(int id, int version, int offset) {
+    }
+
+    /**
+     * Walks the extended capability chain from 0x100 as software does (Linux's {@code pci_find_next_ext_capability}):
+     * a header of 0 ends it, as does a next offset of 0.
+     *
+     * @return the extended capabilities in chain order; empty for a 256-byte space or an empty chain
+     * @throws IllegalStateException if the chain loops or points below 0x100
+     */
+    public List<ExtendedCapability> extendedCapabilities() {
+        var list = new ArrayList<ExtendedCapability>();
+        if (data.length < EXTENDED_SIZE) {
+            return list;
+        }
+        int at = EXTENDED_START;
+        while (at != 0) {
+            int h = get32(at);
+            if (h == 0 && at == EXTENDED_START) {
+                break;
+            }
+            if (at < EXTENDED_START || list.size() >= (EXTENDED_SIZE - EXTENDED_START) / 4) {
+                throw new IllegalStateException(String.format("PCI extended capability chain is broken at 0x%03x", at));
+            }
+            list.add(new ExtendedCapability(PciExpress.extCapId(h), PciExpress.extCapVersion(h), at));
+            at = PciExpress.extCapNext(h);
+        }
+        return list;
     }
 
     private void setRaw(int offset, int size, int value) {

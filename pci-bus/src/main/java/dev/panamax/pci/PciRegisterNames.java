@@ -2,8 +2,8 @@ package dev.panamax.pci;
 
 /**
  * Names of configuration space registers for {@code --trace}: the type 0 header's fields (PCI Local Bus Spec
- * 3.0, 6.1, figure 6-1) by the names of {@link PciConfigSpace}, and CONFIG_ADDRESS decoded as bus:dev.fn and
- * register (3.2.2.3.2).
+ * 3.0, 6.1, figure 6-1) by the names of {@link PciConfigSpace}, and CONFIG_ADDRESS (3.2.2.3.2) or an ECAM offset
+ * decoded as bus:dev.fn and register.
  */
 public final class PciRegisterNames {
     private PciRegisterNames() {
@@ -55,7 +55,11 @@ public final class PciRegisterNames {
 
     /** @return the bus, device and function of a CONFIG_ADDRESS value as "bb:dd.f" (hex, as lspci writes them) */
     public static String bdf(int configAddress) {
-        return String.format("%02x:%02x.%d", (configAddress >>> 16) & 0xFF, (configAddress >>> 11) & 0x1F,
-                (configAddress >>> 8) & 0x7);
+        return bdf((configAddress >>> 16) & 0xFF, (configAddress >>> 11) & 0x1F, (configAddress >>> 8) & 0x7);
+    }
+
+    /** @return "bb:dd.f" (hex, as lspci writes them) */
+    public static String bdf(int bus, int device, int function) {
+        return String.format("%02x:%02x.%d", bus, device, function);
     }
 }

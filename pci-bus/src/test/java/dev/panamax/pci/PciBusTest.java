@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.core.bus.Bus;
+import dev.panamax.core.memory.X86Layout;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -177,8 +178,9 @@ class PciBusTest {
     void ecamReachesTheSameConfigSpace() {
         var bus = new PciBus(null);
         var mmio = new Bus("mmio");
-        long base = 0xE000_0000L;
-        mmio.register(base, PciBus.ECAM_BUS_SIZE, "ecam", bus.ecam());
+        bus.registerEcam(mmio);
+        long base = X86Layout.ECAM_BASE;
+        assertEquals(X86Layout.ECAM_SIZE, mmio.find(base).length());
         var f = scratchFunction(0);
         bus.attach(3, 2, f);
         assertEquals(0x29C08086L, mmio.read(base, 4));
@@ -187,10 +189,114 @@ class PciBusTest {
         assertEquals(0xBEEF00L, f.configRead(0x40, 4));
         assertEquals(0xBE, mmio.read(fn + 0x42, 1));
         assertEquals(0, mmio.read(fn + 0x100, 4)); // no extended config space: reads 0
+        assertEquals(0, mmio.read(fn + 0xFFF, 1));
         mmio.write(fn + 0xFFC, 4, 0x1234); // dropped
+        assertEquals(0, mmio.read(fn + 0xFFC, 4));
         assertEquals(0xFFFFFFFFL, mmio.read(base + (1 << 15), 4)); // absent device
         assertEquals(0xFFFF, mmio.read(fn + 0x43, 2)); // crosses a dword
-        assertEquals(-1L, mmio.read(fn + 0x40, 8));
+        mmio.write(fn + 0x43, 2, 0); // dropped
+        assertEquals(0xBEEF00L, f.configRead(0x40, 4));
+    }
+
+    @Test
+    void ecamDecodesBusDeviceFunctionAndRegisterAtEveryWidth() {
+        var bus = new PciBus(null);
+        var mmio = new Bus("mmio");
+        bus.registerEcam(mmio);
+        var f = scratchFunction(0);
+        bus.attach(31, 7, f);
+        long fn = X86Layout.ECAM_BASE + (31 << 15 | 7 << 12);
+        mmio.write(fn + 0x40, 4, 0x44332211L);
+        for (int i = 0; i < 4; i++) {
+            assertEquals(0x11L * (i + 1), mmio.read(fn + 0x40 + i, 1), "byte " + i);
+        }
+        assertEquals(0x3322L, mmio.read(fn + 0x41, 2));
+        for (int i = 0; i < 4; i++) {
+            mmio.write(fn + 0x40 + i, 1, 0xA0 + i);
+        }
+        assertEquals(0xA3A2A1A0L, mmio.read(fn + 0x40, 4));
+        // An 8-byte access is two dwords, low first: the scratch dword and the read-only zeros after it.
+        assertEquals(0xA3A2A1A0L, mmio.read(fn + 0x40, 8));
+        mmio.write(fn + 0x3C, 8, 0x1122334455667788L);
+        assertEquals(0x11223344L, f.configRead(0x40, 4));
+        assertEquals(0x88, f.configRead(PciConfigSpace.INTERRUPT_LINE, 1));
+        // Buses 1..255 have nothing on them; the last byte of the window is bus 255, device 31, function 7.
+        for (int b : new int[] {1, 0x80, 0xFF}) {
+            long other = X86Layout.ECAM_BASE + ((long) b << 20 | 31 << 15 | 7 << 12);
+            assertEquals(0xFFFFFFFFL, mmio.read(other + 0x40, 4), "bus " + b);
+            assertEquals(-1L, mmio.read(other + 0x40, 8), "bus " + b);
+            mmio.write(other + 0x40, 4, 0);
+        }
+        assertEquals(0xFF, mmio.read(X86Layout.ECAM_BASE + X86Layout.ECAM_SIZE - 1, 1));
+        assertEquals(0x11223344L, f.configRead(0x40, 4));
+    }
+
+    /** The same registers through CONFIG_ADDRESS/CONFIG_DATA and through ECAM. */
+    @Test
+    void portsAndEcamAgree() {
+        var bus = new PciBus(null);
+        var mmio = new Bus("mmio");
+        bus.registerPorts(pio);
+        bus.registerEcam(mmio);
+        bus.attach(5, 1, scratchFunction(2));
+        long fn = X86Layout.ECAM_BASE + (5 << 15 | 1 << 12);
+        for (int register = 0; register < 0x100; register += 4) {
+            assertEquals(configRead(5, 1, register, 4), mmio.read(fn + register, 4), "register 0x" + Integer.toHexString(register));
+            assertEquals(configRead(0, 0, register, 4), mmio.read(X86Layout.ECAM_BASE + register, 4), "host bridge 0x"
+                    + Integer.toHexString(register));
+        }
+        configWrite(5, 1, 0x42, 2, 0xCAFE);
+        assertEquals(0xCAFE, mmio.read(fn + 0x42, 2));
+        mmio.write(fn + 0x40, 1, 0x5A);
+        assertEquals(0xCAFE005AL, configRead(5, 1, 0x40, 4));
+    }
+
+    /**
+     * The host bridge as a guest under PNP0A08 finds it, through both mechanisms: a PCI Express capability of type
+     * Root Complex Integrated Endpoint, and 4 KiB of config space whose extended part says "no capabilities".
+     */
+    @Test
+    void hostBridgeIsAPciExpressFunctionOfTheRootComplex() {
+        var bus = new PciBus(null);
+        var mmio = new Bus("mmio");
+        bus.registerPorts(pio);
+        bus.registerEcam(mmio);
+        long hb = X86Layout.ECAM_BASE;
+        assertEquals(PciConfigSpace.STATUS_CAP_LIST, configRead(0, 0, PciConfigSpace.STATUS, 2) & PciConfigSpace.STATUS_CAP_LIST);
+        int cap = (int) configRead(0, 0, PciConfigSpace.CAPABILITY_LIST, 1);
+        assertEquals(cap, mmio.read(hb + PciConfigSpace.CAPABILITY_LIST, 1));
+        assertEquals(bus.hostBridge().expressCapability(), cap);
+        assertEquals(PciConfigSpace.CAP_ID_EXP, configRead(0, 0, cap, 1));
+        assertEquals(0, configRead(0, 0, cap + 1, 1), "the only capability");
+        int flags = (int) mmio.read(hb + cap + PciExpress.FLAGS, 2);
+        assertEquals(flags, configRead(0, 0, cap + PciExpress.FLAGS, 2));
+        assertEquals(2, flags & PciExpress.FLAGS_VERSION);
+        assertEquals(PciExpress.TYPE_RC_INTEGRATED_ENDPOINT, (flags & PciExpress.FLAGS_TYPE) >>> 4);
+        assertEquals(0, mmio.read(hb + cap + PciExpress.LNKCAP, 4), "no Link");
+        // Device control keeps what software writes, through either mechanism.
+        configWrite(0, 0, cap + PciExpress.DEVCTL, 2, 0x000F);
+        assertEquals(0x000F, mmio.read(hb + cap + PciExpress.DEVCTL, 2));
+        mmio.write(hb + cap + PciExpress.DEVCTL, 2, 0x2010);
+        assertEquals(0x2010, configRead(0, 0, cap + PciExpress.DEVCTL, 2));
+        // Extended space: 0 at 0x100 (not all ones, not the id repeated: Linux sizes it 4096), 0 to the end.
+        assertEquals(0, mmio.read(hb + 0x100, 4));
+        for (int at = 0x100; at < 0x1000; at += 0x100) {
+            assertEquals(0, mmio.read(hb + at, 4));
+        }
+        mmio.write(hb + 0x100, 4, 0xFFFFFFFFL);
+        assertEquals(0, mmio.read(hb + 0x100, 4), "read-only");
+        assertEquals(0, mmio.read(hb + 0xFFC, 4));
+        assertEquals(java.util.List.of(), bus.hostBridge().config().extendedCapabilities());
+    }
+
+    @Test
+    void ecamAccessesAreNamedForTrace() {
+        var bus = new PciBus(null);
+        bus.attach(3, 0, scratchFunction(0));
+        var ecam = bus.ecam();
+        assertEquals("ECAM 00:03.0 BAR0 (scratch)", ecam.describe(3 << 15 | 0x10, 4, false, 0));
+        assertEquals("ECAM 00:00.0 COMMAND (host-bridge)", ecam.describe(PciConfigSpace.COMMAND, 2, true, 0));
+        assertEquals("ECAM 02:01.3 ext 0x104 (no device)", ecam.describe(2 << 20 | 1 << 15 | 3 << 12 | 0x104, 4, false, 0));
     }
 
     @Test

@@ -125,4 +125,50 @@ class PciConfigSpaceTest {
         c.set8(at + 1, at); // points at itself
         assertThrows(IllegalStateException.class, c::capabilities);
     }
+
+    @Test
+    void extendedCapabilitiesChainFrom0x100() {
+        var c = new PciConfigSpace(EXTENDED_SIZE);
+        assertEquals(0, c.read(EXTENDED_START, 4), "no extended capabilities: a zero header");
+        assertEquals(List.of(), c.extendedCapabilities());
+        int dsn = c.addExtendedCapability(PciExpress.EXT_CAP_ID_DSN, 1, new byte[] {1, 2, 3, 4, 5, 6, 7, 8});
+        int vsec = c.addExtendedCapability(PciExpress.EXT_CAP_ID_VNDR, 1, new byte[5]);
+        int ltr = c.addExtendedCapability(PciExpress.EXT_CAP_ID_LTR, 1, new byte[4]);
+        assertEquals(0x100, dsn);
+        assertEquals(0x10C, vsec);
+        assertEquals(0x118, ltr, "after 4 + 5 bytes, rounded up to a dword");
+        assertEquals(0x10C1_0003, c.read(dsn, 4), "id 3, version 1, next 0x10C");
+        assertEquals(0x1181_000B, c.read(vsec, 4));
+        assertEquals(0x0001_0018, c.read(ltr, 4), "the last: next 0");
+        assertEquals(0x04030201, c.read(dsn + 4, 4));
+        assertEquals(List.of(new ExtendedCapability(PciExpress.EXT_CAP_ID_DSN, 1, 0x100),
+                new ExtendedCapability(PciExpress.EXT_CAP_ID_VNDR, 1, 0x10C),
+                new ExtendedCapability(PciExpress.EXT_CAP_ID_LTR, 1, 0x118)), c.extendedCapabilities());
+        c.write(dsn, 4, 0); // read-only
+        assertEquals(3, c.extendedCapabilities().size());
+    }
+
+    @Test
+    void extendedCapabilityHeaders() {
+        int h = PciExpress.extCapHeader(0x10, 1, 0x160);
+        assertEquals(0x1601_0010, h);
+        assertEquals(0x10, PciExpress.extCapId(h));
+        assertEquals(1, PciExpress.extCapVersion(h));
+        assertEquals(0x160, PciExpress.extCapNext(h));
+        assertEquals(0x160, PciExpress.extCapNext(h | 0x0030_0000), "the two reserved low bits are masked");
+        assertEquals(0xFFC, PciExpress.extCapNext(0xFFFF_FFFF));
+    }
+
+    @Test
+    void extendedCapabilitiesNeedTheExtendedSpace() {
+        var small = new PciConfigSpace(SIZE);
+        assertThrows(IllegalArgumentException.class, () -> small.addExtendedCapability(PciExpress.EXT_CAP_ID_DSN, 1, new byte[8]));
+        assertEquals(List.of(), small.extendedCapabilities());
+        var c = new PciConfigSpace(EXTENDED_SIZE);
+        c.addExtendedCapability(PciExpress.EXT_CAP_ID_VNDR, 1, new byte[EXTENDED_SIZE - EXTENDED_START - 8]);
+        assertThrows(IllegalArgumentException.class, () -> c.addExtendedCapability(PciExpress.EXT_CAP_ID_DSN, 1, new byte[8]));
+        c.addExtendedCapability(PciExpress.EXT_CAP_ID_LTR, 1, new byte[0]); // the last dword still takes a header
+        c.set32(0xFFC, PciExpress.extCapHeader(PciExpress.EXT_CAP_ID_LTR, 1, 0x100)); // loops back
+        assertThrows(IllegalStateException.class, c::extendedCapabilities);
+    }
 }

@@ -6,6 +6,7 @@ import dev.panamax.pci.MsiListener;
 import dev.panamax.pci.MsixCapability;
 import dev.panamax.pci.PciBar;
 import dev.panamax.pci.PciConfigSpace;
+import dev.panamax.pci.PciExpress;
 import dev.panamax.pci.PciFunction;
 import dev.panamax.vfio.VfioRegionInfo.Area;
 import dev.panamax.vfio.bindings.vfio_h;
@@ -44,6 +45,11 @@ import static dev.panamax.pci.PciConfigSpace.STATUS_CAP_LIST;
  *       message control register is also written to the device, as the command register is: kernel vfio-pci
  *       virtualizes it, and a vfio-user server learns from it that MSI or MSI-X is on (QEMU's client writes
  *       all of config space to the device and lets it filter).</li>
+ *   <li>The PCI Express capability: an Endpoint is shown as a Root Complex Integrated Endpoint without Link
+ *       registers, since bus 0 has no Root Ports ({@link #emulateExpress}).</li>
+ *   <li>Extended config space (0x100..0xFFF, when the VFIO config region has 4096 bytes): the extended capabilities
+ *       the guest may drive are passed through, the others hidden with the chain kept valid; the rules and their
+ *       reasons are in {@link ExtendedCapabilities}.</li>
  *   <li>Everything else, including the capability list itself, reads from and writes to the device.</li>
  * </ul>
  *
@@ -67,6 +73,9 @@ public final class VfioPciFunction extends PciFunction {
     private final byte[] virtualBits;
     /** Per config byte: whether guest writes reach the device. */
     private final boolean[] toDevice;
+    /** Per config byte without a virtual offset: the value its virtual bits read as (see {@link #fixed}). */
+    private final byte[] fixedValue;
+    private List<ExtendedCapabilities.Capability> extendedCapabilities = List.of();
     private MsiCapability msi;
     private MsixCapability msix;
     private volatile boolean accessFailureLogged;
@@ -90,6 +99,7 @@ public final class VfioPciFunction extends PciFunction {
         virtualOffset = new int[n];
         virtualBits = new byte[n];
         toDevice = new boolean[n];
+        fixedValue = new byte[n];
         java.util.Arrays.fill(virtualOffset, -1);
         java.util.Arrays.fill(toDevice, true);
         synchronized (lock()) {
@@ -102,6 +112,10 @@ public final class VfioPciFunction extends PciFunction {
             declareBars();
             declareRom();
             emulateCapabilities(msiListener);
+            if (n == PciConfigSpace.EXTENDED_SIZE) {
+                extendedCapabilities = ExtendedCapabilities.apply(device.name(), Math.min(configSize, n),
+                        at -> deviceConfig(at, 4), this::fixed);
+            }
         }
     }
 
@@ -119,6 +133,16 @@ public final class VfioPciFunction extends PciFunction {
             virtualOffset[offset + i] = virtual + i;
             virtualBits[offset + i] = (byte) bits;
             toDevice[offset + i] = writeDevice;
+        }
+    }
+
+    /** Shows {@code length} bytes at {@code offset} as {@code value} (little-endian, 0 past 4 bytes); guest writes to them are dropped. */
+    private void fixed(int offset, int length, int value) {
+        for (int i = 0; i < length; i++) {
+            virtualOffset[offset + i] = -1;
+            virtualBits[offset + i] = (byte) 0xFF;
+            fixedValue[offset + i] = i < 4 ? (byte) (value >>> (8 * i)) : 0;
+            toDevice[offset + i] = false;
         }
     }
 
@@ -180,9 +204,49 @@ public final class VfioPciFunction extends PciFunction {
                 emulateMsi(at, listener);
             } else if (id == PciConfigSpace.CAP_ID_MSIX && msix == null) {
                 emulateMsix(at, listener);
+            } else if (id == PciConfigSpace.CAP_ID_EXP) {
+                emulateExpress(at);
             }
             at = deviceConfig(at + 1, 1) & ~3;
         }
+    }
+
+    /**
+     * The PCI Express capability of a device on bus 0, which here is a root complex's internal bus with no Root
+     * Ports: as QEMU's {@code vfio_setup_pcie_cap()} does for a device on a root bus, an Endpoint is shown as a Root
+     * Complex Integrated Endpoint (the only type 0 function PCIe Base Spec 6.0, 7.5.3.2 puts on a root complex's
+     * bus; an Endpoint there is an invalid topology that Windows refuses and that has a Link to nothing), and its
+     * Link registers, which an RCiEP does not have, read 0 and drop writes (the guest must not retrain or set ASPM
+     * on the host's link). A capability of version 0 (Intel 82599 VF erratum) is shown as version 1, as QEMU does.
+     * Other types are shown as the device gives them.
+     */
+    private void emulateExpress(int at) {
+        int flags = deviceConfig(at + PciExpress.FLAGS, 2);
+        int version = flags & PciExpress.FLAGS_VERSION;
+        int type = (flags & PciExpress.FLAGS_TYPE) >>> 4;
+        boolean endpoint = type == PciExpress.TYPE_ENDPOINT;
+        if (!endpoint && version != 0) {
+            return;
+        }
+        int shownVersion = version == 0 ? 1 : version;
+        fixed(at + PciExpress.FLAGS, 1, (endpoint ? PciExpress.TYPE_RC_INTEGRATED_ENDPOINT : type) << 4 | shownVersion);
+        if (endpoint && at + PciExpress.LNKSTA + 2 <= PciConfigSpace.SIZE) {
+            fixed(at + PciExpress.LNKCAP, 4, 0);
+            fixed(at + PciExpress.LNKCTL, 2, 0);
+            fixed(at + PciExpress.LNKSTA, 2, 0);
+            if (shownVersion >= 2 && at + PciExpress.LNKSTA2 + 2 <= PciConfigSpace.SIZE) {
+                fixed(at + PciExpress.LNKCAP2, 4, 0);
+                fixed(at + PciExpress.LNKCTL2, 2, 0);
+                fixed(at + PciExpress.LNKSTA2, 2, 0);
+            }
+        }
+        log.debug("{}: PCI Express capability at 0x{}: type {} shown as {}, version {}", device.name(),
+                Integer.toHexString(at), type, endpoint ? PciExpress.TYPE_RC_INTEGRATED_ENDPOINT : type, shownVersion);
+    }
+
+    /** @return the device's extended capabilities as walked, each kept or hidden ({@link ExtendedCapabilities}) */
+    List<ExtendedCapabilities.Capability> extendedCapabilities() {
+        return extendedCapabilities;
     }
 
     private void emulateMsi(int at, MsiListener listener) {
@@ -269,7 +333,7 @@ public final class VfioPciFunction extends PciFunction {
             int o = offset + i;
             int bits = virtualBits[o] & 0xFF;
             int d = fromDevice >>> (8 * i) & 0xFF;
-            int e = virtualOffset[o] >= 0 ? config().get8(virtualOffset[o]) : 0;
+            int e = virtualOffset[o] >= 0 ? config().get8(virtualOffset[o]) : fixedValue[o] & 0xFF;
             value |= ((d & ~bits) | (e & bits)) << (8 * i);
         }
         return value;

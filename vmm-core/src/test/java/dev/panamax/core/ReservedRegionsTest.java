@@ -33,9 +33,10 @@ class ReservedRegionsTest {
     @Test
     void reservedRangesAreTheFixedOnesAndLieInTheHoleAboveTheBarWindow() {
         List<ReservedRegion> r = X86Layout.reservedRegions();
-        assertEquals(List.of("ioapic", "lapic", "kvm-identity-map", "kvm-tss"), r.stream().map(ReservedRegion::name).toList());
+        assertEquals(List.of("pci-ecam", "ioapic", "lapic", "kvm-identity-map", "kvm-tss"),
+                r.stream().map(ReservedRegion::name).toList());
         for (ReservedRegion region : r) {
-            assertTrue(region.guestPhysicalAddress() >= X86Layout.IOAPIC_BASE && region.end() <= X86Layout.HIGH_RAM_START,
+            assertTrue(region.guestPhysicalAddress() >= X86Layout.PCI_MMIO32_END && region.end() <= X86Layout.HIGH_RAM_START,
                     region.name());
         }
         assertEquals(X86Layout.KVM_TSS_ADDRESS, X86Layout.KVM_IDENTITY_MAP_ADDRESS + X86Layout.KVM_IDENTITY_MAP_SIZE);
@@ -44,22 +45,24 @@ class ReservedRegionsTest {
     @Test
     void aBarOverAnyReservedRangeIsRefused() {
         AddressSpace space = reserved();
-        for (long gpa : new long[]{X86Layout.IOAPIC_BASE, X86Layout.LAPIC_BASE, X86Layout.KVM_IDENTITY_MAP_ADDRESS,
+        for (long gpa : new long[]{X86Layout.ECAM_BASE, X86Layout.ECAM_BASE + X86Layout.ECAM_SIZE - 0x1000,
+                X86Layout.IOAPIC_BASE, X86Layout.LAPIC_BASE, X86Layout.KVM_IDENTITY_MAP_ADDRESS,
                 X86Layout.KVM_TSS_ADDRESS, X86Layout.KVM_TSS_ADDRESS + 0x2000, X86Layout.IOAPIC_BASE - 0x1000}) {
             long at = gpa;
             String m = assertThrows(IllegalArgumentException.class, () -> space.add(bar(at, 0x2000)),
                     Long.toHexString(gpa)).getMessage();
             assertTrue(m.contains("overlaps"), m);
         }
-        assertEquals(4, space.regions().size());
+        assertEquals(5, space.regions().size());
     }
 
     @Test
     void barsInThe32BitWindowAreAccepted() {
         AddressSpace space = reserved();
         space.add(bar(X86Layout.PCI_HOLE_START, 0x10_0000));
-        space.add(bar(X86Layout.IOAPIC_BASE - 0x1000, 0x1000)); // the last page below the IOAPIC
-        assertEquals(6, space.regions().size());
+        space.add(bar(X86Layout.PCI_MMIO32_END - 0x1000, 0x1000)); // the last page below the ECAM window
+        space.add(bar(X86Layout.ECAM_BASE + X86Layout.ECAM_SIZE, 0x1000)); // between the ECAM window and the IOAPIC
+        assertEquals(8, space.regions().size());
     }
 
     @Test

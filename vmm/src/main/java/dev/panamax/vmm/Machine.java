@@ -48,7 +48,8 @@ import java.util.concurrent.atomic.AtomicReference;
  * <li>reserve the ranges KVM and its in-kernel devices own ({@link X86Layout#reservedRegions()}) in the address
  *     space, then create guest RAM (one memfd) there; the VM's memslot listener mirrors the RAM;</li>
  * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the exit port;
- *     and the PCI bus (host bridge at 00:00.0, configuration mechanism #1 at 0xCF8/0xCFC);</li>
+ *     and the PCI bus (host bridge at 00:00.0, configuration mechanism #1 at 0xCF8/0xCFC, ECAM on the MMIO bus at
+ *     {@link X86Layout#ECAM_BASE}); BARs are placed in the PCI windows ({@link #barAllocator});</li>
  * <li>assign the configured devices ({@link DeviceManager}): each goes on the PCI bus with its BARs placed, its
  *     mappable BAR pages in memory slots, its interrupts bound to KVM, and guest RAM mapped for its DMA;</li>
  * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables, and the MP table with the
@@ -124,8 +125,10 @@ public final class Machine {
                 Serial16550 com1 = attachDevices(vm, pio);
                 PciBus pci = new PciBus(vm::irqLine);
                 pci.registerPorts(pio);
+                pci.registerEcam(mmio);
+                PciBarAllocator bars = barAllocator(config.memoryBytes(), physicalAddressBits(kvm));
                 try (DeviceManager devices = new DeviceManager(space, pci, vm::irqRoutes, new BusBarMapper(pio, mmio),
-                        new PciBarAllocator(mmio64Start(ram)), reason -> finish(Verdict.error(reason)))) {
+                        bars, reason -> finish(Verdict.error(reason)))) {
                     for (DeviceConfig d : config.devices()) {
                         devices.add(d);
                     }
@@ -147,10 +150,28 @@ public final class Machine {
         return MpTable.standard(cpus).withPciBus(sources);
     }
 
-    /** 64-bit BARs go above guest RAM, from the next 1 GiB boundary. */
-    private static long mmio64Start(GuestRam ram) {
-        long end = X86Layout.HIGH_RAM_START + ram.highBytes();
-        return (end + (1L << 30) - 1) & -(1L << 30);
+    /**
+     * The BAR allocator over the machine's PCI windows ({@link PciBarAllocator#windows()}, which the firmware's
+     * host bridge description must repeat): the 32-bit window of {@link X86Layout}, and the 64-bit window from the
+     * first 1 GiB boundary above RAM to 1 TiB or the end of the guest's physical addresses, whichever is lower.
+     */
+    static PciBarAllocator barAllocator(long ramBytes, int physicalAddressBits) {
+        long start = X86Layout.pciMmio64Start(ramBytes);
+        long end = Math.max(start, X86Layout.pciMmio64End(physicalAddressBits)); // RAM up to the end: an empty window
+        return new PciBarAllocator(start, end);
+    }
+
+    /**
+     * @return the guest's physical address width: CPUID 0x80000008 EAX[7:0] as KVM presents it
+     *         ({@code KVM_GET_SUPPORTED_CPUID}: the host's), or {@link X86Layout#DEFAULT_PHYSICAL_ADDRESS_BITS}
+     */
+    static int physicalAddressBits(Kvm kvm) {
+        for (var e : kvm.supportedCpuid()) {
+            if (e.function() == 0x8000_0008 && e.index() == 0 && (e.eax() & 0xFF) >= 32) {
+                return Math.min(e.eax() & 0xFF, 52);
+            }
+        }
+        return X86Layout.DEFAULT_PHYSICAL_ADDRESS_BITS;
     }
 
     /** Loads the kernel, creates the vCPUs and runs them to a verdict. */
