@@ -289,7 +289,7 @@ class LinuxBootTest {
 
     @Test
     void acpiTablesAreWrittenReservedAndPointedAt() throws Exception {
-        AcpiMachine machine = AcpiMachine.pc(2, 0xE000_0000L, new AcpiMachine.Window(0xC000_0000L, 0x2000_0000L),
+        AcpiMachine machine = AcpiMachine.pc(2, new AcpiMachine.PmRegisters(9, 0x600, 0x604, 0x608, 1), 0xE000_0000L, new AcpiMachine.Window(0xC000_0000L, 0x2000_0000L),
                 new AcpiMachine.Window(0, 0), List.of(new MpTable.InterruptSource(0, 1, 1, 16)));
         AcpiTables acpi = AcpiTables.build(machine);
         ram.asSlice(0xE0000, 0x10000).fill((byte) 0x5A);     // whatever was there before goes

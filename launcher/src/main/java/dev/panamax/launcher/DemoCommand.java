@@ -57,7 +57,7 @@ public final class DemoCommand implements Callable<Integer> {
             log.info("booting {} with {} vCPUs and {} MiB; to leave, type 'exit' at the guest's shell",
                     image.kernel(), cpus, memory >> 20);
             MachineConfig config = new MachineConfig(image.kernel(), image.initramfs(),
-                    "console=ttyS0 quiet reboot=k acpi=off", cpus, memory, null, true);
+                    "console=ttyS0 quiet reboot=k", cpus, memory, null, true);
             return Machine.report(Machine.boot(config));
         }
         log.info("{}", unusable);

@@ -35,7 +35,7 @@ public final class TestCommand implements Callable<Integer> {
      * The kernel command line of a test boot: serial console, quiet, reboot at once on panic, reset by the
      * i8042; no ACPI tables yet, so the kernel is told not to look for them.
      */
-    public static final String TEST_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=k acpi=off";
+    public static final String TEST_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=k";
 
     @Mixin
     LoggingOptions logging;

@@ -63,7 +63,7 @@ class VfioNvmeEndToEndTest {
         String img = REPO.relativize(image.dir()).toString();
         String script = REPO.relativize(WORK.resolve("nvme.sh")).toString();
         String test = "./panamax test --image " + img + " --script " + script + " -m 512M --timeout 300s";
-        String cmdline = "console=ttyS0 quiet panic=-1 reboot=k acpi=off";
+        String cmdline = "console=ttyS0 quiet panic=-1 reboot=k";
         String l1 = String.join("\n",
                 "bdf=$(for d in /sys/bus/pci/devices/*; do [ \"$(cat $d/vendor):$(cat $d/device)\" = 0x1b36:0x0010 ] && basename $d; done)",
                 "[ -n \"$bdf\" ] || { echo 'E2E FAIL: L1 has no NVMe controller'; exit 1; }",

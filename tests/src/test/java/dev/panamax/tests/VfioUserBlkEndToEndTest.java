@@ -93,7 +93,7 @@ class VfioUserBlkEndToEndTest {
     void guestDrivesTheJavaVirtioBlkServerOverVfioUser() throws Exception {
         String img = REPO.relativize(image.dir()).toString();
         String test = "./panamax test --image " + img + " --script " + REPO.relativize(WORK.resolve("blk.sh")) + " -m 512M --timeout 300s";
-        String cmdline = "console=ttyS0 quiet panic=-1 reboot=k acpi=off";
+        String cmdline = "console=ttyS0 quiet panic=-1 reboot=k";
         String file = WORK.resolve("blk-disk.img").toString();
         String java = Path.of(System.getProperty("java.home"), "bin", "java")
                 + " --enable-native-access=ALL-UNNAMED -cp 'tests/target/test-classes:launcher/target/lib/*'";

@@ -13,12 +13,15 @@ import dev.panamax.firmware.BzImage;
 import dev.panamax.firmware.Initrd;
 import dev.panamax.firmware.LinuxBoot;
 import dev.panamax.firmware.MpTable;
+import dev.panamax.firmware.acpi.AcpiMachine;
+import dev.panamax.firmware.acpi.AcpiTables;
 import dev.panamax.kvm.ExitCounts;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmVm;
 import dev.panamax.kvm.VcpuStop;
 import dev.panamax.devices.CmosRtc;
+import dev.panamax.devices.AcpiPm;
 import dev.panamax.devices.ExitPort;
 import dev.panamax.devices.I8042;
 import dev.panamax.devices.Serial16550;
@@ -90,7 +93,7 @@ public final class Machine {
     /** Logs the verdict for the user and returns the process exit status. */
     public static int report(Verdict v) {
         switch (v.kind()) {
-            case GUEST_EXIT, RESET -> log.info("{}", v.detail());
+            case GUEST_EXIT, RESET, POWER_OFF -> log.info("{}", v.detail());
             default -> log.error("{}", v.detail());
         }
         return v.exitStatus();
@@ -132,7 +135,7 @@ public final class Machine {
                     for (DeviceConfig d : config.devices()) {
                         devices.add(d);
                     }
-                    return boot(vm, ram, pio, mmio, com1, pci, kernel, initrd);
+                    return boot(vm, ram, pio, mmio, com1, pci, bars, kernel, initrd);
                 }
             }
         }
@@ -148,6 +151,27 @@ public final class Machine {
             sources.add(new MpTable.InterruptSource(0, r.device(), r.pin(), r.gsi()));
         }
         return MpTable.standard(cpus).withPciBus(sources);
+    }
+
+    /**
+     * What the ACPI tables describe ({@code firmware}'s neutral description, as {@link #mpTable} for the MP table):
+     * the CPUs, the {@link AcpiPm} registers, the ECAM window of {@link X86Layout}, the PCI windows the BAR allocator
+     * places BARs in, and the INTx# wiring of every slot and pin ({@link PciBus#gsi}) for the DSDT's {@code _PRT}.
+     */
+    static AcpiMachine acpiMachine(int cpus, PciBarAllocator bars) {
+        PciBarAllocator.Windows w = bars.windows();
+        List<MpTable.InterruptSource> prt = new ArrayList<>();
+        for (int slot = 1; slot < PciBus.DEVICES; slot++) {
+            for (int pin = 1; pin <= 4; pin++) {
+                prt.add(new MpTable.InterruptSource(0, slot, pin, PciBus.gsi(slot, pin)));
+            }
+        }
+        AcpiMachine.PmRegisters pm = new AcpiMachine.PmRegisters(AcpiPm.SCI_IRQ,
+                AcpiPm.BASE_PORT + AcpiPm.PM1_EVT_OFFSET, AcpiPm.BASE_PORT + AcpiPm.PM1_CNT_OFFSET,
+                AcpiPm.BASE_PORT + AcpiPm.RESET_OFFSET, AcpiPm.RESET_VALUE);
+        return AcpiMachine.pc(cpus, pm, X86Layout.ECAM_BASE,
+                new AcpiMachine.Window(w.mmio32Start(), w.mmio32End() - w.mmio32Start()),
+                new AcpiMachine.Window(w.mmio64Start(), w.mmio64End() - w.mmio64Start()), prt);
     }
 
     /**
@@ -175,9 +199,10 @@ public final class Machine {
     }
 
     /** Loads the kernel, creates the vCPUs and runs them to a verdict. */
-    private Verdict boot(KvmVm vm, GuestRam ram, Bus pio, Bus mmio, Serial16550 com1, PciBus pci, BzImage kernel,
-                         Initrd initrd) {
-        X86BootState boot = load(ram, kernel, initrd, mpTable(config.cpus(), pci));
+    private Verdict boot(KvmVm vm, GuestRam ram, Bus pio, Bus mmio, Serial16550 com1, PciBus pci, PciBarAllocator bars,
+                         BzImage kernel, Initrd initrd) {
+        X86BootState boot = load(ram, kernel, initrd, mpTable(config.cpus(), pci),
+                AcpiTables.build(acpiMachine(config.cpus(), bars)));
         if (config.consoleInput()) {
             Console.pumpInput(System.in, com1::receive);
         }
@@ -208,9 +233,9 @@ public final class Machine {
         }
     }
 
-    private X86BootState load(GuestRam ram, BzImage kernel, Initrd initrd, MpTable mpTable) {
+    private X86BootState load(GuestRam ram, BzImage kernel, Initrd initrd, MpTable mpTable, AcpiTables acpi) {
         try {
-            return LinuxBoot.load(ram.low().host(), ram.highBytes(), kernel, initrd, config.cmdline(), mpTable);
+            return LinuxBoot.load(ram.low().host(), ram.highBytes(), kernel, initrd, config.cmdline(), mpTable, acpi);
         } catch (BootException e) {
             throw new MachineException(e.getMessage(), e);
         }
@@ -225,6 +250,9 @@ public final class Machine {
                 new I8042(vm.irqLine(I8042.KBD_IRQ), vm.irqLine(I8042.AUX_IRQ), () -> finish(afterReset("i8042 reset"))));
         pio.register(CmosRtc.BASE_PORT, CmosRtc.PORT_COUNT, "rtc", new CmosRtc(Clock.systemUTC()));
         pio.register(ExitPort.PORT, 1, "exit-port", new ExitPort(status -> finish(Verdict.guestExit(status))));
+        pio.register(AcpiPm.BASE_PORT, AcpiPm.PORT_COUNT, "acpi-pm", new AcpiPm(
+                () -> finish(panicLine != null ? Verdict.panic(panicLine) : Verdict.powerOff("ACPI S5")),
+                () -> finish(afterReset("ACPI reset register"))));
         return com1;
     }
 

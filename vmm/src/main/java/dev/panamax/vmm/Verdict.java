@@ -25,7 +25,7 @@ public record Verdict(Kind kind, int exitStatus, String detail) {
     public static final int ERROR_STATUS = 125;
 
     /** What ended the VM. */
-    public enum Kind { GUEST_EXIT, RESET, PANIC, TIMEOUT, ERROR }
+    public enum Kind { GUEST_EXIT, RESET, POWER_OFF, PANIC, TIMEOUT, ERROR }
 
     public static Verdict guestExit(int status) {
         return new Verdict(Kind.GUEST_EXIT, status, "guest exited with status " + status + " (exit port)");
@@ -33,6 +33,10 @@ public record Verdict(Kind kind, int exitStatus, String detail) {
 
     public static Verdict reset(String how) {
         return new Verdict(Kind.RESET, 0, "guest reset (" + how + ")");
+    }
+
+    public static Verdict powerOff(String how) {
+        return new Verdict(Kind.POWER_OFF, 0, "guest powered off (" + how + ")");
     }
 
     public static Verdict panic(String line) {

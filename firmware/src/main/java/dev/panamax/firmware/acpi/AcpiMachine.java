@@ -36,20 +36,10 @@ public record AcpiMachine(int cpus, long localApicAddress, int ioApicId, long io
                           int sciIrq, int pm1aEventPort, int pm1aControlPort, int resetPort, int resetValue,
                           long ecamBase, int busStart, int busEnd, Window mmio32, Window mmio64, List<Window> pciIo,
                           List<MpTable.InterruptSource> pciInterrupts) {
-    /** The SCI's ISA IRQ and GSI on a Panamax PC (as QEMU's PIIX4/ICH9 PM: IRQ 9). */
-    public static final int SCI_IRQ = 9;
-    /** The PM1a event block's port (PM1_STS at +0, PM1_EN at +2). */
-    public static final int PM1A_EVT_PORT = 0x600;
-    /** PM1_EVT_LEN: the event block's bytes. */
+    /** PM1_EVT_LEN: the event block's bytes (PM1 status, then PM1 enable, 2 bytes each). */
     public static final int PM1_EVT_LEN = 4;
-    /** The PM1a control block's port. */
-    public static final int PM1A_CNT_PORT = 0x604;
     /** PM1_CNT_LEN: the control block's bytes. */
     public static final int PM1_CNT_LEN = 2;
-    /** The reset register's port, one byte. */
-    public static final int RESET_PORT = 0x608;
-    /** The value written to {@link #RESET_PORT} to reset. */
-    public static final int RESET_VALUE = 0x1;
     /** Bytes of ECAM per bus: 32 devices, 8 functions, 4 KiB of configuration space each (PCIe base spec, 7.2.2). */
     public static final long ECAM_BYTES_PER_BUS = 1L << 20;
     /** The I/O ports a PC's host bridge forwards: all but the configuration ports 0xCF8..0xCFF. */
@@ -109,25 +99,37 @@ public record AcpiMachine(int cpus, long localApicAddress, int ioApicId, long io
     }
 
     /**
+     * Where the machine's ACPI fixed-hardware registers are: the device that implements them (Panamax's
+     * {@code dev.panamax.devices.AcpiPm}) owns these numbers, and the machine passes them here.
+     *
+     * @param sciIrq          the ISA IRQ (and GSI) of the SCI
+     * @param pm1aEventPort   I/O port of the PM1a event block ({@value #PM1_EVT_LEN} bytes)
+     * @param pm1aControlPort I/O port of the PM1a control block ({@value #PM1_CNT_LEN} bytes)
+     * @param resetPort       I/O port of the 8-bit reset register
+     * @param resetValue      the byte that resets the machine when written there
+     */
+    public record PmRegisters(int sciIrq, int pm1aEventPort, int pm1aControlPort, int resetPort, int resetValue) {
+    }
+
+    /**
      * A Panamax PC: local APIC and I/O APIC at {@link X86Layout}'s addresses, I/O APIC id {@code cpus} (as
-     * {@link MpTable#standard} numbers it) with GSI base 0, SCI on IRQ {@value #SCI_IRQ}, PM1a event block at
-     * port 0x{@value #PM1A_EVT_PORT}, control block at 0x{@value #PM1A_CNT_PORT}, reset register at
-     * 0x{@value #RESET_PORT} with value {@value #RESET_VALUE}, ECAM for buses 0..255 (256 MiB), the host bridge
+     * {@link MpTable#standard} numbers it) with GSI base 0, ECAM for buses 0..255 (256 MiB), the host bridge
      * forwarding {@link #PC_PCI_IO}.
      *
      * @param cpus          number of CPUs
+     * @param pm            the PM1 and reset registers
      * @param ecamBase      the ECAM window's base (256 MiB, e.g. 0xE000_0000)
      * @param mmio32        the 32-bit MMIO window, not overlapping the ECAM window
      * @param mmio64        the 64-bit MMIO window, or size 0 for none
-     * @param pciInterrupts the PCI INTx# wiring, the list the machine gives {@link MpTable#withPciBus}
+     * @param pciInterrupts the PCI INTx# wiring on bus 0 (for the DSDT's _PRT)
      * @return the description
      * @throws IllegalArgumentException as the constructor
      */
-    public static AcpiMachine pc(int cpus, long ecamBase, Window mmio32, Window mmio64,
+    public static AcpiMachine pc(int cpus, PmRegisters pm, long ecamBase, Window mmio32, Window mmio64,
                                  List<MpTable.InterruptSource> pciInterrupts) {
-        return new AcpiMachine(cpus, X86Layout.LAPIC_BASE, cpus & 0xFF, X86Layout.IOAPIC_BASE, 0, SCI_IRQ,
-                PM1A_EVT_PORT, PM1A_CNT_PORT, RESET_PORT, RESET_VALUE, ecamBase, 0, 0xFF, mmio32, mmio64, PC_PCI_IO,
-                pciInterrupts);
+        return new AcpiMachine(cpus, X86Layout.LAPIC_BASE, cpus & 0xFF, X86Layout.IOAPIC_BASE, 0, pm.sciIrq(),
+                pm.pm1aEventPort(), pm.pm1aControlPort(), pm.resetPort(), pm.resetValue(), ecamBase, 0, 0xFF, mmio32,
+                mmio64, PC_PCI_IO, pciInterrupts);
     }
 
     /**

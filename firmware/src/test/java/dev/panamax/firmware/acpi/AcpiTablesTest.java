@@ -30,8 +30,11 @@ class AcpiTablesTest {
         return list;
     }
 
+    /** The PM registers as Panamax's machine places them (its AcpiPm device). */
+    public static final AcpiMachine.PmRegisters PM = new AcpiMachine.PmRegisters(9, 0x600, 0x604, 0x608, 1);
+
     static AcpiMachine machine(int cpus) {
-        return AcpiMachine.pc(cpus, 0xE000_0000L, MMIO32, MMIO64, routes());
+        return AcpiMachine.pc(cpus, PM, 0xE000_0000L, MMIO32, MMIO64, routes());
     }
 
     private static ByteBuffer le(byte[] b) {
@@ -214,12 +217,12 @@ class AcpiTablesTest {
 
     @Test
     void machineIsChecked() {
-        assertThrows(IllegalArgumentException.class, () -> AcpiMachine.pc(0, 0xE000_0000L, MMIO32, MMIO64, routes()));
+        assertThrows(IllegalArgumentException.class, () -> AcpiMachine.pc(0, PM, 0xE000_0000L, MMIO32, MMIO64, routes()));
         // The 32-bit window must not cover the ECAM window.
-        assertThrows(IllegalArgumentException.class, () -> AcpiMachine.pc(1, 0xE000_0000L,
+        assertThrows(IllegalArgumentException.class, () -> AcpiMachine.pc(1, PM, 0xE000_0000L,
                 new AcpiMachine.Window(0xC000_0000L, 0x3EC0_0000L), MMIO64, routes()));
-        assertThrows(IllegalArgumentException.class, () -> AcpiMachine.pc(1, 0xF800_0000L, MMIO32, MMIO64, routes()));
-        assertThrows(IllegalArgumentException.class, () -> AcpiMachine.pc(1, 0xE000_0000L, MMIO32, MMIO64,
+        assertThrows(IllegalArgumentException.class, () -> AcpiMachine.pc(1, PM, 0xF800_0000L, MMIO32, MMIO64, routes()));
+        assertThrows(IllegalArgumentException.class, () -> AcpiMachine.pc(1, PM, 0xE000_0000L, MMIO32, MMIO64,
                 List.of(new MpTable.InterruptSource(0, 1, 5, 16))));
         AcpiMachine m = machine(1);
         assertEquals(new AcpiMachine.Window(0xE000_0000L, 256L << 20), m.ecamWindow());
