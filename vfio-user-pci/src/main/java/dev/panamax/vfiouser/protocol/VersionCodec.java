@@ -26,6 +26,12 @@ public final class VersionCodec {
     /** Defaults when a capability is absent (spec, "VFIO_USER_VERSION", Capabilities). */
     public static final int DEFAULT_MAX_MSG_FDS = 1;
     public static final long DEFAULT_MAX_DATA_XFER_SIZE = 1 << 20;
+    /**
+     * The smallest max_data_xfer_size a peer may announce: one 4 KiB page. The spec gives no lower
+     * bound, but 0 makes every chunked transfer impossible and tiny values make one page take
+     * thousands of round trips; libvfio-user and QEMU both default to 1 MiB.
+     */
+    public static final long MIN_MAX_DATA_XFER_SIZE = 4096;
     public static final long DEFAULT_PGSIZES = 4096;
     public static final int DEFAULT_MAX_DMA_MAPS = 65535;
     public static final long DEFAULT_MAX_BITMAP_SIZE = 256L << 20;
@@ -175,6 +181,21 @@ public final class VersionCodec {
                 number(caps, "pgsizes", Long.MAX_VALUE),
                 maxMaps == null ? null : maxMaps.intValue(),
                 migration, writeMultiple));
+    }
+
+    /**
+     * Checks a peer's capabilities for values no transfer can work with: a max_data_xfer_size below
+     * {@link #MIN_MAX_DATA_XFER_SIZE} ("the maximum amount of data that can be transferred in one message",
+     * spec, "VFIO_USER_VERSION", Capabilities: with 0, a DMA or region transfer would be cut into
+     * messages of 0 bytes forever). An absent capability takes its default and passes.
+     *
+     * @throws VfioUserProtocolException EINVAL naming the capability
+     */
+    public static void checkLimits(Capabilities c) {
+        if (c.maxDataXferSize != null && c.maxDataXferSize < MIN_MAX_DATA_XFER_SIZE) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "VERSION capability max_data_xfer_size " + c.maxDataXferSize
+                    + " is below the minimum of " + MIN_MAX_DATA_XFER_SIZE + " bytes");
+        }
     }
 
     private static Long number(JsonNode parent, String name, long max) {

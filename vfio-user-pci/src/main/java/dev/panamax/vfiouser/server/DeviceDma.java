@@ -26,6 +26,9 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * fd is mmapped here and accessed directly; one without is reached by DMA_READ / DMA_WRITE
  * messages to the client, which the caller waits for. Any thread of the device may call
  * {@link #read} and {@link #write}, also the server's request thread from a region callback.
+ * DMA addresses, sizes and offsets are u64 (spec, "VFIO_USER_DMA_MAP"): every comparison here is
+ * unsigned and every range is handled by its last byte, so a range may end exactly at 2^64 and none
+ * wraps past it.
  */
 public final class DeviceDma {
     /** Sends a server -&gt; client command and waits for its reply (implemented by the server). */
@@ -42,17 +45,20 @@ public final class DeviceDma {
      * @param iova    DMA address of its first byte
      * @param size    bytes
      * @param flags   VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE
-     * @param mapping the whole mmap (from a page-aligned file offset) or null for message DMA
-     * @param data    the range's bytes within {@code mapping}, or null
+     * @param mapping the mmap of the range (from its page-aligned file offset) or null for message DMA
+     * @param data    the range's bytes, {@code mapping} itself, or null
      */
     private record Mapping(long iova, long size, int flags, MemorySegment mapping, MemorySegment data) {
-        long end() {
-            return iova + size;
+        /** @return the DMA address of the last byte (no overflow: a range ends at 2^64 at the latest) */
+        long last() {
+            return iova + size - 1;
         }
     }
 
+    /** The DMA_MAP granule: iova, size and offset must be multiples of it (our pgsizes capability). */
     private static final long PAGE = 4096;
-    private final TreeMap<Long, Mapping> maps = new TreeMap<>();
+    /** By DMA address, unsigned. */
+    private final TreeMap<Long, Mapping> maps = new TreeMap<>(Long::compareUnsigned);
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final Requester requester;
     private final int maxMaps;
@@ -106,6 +112,10 @@ public final class DeviceDma {
     private void access(long iova, MemorySegment buffer, boolean write) {
         long done = 0;
         long total = buffer.byteSize();
+        if (total > 0 && Long.compareUnsigned(total - 1, -1L - iova) > 0) {
+            throw new DmaException(String.format("DMA %s of %d bytes at 0x%x runs past 2^64",
+                    write ? "write" : "read", total, iova));
+        }
         while (done < total) {
             long at = iova + done;
             long n;
@@ -122,7 +132,8 @@ public final class DeviceDma {
                     throw new DmaException(String.format("DMA %s at 0x%x: the DMA_MAP range 0x%x+0x%x is not %s",
                             write ? "write" : "read", at, m.iova, m.size, write ? "writeable" : "readable"));
                 }
-                n = Math.min(total - done, m.end() - at);
+                long left = m.size - (at - m.iova); // unsigned, at least 1
+                n = Long.compareUnsigned(total - done, left) <= 0 ? total - done : left;
                 if (m.data != null) {
                     if (write) {
                         MemorySegment.copy(buffer, done, m.data, at - m.iova, n);
@@ -134,7 +145,13 @@ public final class DeviceDma {
                 lock.readLock().unlock();
             }
             if (m.data == null) {
-                n = Math.min(n, requester.maxDataXferSize());
+                long chunk = requester.maxDataXferSize();
+                if (chunk <= 0) {
+                    // Refused at VERSION already; never send empty messages in a loop.
+                    throw new DmaException(String.format("DMA %s at 0x%x: the client's max_data_xfer_size is %d, no DMA message can carry data",
+                            write ? "write" : "read", at, chunk));
+                }
+                n = Math.min(n, chunk);
                 message(at, buffer.asSlice(done, n), write);
             }
             done += n;
@@ -188,18 +205,41 @@ public final class DeviceDma {
      * Adds a DMA_MAP range; with an fd, mmaps it (the fd is closed afterwards by the message),
      * unless the device asked for {@link VfioUserDevice#dmaByMessages()}.
      *
-     * @throws VfioUserProtocolException EINVAL for an empty, wrapping or overlapping range, ENOSPC above max_dma_maps,
-     *         or the mmap errno
+     * @throws VfioUserProtocolException EINVAL for an empty, unaligned (iova, size or offset not a multiple of 4 KiB),
+     *         wrapping or overlapping range, or one that does not lie within the fd's size ({@code fstat}); ENOSPC
+     *         above max_dma_maps; or the errno of fstat or mmap
      */
     void map(DmaMapCodec.Request r, ReceivedFds fds) {
         DmaMapCodec.checkFds(r, fds.count());
-        if (r.size() <= 0 || Long.compareUnsigned(r.address() + r.size() - 1, r.address()) < 0) {
-            throw new VfioUserProtocolException(Errno.EINVAL, String.format("DMA_MAP range 0x%x+0x%x is empty or wraps", r.address(), r.size()));
+        String range = String.format("DMA_MAP range 0x%x+0x%x", r.address(), r.size());
+        if (r.size() == 0) {
+            throw new VfioUserProtocolException(Errno.EINVAL, range + " is empty");
+        }
+        if (((r.address() | r.size() | r.offset()) & (PAGE - 1)) != 0) {
+            throw new VfioUserProtocolException(Errno.EINVAL, String.format("%s at fd offset 0x%x is not aligned to %d bytes",
+                    range, r.offset(), PAGE));
+        }
+        long last = r.address() + r.size() - 1;
+        if (Long.compareUnsigned(last, r.address()) < 0) {
+            throw new VfioUserProtocolException(Errno.EINVAL, range + " wraps past 2^64");
+        }
+        if (fds.count() == 1) {
+            long fdSize;
+            try {
+                fdSize = FdStat.size(fds.peek(0));
+            } catch (dev.panamax.core.sys.LinuxException e) {
+                throw new VfioUserProtocolException(e.errno(), range + ": " + e.getMessage());
+            }
+            // [offset, offset + size) within [0, fdSize), without computing offset + size.
+            if (Long.compareUnsigned(r.offset(), fdSize) > 0 || Long.compareUnsigned(r.size(), fdSize - r.offset()) > 0) {
+                throw new VfioUserProtocolException(Errno.EINVAL, String.format("%s at fd offset 0x%x does not lie within the fd's %d bytes",
+                        range, r.offset(), fdSize));
+            }
         }
         lock.writeLock().lock();
         try {
-            Map.Entry<Long, Mapping> below = maps.floorEntry(r.address() + r.size() - 1);
-            if (below != null && Long.compareUnsigned(below.getValue().end(), r.address()) > 0) {
+            Map.Entry<Long, Mapping> below = maps.floorEntry(last);
+            if (below != null && Long.compareUnsigned(below.getValue().last(), r.address()) >= 0) {
                 throw new VfioUserProtocolException(Errno.EINVAL, String.format("DMA_MAP range 0x%x+0x%x overlaps 0x%x+0x%x",
                         r.address(), r.size(), below.getValue().iova, below.getValue().size));
             }
@@ -208,18 +248,15 @@ public final class DeviceDma {
             }
             Mapping m;
             if (fds.count() == 1 && !ignoreFds) {
-                long base = r.offset() & ~(PAGE - 1);
-                long skip = r.offset() - base;
                 int prot = ((r.flags() & dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_READ()) != 0 ? Libc.PROT_READ : 0)
                         | ((r.flags() & dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_F_DMA_REGION_WRITE()) != 0 ? Libc.PROT_WRITE : 0);
                 MemorySegment whole;
                 try {
-                    whole = Libc.mmap(skip + r.size(), prot, Libc.MAP_SHARED, fds.peek(0), base,
-                            String.format("DMA_MAP 0x%x+0x%x", r.address(), r.size()));
+                    whole = Libc.mmap(r.size(), prot, Libc.MAP_SHARED, fds.peek(0), r.offset(), range);
                 } catch (dev.panamax.core.sys.LinuxException e) {
                     throw new VfioUserProtocolException(e.errno(), e.getMessage());
                 }
-                m = new Mapping(r.address(), r.size(), r.flags(), whole, whole.asSlice(skip, r.size()));
+                m = new Mapping(r.address(), r.size(), r.flags(), whole, whole);
             } else {
                 m = new Mapping(r.address(), r.size(), r.flags(), null, null);
             }

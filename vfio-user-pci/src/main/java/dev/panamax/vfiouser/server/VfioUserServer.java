@@ -359,6 +359,7 @@ public final class VfioUserServer implements AutoCloseable {
             throw new VfioUserProtocolException(Errno.EOPNOTSUPP, "VERSION major " + v.major() + " is not " + VersionCodec.MAJOR);
         }
         Capabilities client = v.capabilities() == null ? Capabilities.NONE : v.capabilities();
+        VersionCodec.checkLimits(client);
         int minor = Math.min(v.minor(), VersionCodec.MINOR);
         // write_multiple only when the client offered it: the reply's list is a subset of the proposal.
         Boolean writeMultiple = client.effectiveWriteMultiple() ? Boolean.TRUE : null;
