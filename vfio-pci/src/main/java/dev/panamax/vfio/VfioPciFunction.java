@@ -254,9 +254,10 @@ public final class VfioPciFunction extends PciFunction {
         int vectors = 1 << Math.min((flags & MsiCapability.FLAGS_QMASK) >>> 1, 5);
         boolean maskable = (flags & MsiCapability.FLAGS_MASKBIT) != 0;
         boolean is64 = (flags & MsiCapability.FLAGS_64BIT) != 0;
+        int length = (is64 ? 0x0E : 0x0A) + (maskable ? 0x0A : 0);
+        fitsInConfigHeader("MSI", at, length);
         msi = new MsiCapability(this, vectors, maskable, listener);
         int v = msi.offset();
-        int length = (is64 ? 0x0E : 0x0A) + (maskable ? 0x0A : 0);
         // +2..+7 (flags, address) line up; after that a 32-bit layout is 4 bytes lower than the 64-bit one.
         for (int k = 2; k < length; k++) {
             int virtual = v + (is64 || k < 8 ? k : k + 4);
@@ -265,7 +266,22 @@ public final class VfioPciFunction extends PciFunction {
         }
     }
 
+    /**
+     * A capability of {@code length} bytes at {@code at} must end within the 256-byte config header (PCI Local Bus
+     * 3.0, 6.7: capabilities live in 0x40..0xFF); past it, its registers would be outside the emulation's arrays or
+     * over the extended capabilities. QEMU's {@code pci_add_capability()} refuses such a layout too.
+     *
+     * @throws IllegalArgumentException naming the device, the capability and its end
+     */
+    private void fitsInConfigHeader(String name, int at, int length) {
+        if (at + length > PciConfigSpace.SIZE) {
+            throw new IllegalArgumentException(String.format("%s: the %s capability at 0x%02x has %d bytes, which run to 0x%x, "
+                    + "past the config header's end at 0x100", device.name(), name, at, length, at + length - 1));
+        }
+    }
+
     private void emulateMsix(int at, MsiListener listener) {
+        fitsInConfigHeader("MSI-X", at, MsixCapability.PBA + 4);
         int flags = deviceConfig(at + MsixCapability.FLAGS, 2);
         int table = deviceConfig(at + MsixCapability.TABLE, 4);
         int pba = deviceConfig(at + MsixCapability.PBA, 4);
@@ -273,6 +289,12 @@ public final class VfioPciFunction extends PciFunction {
         msixBar = table & 7;
         msixTableOffset = Integer.toUnsignedLong(table & ~7);
         msixPbaOffset = Integer.toUnsignedLong(pba & ~7);
+        if (msixBar >= BAR_COUNT || (pba & 7) >= BAR_COUNT) {
+            // PCI Local Bus 3.0, 6.8.2.4: BAR indicator values 6 and 7 are reserved.
+            throw new IllegalArgumentException(String.format("%s: the MSI-X capability at 0x%02x gives the reserved BAR indicator %d "
+                    + "for its %s (0..5 are BARs)", device.name(), at, msixBar >= BAR_COUNT ? msixBar : pba & 7,
+                    msixBar >= BAR_COUNT ? "table" : "PBA"));
+        }
         if ((pba & 7) != msixBar) {
             throw new IllegalArgumentException(String.format("%s: MSI-X table in BAR %d and PBA in BAR %d: a PBA in "
                     + "another BAR is not supported yet", device.name(), msixBar, pba & 7));
@@ -280,9 +302,21 @@ public final class VfioPciFunction extends PciFunction {
         if (bar(msixBar) == null) {
             throw new IllegalArgumentException(device.name() + ": MSI-X table is in BAR " + msixBar + ", which the device does not have");
         }
+        long barSize = bar(msixBar).size();
+        // Table: 16 bytes a vector; PBA: one bit a vector in qwords (PCI Local Bus 3.0, 6.8.2.6, 6.8.2.7). No overflow:
+        // offsets are below 2^32, sizes below 2^15.
+        msixFits("table", msixTableOffset, 16L * msixVectors, barSize);
+        msixFits("PBA", msixPbaOffset, 8L * ((msixVectors + 63) / 64), barSize);
         msix = new MsixCapability(this, msixVectors, msixBar, msixTableOffset, msixPbaOffset, listener);
         emulate(at + MsixCapability.FLAGS, msix.offset() + MsixCapability.FLAGS, 2, 0xFF, true);
         emulate(at + MsixCapability.TABLE, msix.offset() + MsixCapability.TABLE, 8, 0xFF, false);
+    }
+
+    private void msixFits(String what, long offset, long length, long barSize) {
+        if (offset + length > barSize) {
+            throw new IllegalArgumentException(String.format("%s: the MSI-X %s of %d vectors (0x%x bytes at 0x%x) does not fit in BAR %d "
+                    + "of 0x%x bytes", device.name(), what, msixVectors, length, offset, msixBar, barSize));
+        }
     }
 
     /** @return the MSI capability emulation, or null if the device has none */

@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -237,5 +238,72 @@ class VfioPciFunctionTest {
         loop.set(0x71, 1, 0x40);
         m = assertThrows(IllegalArgumentException.class, () -> new VfioPciFunction(loop, listener)).getMessage();
         assertTrue(m.contains("capability list is broken"), m);
+    }
+
+    /** The attach error for {@code d}: an IllegalArgumentException of one line naming the device (never another exception). */
+    String attachError(FakeVfioDevice d) {
+        String m = assertThrows(IllegalArgumentException.class, () -> new VfioPciFunction(d, listener)).getMessage();
+        assertTrue(m.startsWith("fake: "), m);
+        assertFalse(m.contains("\n"), m);
+        return m;
+    }
+
+    /** The nic with PM at 0x40 pointing to a last capability at {@code at} (the MSI and MSI-X at 0x50, 0x70 are off the list). */
+    static FakeVfioDevice nicWithLastCapabilityAt(int at, int id) {
+        FakeVfioDevice d = nic();
+        d.set(0x40, 2, at << 8 | 0x01);
+        d.set(at, 2, id);
+        return d;
+    }
+
+    @Test
+    void badCapabilityLayoutsAreOneClearAttachError() {
+        // MSI (64-bit, per-vector mask: 0x18 bytes) at 0xF0 runs to 0x107.
+        FakeVfioDevice msiF0 = nicWithLastCapabilityAt(0xF0, 0x05);
+        msiF0.set(0xF2, 2, 0x0184);
+        String m = attachError(msiF0);
+        assertTrue(m.contains("MSI capability at 0xf0") && m.contains("0x100"), m);
+        // The smallest MSI (32-bit, no masking: 0x0A bytes) at 0xFC runs to 0x105.
+        FakeVfioDevice msiFc = nicWithLastCapabilityAt(0xFC, 0x05);
+        m = attachError(msiFc);
+        assertTrue(m.contains("MSI capability at 0xfc"), m);
+        // The same with 4 KiB of config space: it would overlay the extended capabilities at 0x100.
+        FakeVfioDevice msiFcExtended = nicWithLastCapabilityAt(0xFC, 0x05);
+        msiFcExtended.region(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 4096, 3);
+        System.arraycopy(msiFc.config(), 0, msiFcExtended.config(), 0, 256);
+        m = attachError(msiFcExtended);
+        assertTrue(m.contains("MSI capability at 0xfc"), m);
+        // MSI-X (0x0C bytes) at 0xF8: its PBA dword would be at 0x100.
+        FakeVfioDevice msixF8 = nicWithLastCapabilityAt(0xF8, 0x11);
+        msixF8.set(0xFA, 2, 63);
+        msixF8.set(0xFC, 4, 0x2000 | 3);
+        m = attachError(msixF8);
+        assertTrue(m.contains("MSI-X capability at 0xf8"), m);
+        // MSI-X table/PBA BAR indicator 6 or 7: reserved (PCI Local Bus 3.0, 6.8.2.4).
+        for (int bir = 6; bir <= 7; bir++) {
+            FakeVfioDevice d = nic();
+            d.set(0x74, 4, 0x2000 | bir);
+            d.set(0x78, 4, 0x3000 | bir);
+            m = attachError(d);
+            assertTrue(m.contains("BAR indicator " + bir), m);
+        }
+        // A table of 64 vectors (1 KiB) at 0x3F00 of a 16 KiB BAR runs past it; so does a PBA at 0x4000.
+        FakeVfioDevice table = nic();
+        table.set(0x74, 4, 0x3F00 | 3);
+        m = attachError(table);
+        assertTrue(m.contains("MSI-X table") && m.contains("BAR 3"), m);
+        FakeVfioDevice tableFar = nic();
+        tableFar.set(0x74, 4, 0xFFFF_FFF8 | 3);
+        m = attachError(tableFar);
+        assertTrue(m.contains("MSI-X table") && m.contains("BAR 3"), m);
+        FakeVfioDevice pba = nic();
+        pba.set(0x78, 4, 0x4000 | 3);
+        m = attachError(pba);
+        assertTrue(m.contains("MSI-X PBA") && m.contains("BAR 3"), m);
+        // At the very end they fit: the table ends at 0x4000, the PBA (8 bytes) is at 0x2FF8.
+        FakeVfioDevice fits = nic();
+        fits.set(0x74, 4, 0x3C00 | 3);
+        fits.set(0x78, 4, 0x2FF8 | 3);
+        assertEquals(64, new VfioPciFunction(fits, listener).msix().vectors());
     }
 }
