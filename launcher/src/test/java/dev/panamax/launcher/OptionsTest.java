@@ -44,7 +44,7 @@ class OptionsTest {
     /** The machine's config errors name its settings; the command line names its options instead. */
     @Test
     void badMachineConfigsSayWhatIsWrongInTermsOfTheOptions() {
-        assertError("--cpus must be between 1 and 255, not 0", "run", "-k", "/vmlinuz", "-c", "0");
+        assertError("--cpus must be between 1 and 254, not 0", "run", "-k", "/vmlinuz", "-c", "0");
         assertError("--memory must be at least 32M for a Linux guest, not 3145728 bytes", "run", "-k", "/vmlinuz", "-m", "3M");
         assertError("--memory must be a multiple of 2M, not 67112960 bytes", "run", "-k", "/vmlinuz", "-m", "65540K");
         assertError("kernel /nonexistent/vmlinuz: no such file", "run", "-k", "/nonexistent/vmlinuz");

@@ -1,7 +1,7 @@
 package dev.panamax.vmm;
 
 /**
- * A setting of the {@link MachineConfig} is wrong, e.g. "cpus must be between 1 and 255, not 0". The message names
+ * A setting of the {@link MachineConfig} is wrong, e.g. "cpus must be between 1 and 254, not 0". The message names
  * the setting by its {@link MachineConfig} component ({@link #setting()}); a program that took the setting from
  * elsewhere names it its own way with {@link #messageNaming(String)} (the launcher: "--cpus must be ...").
  */
@@ -32,7 +32,7 @@ public final class ConfigException extends MachineException {
         return setting;
     }
 
-    /** @return the message with the setting called {@code name} instead, e.g. "--cpus must be between 1 and 255, not 0" */
+    /** @return the message with the setting called {@code name} instead, e.g. "--cpus must be between 1 and 254, not 0" */
     public String messageNaming(String name) {
         return template.replace(SETTING, name);
     }

@@ -11,7 +11,8 @@ import java.util.List;
  * @param kernel      a bzImage (e.g. Debian's {@code /boot/vmlinuz-*})
  * @param initrd      an initramfs, or {@code null}
  * @param cmdline     the kernel command line
- * @param cpus        number of vCPUs, 1..255
+ * @param cpus        number of vCPUs, 1..{@value dev.panamax.firmware.MpTable#MAX_CPUS}: the I/O APIC's id is {@code cpus}, one
+ *                    byte in the MP table and in the MADT's I/O APIC structure, and 0xFF is the broadcast id
  * @param memoryBytes guest RAM in bytes (a multiple of 2 MiB)
  * @param timeout     wall-clock limit after which the VM is killed, or {@code null} for none
  * @param consoleInput whether the host's standard input feeds the guest's serial console
@@ -34,8 +35,9 @@ public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, 
 
     public MachineConfig {
         devices = List.copyOf(devices);
-        if (cpus < 1 || cpus > 255) {
-            throw new ConfigException("cpus", ConfigException.SETTING + " must be between 1 and 255, not " + cpus);
+        if (cpus < 1 || cpus > dev.panamax.firmware.MpTable.MAX_CPUS) {
+            throw new ConfigException("cpus", ConfigException.SETTING + " must be between 1 and "
+                    + dev.panamax.firmware.MpTable.MAX_CPUS + ", not " + cpus);
         }
         if (memoryBytes < (32L << 20)) {
             throw new ConfigException("memory", ConfigException.SETTING + " must be at least 32M for a Linux guest, not "

@@ -1,6 +1,9 @@
 package dev.panamax.vmm;
 
+import dev.panamax.firmware.MpTable;
 import org.junit.jupiter.api.Test;
+
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -11,14 +14,33 @@ class MachineConfigTest {
     void badMachineConfigsSayWhatIsWrong() {
         ConfigException e = assertThrows(ConfigException.class,
                 () -> new MachineConfig(null, null, "", 0, 512L << 20, null, false));
-        assertEquals("cpus must be between 1 and 255, not 0", e.getMessage());
+        assertEquals("cpus must be between 1 and 254, not 0", e.getMessage());
         assertEquals("cpus", e.setting());
-        assertEquals("--cpus must be between 1 and 255, not 0", e.messageNaming("--cpus"));
+        assertEquals("--cpus must be between 1 and 254, not 0", e.messageNaming("--cpus"));
         e = assertThrows(ConfigException.class, () -> new MachineConfig(null, null, "", 1, 3L << 20, null, false));
         assertEquals("memory must be at least 32M for a Linux guest, not 3145728 bytes", e.getMessage());
         e = assertThrows(ConfigException.class, () -> new MachineConfig(null, null, "", 1, (64L << 20) + 4096, null, false));
         assertEquals("memory must be a multiple of 2M, not 67112960 bytes", e.getMessage());
         assertEquals("memory", e.setting());
+    }
+
+    @Test
+    void cpusStopAtWhatTheMpTableAndTheMadtCanDescribe() {
+        // The I/O APIC's id is cpus: one byte in the MP table and in the MADT, and 0xFF is the broadcast id.
+        ConfigException e = assertThrows(ConfigException.class, () -> new MachineConfig(null, null, "", 255, 512L << 20, null, false));
+        assertEquals("cpus", e.setting());
+        assertEquals("--cpus must be between 1 and 254, not 255", e.messageNaming("--cpus"));
+        MachineConfig most = new MachineConfig(null, null, "", 254, 512L << 20, null, false);
+        MpTable table = MpTable.standard(most.cpus());
+        assertEquals(254, table.ioApicId());
+        byte[] madt = dev.panamax.firmware.acpi.AcpiTables.build(dev.panamax.firmware.acpi.AcpiMachine.pc(most.cpus(),
+                new dev.panamax.firmware.acpi.AcpiMachine.PmRegisters(9, 0x600, 0x604, 0x608, 1), 0xE000_0000L,
+                new dev.panamax.firmware.acpi.AcpiMachine.Window(0xC000_0000L, 0x2000_0000L),
+                new dev.panamax.firmware.acpi.AcpiMachine.Window(0x40_0000_0000L, 0x40_0000_0000L), List.of()))
+                .table("APIC").bytes();
+        // 44 bytes of header, 254 Processor Local APIC structures of 8 bytes, then the I/O APIC structure: id 254.
+        assertEquals(1, madt[44 + 254 * 8]);
+        assertEquals(254, madt[44 + 254 * 8 + 2] & 0xFF);
     }
 
     @Test
