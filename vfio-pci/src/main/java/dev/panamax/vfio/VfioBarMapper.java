@@ -46,6 +46,8 @@ public final class VfioBarMapper implements BarListener, AutoCloseable {
      * Maps the mappable areas of every memory BAR of {@code function} into this process and listens to its BARs.
      *
      * @param pageSize the host page size (4096 on x86): KVM's memory slots are whole pages
+     * @throws IllegalStateException with one line naming the function and BAR when a mappable area does not lie
+     *         inside its BAR (compared unsigned, without overflow): it would become a memory slot over other MMIO
      * @throws RuntimeException from {@link VfioDeviceIo#mmap}, after unmapping what was mapped
      */
     public VfioBarMapper(VfioPciFunction function, AddressSpace space, long pageSize) {
@@ -60,7 +62,11 @@ public final class VfioBarMapper implements BarListener, AutoCloseable {
                 }
                 List<Mapped> list = new ArrayList<>();
                 mappings.put(i, list);
+                for (Area a : function.device().regionInfo(vfio_h.VFIO_PCI_BAR0_REGION_INDEX() + i).mmapAreas()) {
+                    checkInside(i, bar, a);
+                }
                 for (Area a : function.mmapAreas(i, pageSize)) {
+                    checkInside(i, bar, a);
                     if (a.offset() % pageSize != 0 || a.size() % pageSize != 0) {
                         continue;
                     }
@@ -75,6 +81,13 @@ public final class VfioBarMapper implements BarListener, AutoCloseable {
             throw e;
         }
         function.addBarListener(this);
+    }
+
+    private void checkInside(int index, PciBar bar, Area a) {
+        if (!VfioRegionInfo.inside(a, bar.size())) {
+            throw new IllegalStateException(String.format("%s BAR %d: mmap area 0x%x+0x%x lies outside the BAR's 0x%x bytes",
+                    function.name(), index, a.offset(), a.size(), bar.size()));
+        }
     }
 
     /** @return the areas of BAR {@code index} mapped straight into the guest when it decodes (offsets in the BAR) */

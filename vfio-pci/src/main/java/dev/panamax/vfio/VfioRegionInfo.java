@@ -92,7 +92,9 @@ public record VfioRegionInfo(int index, int flags, long size, long offset, List<
      *
      * @param info the whole buffer, {@code argsz} bytes
      * @throws IllegalArgumentException if the chain points outside the buffer, into the struct, backwards or into
-     *         the capability itself, or a capability does not fit before the next one
+     *         the capability itself, or a capability does not fit before the next one; if the region's offset or end
+     *         is not a valid file offset ({@code off_t}: below 2^63, no wrap); or if a sparse mmap area does not lie
+     *         inside the region (compared unsigned, without overflow)
      */
     public static VfioRegionInfo parse(MemorySegment info) {
         if (info.byteSize() < vfio_region_info.sizeof()) {
@@ -136,6 +138,27 @@ public record VfioRegionInfo(int index, int flags, long size, long offset, List<
             }
             at = next;
         }
-        return new VfioRegionInfo(index, flags, vfio_region_info.size(info), vfio_region_info.offset(info), caps);
+        long size = vfio_region_info.size(info);
+        long offset = vfio_region_info.offset(info);
+        if (offset < 0 || size < 0 || offset > Long.MAX_VALUE - size) {
+            throw new IllegalArgumentException(String.format("region %d at offset 0x%x of 0x%x bytes does not fit a file offset",
+                    index, offset, size));
+        }
+        for (Capability c : caps) {
+            if (c instanceof SparseMmap s) {
+                for (Area a : s.areas()) {
+                    if (!inside(a, size)) {
+                        throw new IllegalArgumentException(String.format("sparse mmap area 0x%x+0x%x lies outside region %d of 0x%x bytes",
+                                a.offset(), a.size(), index, size));
+                    }
+                }
+            }
+        }
+        return new VfioRegionInfo(index, flags, size, offset, caps);
+    }
+
+    /** @return true when {@code [a.offset, a.offset + a.size)} lies inside {@code [0, size)}, all unsigned, without overflow */
+    public static boolean inside(Area a, long size) {
+        return Long.compareUnsigned(a.offset(), size) <= 0 && Long.compareUnsigned(a.size(), size - a.offset()) <= 0;
     }
 }

@@ -18,6 +18,8 @@ final class FakeVfioDevice implements VfioDeviceIo {
     final byte[][] regions = new byte[vfio_h.VFIO_PCI_NUM_REGIONS()][];
     final int[] flags = new int[vfio_h.VFIO_PCI_NUM_REGIONS()];
     final List<Write> writes = new ArrayList<>();
+    /** Per region index: the sparse mmap areas its info reports (unchecked: a lying device), or none. */
+    final java.util.Map<Integer, List<VfioRegionInfo.Area>> sparse = new java.util.HashMap<>();
 
     FakeVfioDevice() {
         region(vfio_h.VFIO_PCI_CONFIG_REGION_INDEX(), 256, 3);
@@ -66,7 +68,8 @@ final class FakeVfioDevice implements VfioDeviceIo {
     @Override
     public VfioRegionInfo regionInfo(int index) {
         byte[] r = regions[index];
-        return new VfioRegionInfo(index, flags[index], r == null ? 0 : r.length, (long) index << 40, List.of());
+        List<VfioRegionInfo.Capability> caps = sparse.containsKey(index) ? List.of(new VfioRegionInfo.SparseMmap(sparse.get(index))) : List.of();
+        return new VfioRegionInfo(index, flags[index], r == null ? 0 : r.length, (long) index << 40, caps);
     }
 
     @Override

@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Test;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Where an assigned device's BAR pages go into the guest: the BAR window yes, the VMM's reserved ranges no. */
@@ -35,6 +36,26 @@ class VfioBarMapperTest {
                 mapper.barUnmapped(f, 0, f.bar(0), gpa);
             }
             assertEquals(X86Layout.reservedRegions().size(), space.regions().size());
+        }
+    }
+
+    /**
+     * A device whose sparse mmap areas leave its BAR (issue 15, defect 3): mapped, such an area would become a memory
+     * slot over whatever MMIO follows the BAR in the guest. Refused when the mapper is made (at attach), with one
+     * line naming the BAR, for an area past the end, one whose end wraps 2^64, and one at a "negative" offset.
+     */
+    @Test
+    void sparseAreasOutsideTheirBarAreRefusedAtAttach() {
+        long[][] bad = {{0x10000, 0x20000}, {0x1000, -0x1000L}, {-0x2000L, 0x1000}, {0x20000, 0x1000}};
+        for (long[] a : bad) {
+            FakeVfioDevice d = VfioPciFunctionTest.nic();
+            d.sparse.put(0, List.of(new VfioRegionInfo.Area(0, 0x1000), new VfioRegionInfo.Area(a[0], a[1])));
+            VfioPciFunction f = new VfioPciFunction(d, functions.listener);
+            AddressSpace space = new AddressSpace();
+            String what = Long.toHexString(a[0]) + "+" + Long.toHexString(a[1]);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> new VfioBarMapper(f, space, 4096), what);
+            assertTrue(e.getMessage().contains("BAR 0") && !e.getMessage().contains("\n"), e.getMessage());
+            assertTrue(bars(space).isEmpty(), what);
         }
     }
 }

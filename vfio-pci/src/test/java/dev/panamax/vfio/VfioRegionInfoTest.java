@@ -73,6 +73,40 @@ class VfioRegionInfoTest {
         }
     }
 
+    /**
+     * Sparse mmap areas must lie inside their region, and the region inside a 63-bit file offset space, all
+     * compared without overflow (issue 15, defect 3): an area past the region's end, one whose end wraps 2^64, a
+     * region whose offset is "negative" (at or above 2^63) or whose end wraps.
+     */
+    @Test
+    void areasOutsideTheRegionAndOffsetsThatWrapAreRejected() {
+        long[][] badAreas = {{0x8000, 0x10000}, {0x10000, 0x1000}, {0xFFFF_FFFF_FFFF_F000L, 0x2000}, {0x1000, -0x1000L}};
+        try (Arena arena = Arena.ofConfined()) {
+            for (long[] a : badAreas) {
+                MemorySegment s = info(arena, 64, READ | MMAP | CAPS, 2, 32, 0x10000, 0);
+                capHeader(s, 32, vfio_h.VFIO_REGION_INFO_CAP_SPARSE_MMAP(), 1, 0);
+                s.set(JAVA_INT, 40, 1);
+                s.set(JAVA_LONG, 48, a[0]);
+                s.set(JAVA_LONG, 56, a[1]);
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> VfioRegionInfo.parse(s),
+                        Long.toHexString(a[0]) + "+" + Long.toHexString(a[1]));
+                assertTrue(e.getMessage().contains("outside region 2"), e.getMessage());
+            }
+            for (long offset : new long[]{0x8000_0000_0000_0000L, 0x7FFF_FFFF_FFFF_F000L}) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> VfioRegionInfo.parse(info(arena, 32, READ | MMAP, 2, 0, 0x10000, offset)));
+                assertTrue(e.getMessage().contains("offset"), e.getMessage());
+            }
+            // The last area ending exactly at the region's end is fine.
+            MemorySegment s = info(arena, 64, READ | MMAP | CAPS, 2, 32, 0x10000, 0x7FFF_FFFF_FFFE_0000L);
+            capHeader(s, 32, vfio_h.VFIO_REGION_INFO_CAP_SPARSE_MMAP(), 1, 0);
+            s.set(JAVA_INT, 40, 1);
+            s.set(JAVA_LONG, 48, 0xF000);
+            s.set(JAVA_LONG, 56, 0x1000);
+            assertEquals(List.of(new Area(0xF000, 0x1000)), VfioRegionInfo.parse(s).mmapAreas());
+        }
+    }
+
     @Test
     void capsFlagClearMeansNoChainAndNoMmapMeansNoAreas() {
         try (Arena arena = Arena.ofConfined()) {

@@ -31,19 +31,27 @@ class LibcTest {
      * Prints, as "NAME value", every constant of {@link Libc} and {@link Errno} as the C headers define it
      * (glibc's {@code fcntl.h}, {@code sys/mman.h}, {@code sys/eventfd.h}, {@code signal.h}, {@code errno.h},
      * which take the values from the kernel's {@code asm-generic} headers). {@code SIGSET_T_BYTES} is
-     * {@code sizeof(sigset_t)}.
+     * {@code sizeof(sigset_t)}; {@code STAT_BYTES} and {@code STAT_ST_SIZE_OFFSET} are {@code struct stat}'s size
+     * and {@code st_size}'s offset.
      */
     private static final String CONSTANTS_PROGRAM = """
             #define _GNU_SOURCE
             #include <errno.h>
             #include <fcntl.h>
             #include <signal.h>
+            #include <stddef.h>
             #include <stdio.h>
             #include <sys/eventfd.h>
             #include <sys/mman.h>
+            #include <sys/stat.h>
             #define P(name) printf("%s %ld\\n", #name, (long)(name))
             int main(void) {
                 P(O_RDONLY); P(O_WRONLY); P(O_RDWR); P(O_NONBLOCK); P(O_CLOEXEC);
+                P(F_GETFL); P(F_SETFL); P(F_ADD_SEALS); P(F_GET_SEALS);
+                P(F_SEAL_SEAL); P(F_SEAL_SHRINK); P(F_SEAL_GROW);
+                printf("SEALS %ld\\n", (long)(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));
+                printf("STAT_BYTES %ld\\n", (long)sizeof(struct stat));
+                printf("STAT_ST_SIZE_OFFSET %ld\\n", (long)offsetof(struct stat, st_size));
                 P(PROT_NONE); P(PROT_READ); P(PROT_WRITE); P(PROT_EXEC);
                 P(MAP_SHARED); P(MAP_PRIVATE); P(MAP_FIXED); P(MAP_ANONYMOUS); P(MAP_NORESERVE);
                 P(MADV_HUGEPAGE);

@@ -122,6 +122,7 @@ final class VfioUserDeviceIo implements VfioDeviceIo {
                     throw proxy.breakNow(e.getMessage());
                 }
                 if (m.fds().count() == 1) {
+                    checkFdSize(what, info, m.fds().peek(0));
                     Integer old = regionFds.put(index, m.fds().take(0));
                     if (old != null) {
                         Libc.close(old);
@@ -130,6 +131,33 @@ final class VfioUserDeviceIo implements VfioDeviceIo {
                 regionInfos.put(index, info);
                 return info;
             }
+        }
+    }
+
+    /**
+     * The region's fd must hold every byte that may be mmapped from it: {@code [offset + area.offset, offset +
+     * area.offset + area.size)} for each mmap area (the whole region without a sparse capability) must end at or
+     * before the file's size ({@code fstat}). A mapping past a file's end is SIGBUS on access, in this process or,
+     * through a memory slot, a failed {@code KVM_RUN}. The offsets themselves were checked by
+     * {@link VfioRegionInfo#parse} (areas inside the region, the region inside {@code off_t}).
+     *
+     * @throws VfioUserDeviceBrokenException (the device is broken) when the fd is too small
+     */
+    private void checkFdSize(String what, VfioRegionInfo info, int fd) {
+        long need = 0;
+        for (VfioRegionInfo.Area a : info.mmapAreas()) {
+            if (a.size() != 0) {
+                need = Math.max(need, info.offset() + a.offset() + a.size()); // no overflow: parse checked offset + size
+            }
+        }
+        long have;
+        try {
+            have = Libc.fstatSize(fd);
+        } catch (RuntimeException e) {
+            throw proxy.breakNow(what + ": fstat of its fd failed: " + e.getMessage());
+        }
+        if (have < need) {
+            throw proxy.breakNow(String.format("%s: its fd has %d bytes, the region's mmap areas need 0x%x", what, have, need));
         }
     }
 
@@ -334,7 +362,9 @@ final class VfioUserDeviceIo implements VfioDeviceIo {
         }
         boolean inside = false;
         for (VfioRegionInfo.Area a : info.mmapAreas()) {
-            inside |= offset >= a.offset() && offset + size <= a.offset() + a.size();
+            // unsigned and without overflow: [offset, offset + size) inside [a.offset, a.offset + a.size)
+            inside |= Long.compareUnsigned(offset, a.offset()) >= 0
+                    && VfioRegionInfo.inside(new VfioRegionInfo.Area(offset - a.offset(), size), a.size());
         }
         if (!inside) {
             throw new IllegalArgumentException(what + ": not inside an mmap area " + info.mmapAreas());

@@ -10,8 +10,14 @@ import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
 import dev.panamax.vfiouser.transport.ReceivedFds;
 import dev.panamax.vfiouser.transport.SocketLibc;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
 
 import static dev.panamax.vfio.bindings.vfio_h.*;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -27,8 +33,16 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * (ACTION_UNMASK with DATA_EVENTFD) that KVM signals when the guest EOIs the interrupt (the irqfd's resample
  * eventfd). On unmask, a line still asserted (or an assertion that came while masked) is signalled again, so no
  * interrupt is lost between the guest's handler and its EOI.
+ *
+ * <p>A hostile client: every fd of DEVICE_SET_IRQS must be an eventfd ({@code /proc/self/fdinfo} shows
+ * {@code eventfd-count}), else the request is refused with EINVAL and nothing of it applied. The server sets
+ * {@code O_NONBLOCK} on each (the flag is on the open file description, so the client's copy is non-blocking too;
+ * KVM's irqfd does not care): a signal of an eventfd whose counter is saturated (EAGAIN) is dropped, the interrupt
+ * being pending already, so no write can block while this object's monitor is held. An unmask fd that reports
+ * POLLHUP, POLLERR, POLLNVAL or end of file is no longer watched, with one line in the log.
  */
 public final class DeviceIrqs {
+    private static final Logger LOG = LoggerFactory.getLogger(DeviceIrqs.class);
     private final VfioUserDevice device;
     /** eventfds[index][vector], -1 where none is assigned; owned here. */
     private final int[][] eventfds = new int[vfio_h.VFIO_PCI_NUM_IRQS()][];
@@ -116,7 +130,10 @@ public final class DeviceIrqs {
         if (fd < 0) {
             return false;
         }
-        long r = Libc.writeRaw(fd, one);
+        long r = Libc.writeRaw(fd, one); // non-blocking (checkEventfds): never waits on the client
+        if (r == -Errno.EAGAIN) {
+            return true; // the counter is saturated: the client has yet to read the interrupts already pending
+        }
         if (r < 0) {
             throw new LinuxException("write eventfd of IRQ index " + index + " vector " + vector, (int) -r);
         }
@@ -136,6 +153,7 @@ public final class DeviceIrqs {
      */
     synchronized void set(IrqSet s, ReceivedFds fds) {
         DeviceSetIrqsCodec.checkFds(s, fds.count());
+        checkEventfds(fds);
         int count = device.irqCount(s.index());
         if (count == 0) {
             throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_SET_IRQS: the device has no interrupts of index " + s.index());
@@ -190,6 +208,44 @@ public final class DeviceIrqs {
         }
     }
 
+    /**
+     * Checks that every fd of a DEVICE_SET_IRQS request is an eventfd and makes it non-blocking, before any of the
+     * request is applied.
+     *
+     * @throws VfioUserProtocolException EINVAL naming the first fd that is not an eventfd
+     */
+    private static void checkEventfds(ReceivedFds fds) {
+        for (int i = 0; i < fds.count(); i++) {
+            int fd = fds.peek(i);
+            if (!isEventfd(fd)) {
+                throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_SET_IRQS: fd " + i + " of the request is no eventfd ("
+                        + describeFd(fd) + ")");
+            }
+            try {
+                Libc.setNonBlocking(fd);
+            } catch (LinuxException e) {
+                throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_SET_IRQS: fd " + i + ": " + e.getMessage());
+            }
+        }
+    }
+
+    /** @return true when {@code fd} is an eventfd: its {@code /proc/self/fdinfo} entry has an {@code eventfd-count} line (eventfd(2)) */
+    static boolean isEventfd(int fd) {
+        try {
+            return Files.readAllLines(Path.of("/proc/self/fdinfo/" + fd)).stream().anyMatch(l -> l.startsWith("eventfd-count:"));
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+    }
+
+    private static String describeFd(int fd) {
+        try {
+            return Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd)).toString();
+        } catch (IOException | RuntimeException e) {
+            return "unknown kind";
+        }
+    }
+
     /** Replaces the INTx unmask eventfd (-1: none) and its watcher thread. */
     private void watchUnmask(int fd) {
         stopUnmaskWatcher();
@@ -197,11 +253,20 @@ public final class DeviceIrqs {
             return;
         }
         unmaskFd = fd;
-        unmaskWatcher = Thread.ofPlatform().daemon().name("vfio-user-intx-unmask").start(() -> awaitUnmask(fd));
+        unmaskWatcher = startUnmaskWatcher(fd, this::unmaskIntx);
     }
 
-    /** The watcher: each signal of the unmask eventfd unmasks INTx, until the fd is replaced or closed. */
-    private void awaitUnmask(int fd) {
+    /** Starts the thread that calls {@code unmask} on each signal of {@code fd} ({@link #awaitUnmask}). */
+    static Thread startUnmaskWatcher(int fd, Runnable unmask) {
+        return Thread.ofPlatform().daemon().name("vfio-user-intx-unmask").start(() -> awaitUnmask(fd, unmask));
+    }
+
+    /**
+     * The watcher: each signal of the unmask eventfd unmasks INTx, until the thread is interrupted (the fd replaced
+     * or closed), or the fd hangs up, fails or reaches end of file: then it logs one line and stops watching (it
+     * would otherwise poll ready at once, forever).
+     */
+    static void awaitUnmask(int fd, Runnable unmask) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment pfd = arena.allocate(SocketLibc.POLLFD_SIZE, 8);
             MemorySegment value = arena.allocate(JAVA_LONG);
@@ -210,9 +275,27 @@ public final class DeviceIrqs {
                 pfd.set(java.lang.foreign.ValueLayout.JAVA_SHORT, 4, SocketLibc.POLLIN);
                 pfd.set(java.lang.foreign.ValueLayout.JAVA_SHORT, 6, (short) 0);
                 int r = SocketLibc.pollRaw(pfd, 1, 100);
-                if (r > 0 && Libc.readRaw(fd, value) == 8) {
-                    unmaskIntx();
-                } else if (r < 0 && r != -Errno.EINTR) {
+                if (r < 0 && r != -Errno.EINTR) {
+                    LOG.warn("vfio-user INTx unmask fd {}: poll failed ({}); no longer watched", fd, Libc.strerror(-r));
+                    return;
+                }
+                if (r <= 0) {
+                    continue;
+                }
+                short revents = pfd.get(java.lang.foreign.ValueLayout.JAVA_SHORT, 6);
+                if ((revents & SocketLibc.POLLNVAL) != 0) {
+                    LOG.warn("vfio-user INTx unmask fd {}: not open (POLLNVAL); no longer watched", fd);
+                    return;
+                }
+                long n = (revents & SocketLibc.POLLIN) != 0 ? Libc.readRaw(fd, value) : 0;
+                if (n == 8) {
+                    unmask.run();
+                } else if (n == -Errno.EAGAIN || n == -Errno.EINTR) {
+                    continue; // someone else read the counter first
+                } else if (n != 0 || (revents & (SocketLibc.POLLHUP | SocketLibc.POLLERR)) != 0 || (revents & SocketLibc.POLLIN) != 0) {
+                    LOG.warn("vfio-user INTx unmask fd {}: {}; no longer watched", fd, n < 0 ? "read failed ("
+                            + Libc.strerror((int) -n) + ")" : n > 0 ? "a short read of " + n + " bytes"
+                            : (revents & SocketLibc.POLLIN) != 0 ? "end of file" : "hung up (poll events 0x" + Integer.toHexString(revents) + ")");
                     return;
                 }
             }

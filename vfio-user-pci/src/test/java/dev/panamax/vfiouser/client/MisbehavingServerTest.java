@@ -195,6 +195,41 @@ class MisbehavingServerTest {
         }
     }
 
+    /**
+     * A region fd smaller than the region it maps (issue 15, defect 2): mmapped, the client's (or the guest's) access
+     * past the file's end would be SIGBUS. The client checks the fd's size (fstat) when the reply comes and breaks
+     * the device with one line; so does a sparse area outside the region (defect 3).
+     */
+    @Test
+    void aRegionFdSmallerThanTheRegionIsRefused() throws Exception {
+        try (MemFd small = new MemFd("small", 4096)) {
+            start((m, s) -> {
+                ByteBuf p = Unpooled.buffer();
+                DeviceGetRegionInfoCodec.encodeReply(new VfioRegionInfo(2,
+                        vfio_h.VFIO_REGION_INFO_FLAG_READ() | vfio_h.VFIO_REGION_INFO_FLAG_MMAP(), 8192, 0, List.of()), 1024, p);
+                s.sendRaw(FakeServer.replyBytes(m.header().messageId(), m.header().command(), p), small.fd());
+            });
+            assertThrows(VfioUserDeviceBrokenException.class, () -> client.regionInfo(2));
+            assertBroken("4096 bytes");
+            assertFalse(client.brokenReason().contains("\n"), client.brokenReason());
+        }
+    }
+
+    @Test
+    void aSparseAreaOutsideItsRegionIsRefused() throws Exception {
+        try (MemFd bar = new MemFd("bar", 8192)) {
+            start((m, s) -> {
+                ByteBuf p = Unpooled.buffer();
+                DeviceGetRegionInfoCodec.encodeReply(new VfioRegionInfo(2, vfio_h.VFIO_REGION_INFO_FLAG_READ()
+                        | vfio_h.VFIO_REGION_INFO_FLAG_MMAP() | vfio_h.VFIO_REGION_INFO_FLAG_CAPS(), 8192, 0,
+                        List.of(new VfioRegionInfo.SparseMmap(List.of(new VfioRegionInfo.Area(4096, 8192))))), 1024, p);
+                s.sendRaw(FakeServer.replyBytes(m.header().messageId(), m.header().command(), p), bar.fd());
+            });
+            assertThrows(VfioUserDeviceBrokenException.class, () -> client.regionInfo(2));
+            assertBroken("outside region 2");
+        }
+    }
+
     @Test
     void fdWithAReplyThatCarriesNone() throws Exception {
         try (EventFd e = new EventFd(true)) {

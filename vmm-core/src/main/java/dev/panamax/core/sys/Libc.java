@@ -33,6 +33,18 @@ public final class Libc {
     public static final int O_RDWR = 2;
     public static final int O_NONBLOCK = 0x800;
     public static final int O_CLOEXEC = 0x80000;
+    /** {@code fcntl(2)} commands: file status flags, and file seals ({@code F_ADD_SEALS}, {@code F_GET_SEALS}). */
+    public static final int F_GETFL = 3;
+    public static final int F_SETFL = 4;
+    public static final int F_ADD_SEALS = 1033;
+    public static final int F_GET_SEALS = 1034;
+    /** File seals ({@code fcntl(2)}, "File Sealing"): no more seals, no shrinking, no growing. */
+    public static final int F_SEAL_SEAL = 0x1;
+    public static final int F_SEAL_SHRINK = 0x2;
+    public static final int F_SEAL_GROW = 0x4;
+    /** {@code sizeof(struct stat)} and {@code offsetof(struct stat, st_size)} on x86-64 ({@code bits/struct_stat.h}). */
+    public static final long STAT_BYTES = 144;
+    public static final long STAT_ST_SIZE_OFFSET = 48;
     // sys/mman.h
     public static final int PROT_NONE = 0;
     public static final int PROT_READ = 1;
@@ -85,6 +97,9 @@ public final class Libc {
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle FTRUNCATE = errnoCall("ftruncate",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
+    private static final MethodHandle FCNTL = errnoCall("fcntl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle FSTAT = errnoCall("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
     private static final MethodHandle READ = errnoCall("read",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
     private static final MethodHandle WRITE = errnoCall("write",
@@ -316,6 +331,60 @@ public final class Libc {
             if (r < 0) {
                 throw new LinuxException("ftruncate fd " + fd + " to " + length + " bytes", errno(capture));
             }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code fcntl(2)} with an integer argument (0 where the command takes none); returns the result or {@code -errno}. */
+    public static int fcntlRaw(int fd, int cmd, int arg) {
+        try {
+            MemorySegment capture = CAPTURE.get();
+            int r = (int) FCNTL.invokeExact(capture, fd, cmd, arg);
+            return r < 0 ? -errno(capture) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * {@code fcntl(2)} with an integer argument.
+     *
+     * @param what the command's name for the error message, e.g. {@code "F_ADD_SEALS"}
+     * @return the non-negative result
+     * @throws LinuxException when fcntl returns -1, e.g. EPERM adding a seal to a sealed file, EBADF
+     */
+    public static int fcntl(int fd, int cmd, int arg, String what) {
+        int r = fcntlRaw(fd, cmd, arg);
+        if (r < 0) {
+            throw new LinuxException(what + " fd " + fd, -r);
+        }
+        return r;
+    }
+
+    /** Sets {@code O_NONBLOCK} on {@code fd}'s open file description (shared with every dup of it, also in other processes). */
+    public static void setNonBlocking(int fd) {
+        int flags = fcntl(fd, F_GETFL, 0, "F_GETFL");
+        if ((flags & O_NONBLOCK) == 0) {
+            fcntl(fd, F_SETFL, flags | O_NONBLOCK, "F_SETFL O_NONBLOCK");
+        }
+    }
+
+    /**
+     * {@code fstat(2)}'s {@code st_size}.
+     *
+     * @return the file's size in bytes (for a memfd or regular file; 0 for most other kinds)
+     * @throws LinuxException e.g. EBADF
+     */
+    public static long fstatSize(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = CAPTURE.get();
+            MemorySegment st = arena.allocate(STAT_BYTES, 8);
+            int r = (int) FSTAT.invokeExact(capture, fd, st);
+            if (r < 0) {
+                throw new LinuxException("fstat fd " + fd, errno(capture));
+            }
+            return st.get(JAVA_LONG, STAT_ST_SIZE_OFFSET);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -11,6 +11,10 @@ import java.lang.foreign.MemorySegment;
  * ({@code /sys/kernel/mm/transparent_hugepage/shmem_enabled} set to {@code advise}, {@code within_size} or
  * {@code always}), guest RAM is backed by 2 MiB pages, and KVM maps it into the guest with 2 MiB pages too: one
  * fault where there were 512. With the kernel's default ({@code never}) the advice changes nothing.
+ *
+ * <p>The file is sealed at its size ({@code F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL}, {@code fcntl(2)} "File
+ * Sealing", as QEMU's memfd backend, {@code util/memfd.c}): a process it is shared with cannot {@code ftruncate} it
+ * under this one's mapping (a shrink would make the next access here SIGBUS), nor remove or add seals.
  */
 public final class MemFd implements AutoCloseable {
     private final String name;
@@ -19,8 +23,11 @@ public final class MemFd implements AutoCloseable {
     private final MemorySegment mapping;
     private boolean closed;
 
+    /** The seals every memfd gets once sized. */
+    public static final int SEALS = Libc.F_SEAL_SHRINK | Libc.F_SEAL_GROW | Libc.F_SEAL_SEAL;
+
     /**
-     * Creates the file, sizes it and maps it read-write, shared.
+     * Creates the file, sizes it, seals its size and maps it read-write, shared.
      *
      * @param name a name for {@code /proc/PID/fd} and {@code /proc/PID/maps}
      * @param size bytes, a multiple of the page size
@@ -33,6 +40,7 @@ public final class MemFd implements AutoCloseable {
         MemorySegment m;
         try {
             Libc.ftruncate(fd, size);
+            Libc.fcntl(fd, Libc.F_ADD_SEALS, SEALS, "F_ADD_SEALS memfd " + name);
             m = Libc.mmap(size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | Libc.MAP_NORESERVE, fd, 0, name);
         } catch (LinuxException e) {
             Libc.close(fd);
