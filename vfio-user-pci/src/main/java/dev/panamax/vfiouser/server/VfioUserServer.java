@@ -264,7 +264,10 @@ public final class VfioUserServer implements AutoCloseable {
                     if (e.messageId() >= 0) {
                         channel.sendErrorRaw(e.messageId(), e.command(), e.errno());
                     }
-                    continue; // a broken channel throws a transport exception next
+                    if (channel.brokenReason() != null) {
+                        throw new dev.panamax.vfiouser.transport.VfioUserTransportException("vfio-user channel is broken: " + channel.brokenReason());
+                    }
+                    continue;
                 }
                 if (m.header().isReply()) {
                     CompletableFuture<ReceivedMessage> f = pending.remove(m.header().messageId());

@@ -76,6 +76,11 @@ public final class MessageChannel implements AutoCloseable {
         this.peerMaxFds = peerMaxFds;
     }
 
+    /** @return why the channel is out of step (every later receive throws), or null while it is usable */
+    public String brokenReason() {
+        return broken;
+    }
+
     /** @return the socket (owned by the channel) */
     public UnixSocket socket() {
         return socket;
