@@ -51,6 +51,10 @@ public final class DeviceCommand implements Runnable {
         @Option(names = "--dma-messages", description = "Ignore the client's DMA_MAP fds: reach its memory by DMA_READ/DMA_WRITE messages only.")
         boolean dmaMessages;
 
+        @Option(names = "--allow-uid", paramLabel = "UID", defaultValue = "-1",
+                description = "Also serve clients running as UID (checked with SO_PEERCRED); by default only our own uid. The socket is made 0600: give UID access to it (or its directory) yourself.")
+        int allowUid;
+
         @Override
         public Integer call() {
             if (!StandardCharsets.US_ASCII.newEncoder().canEncode(serial) || serial.length() > VirtioBlk.VIRTIO_BLK_ID_BYTES) {
@@ -58,7 +62,11 @@ public final class DeviceCommand implements Runnable {
             }
             VirtioBlkServer server;
             try {
-                server = new VirtioBlkServer(socket, disk, new VirtioBlk.Options(readOnly, serial, dmaMessages));
+                if (allowUid < -1) {
+                    throw new PanamaxException("--allow-uid must be a uid (0 or more), not " + allowUid);
+                }
+                server = new VirtioBlkServer(socket, disk, new VirtioBlk.Options(readOnly, serial, dmaMessages), allowUid,
+                        dev.panamax.vfiouser.server.VfioUserServer.Deadlines.DEFAULT);
             } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
                 throw new PanamaxException(e.getMessage(), e);
             }

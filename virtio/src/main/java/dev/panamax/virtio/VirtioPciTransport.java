@@ -237,11 +237,16 @@ public final class VirtioPciTransport {
      * @throws IllegalStateException when already served
      */
     public VfioUserServer serve(UnixSocket socket) {
+        return serve(socket, VfioUserServer.Deadlines.DEFAULT);
+    }
+
+    /** As {@link #serve(UnixSocket)}, with the server's {@code deadlines} for its client. */
+    public VfioUserServer serve(UnixSocket socket, VfioUserServer.Deadlines deadlines) {
         synchronized (function.lock()) {
             if (dma != null) {
                 throw new IllegalStateException(name + " is already served; make one device per client");
             }
-            VfioUserServer server = new VfioUserServer(socket, vfioUserDevice);
+            VfioUserServer server = new VfioUserServer(socket, vfioUserDevice, deadlines);
             dma = server.dma();
             irqs = server.irqs();
             function.connectIntx(irqs::intx);

@@ -61,6 +61,15 @@ public final class VfioUserDmaBackend implements DmaBackend {
     /** Serves the server's DMA_READ / DMA_WRITE, so that the receive thread never waits to send. */
     private final Thread dmaServer;
     private final LinkedBlockingQueue<ReceivedMessage> requests = new LinkedBlockingQueue<>();
+    /** Payload bytes of the requests in {@link #requests}. */
+    private final AtomicLong queuedBytes = new AtomicLong();
+    /**
+     * Most server requests waiting to be answered ...; a server past them does not read its socket (it is not
+     * waiting for our replies), and the device is broken.
+     */
+    static final int MAX_QUEUED_REQUESTS = 64;
+    /** ... and most payload bytes they hold. */
+    static final long MAX_QUEUED_BYTES = 16L << 20;
 
     VfioUserDmaBackend(VfioUserProxy proxy, boolean passFds) {
         this.proxy = proxy;
@@ -185,8 +194,20 @@ public final class VfioUserDmaBackend implements DmaBackend {
         dmaServer.start();
     }
 
-    /** Takes a request of the server (from the receive thread): it is served, in order, on this backend's thread. */
+    /**
+     * Takes a request of the server (from the receive thread): it is served, in order, on this backend's thread.
+     *
+     * @throws VfioUserDeviceBrokenException (the device marked broken, {@code m} closed) when
+     *                                       {@link #MAX_QUEUED_REQUESTS} or {@link #MAX_QUEUED_BYTES} already wait
+     */
     void received(ReceivedMessage m) {
+        long bytes = queuedBytes.addAndGet(m.payload().length);
+        if (requests.size() >= MAX_QUEUED_REQUESTS || bytes > MAX_QUEUED_BYTES) {
+            queuedBytes.addAndGet(-m.payload().length);
+            m.close();
+            throw proxy.breakNow("the server sent more than " + MAX_QUEUED_REQUESTS + " DMA requests or "
+                    + (MAX_QUEUED_BYTES >> 20) + " MiB that wait for an answer: it does not read its socket");
+        }
         requests.add(m);
     }
 
@@ -212,6 +233,7 @@ public final class VfioUserDmaBackend implements DmaBackend {
                 if (m == STOP) {
                     return;
                 }
+                queuedBytes.addAndGet(-m.payload().length);
                 try (m) {
                     if (proxy.usable()) {
                         serve(m);

@@ -297,14 +297,17 @@ final class VfioUserProxy {
         send(p, payload, new int[0]);
     }
 
-    /** Answers a request of the server (DMA_READ / DMA_WRITE). @throws VfioUserTransportException when sending fails */
+    /**
+     * Answers a request of the server (DMA_READ / DMA_WRITE), waiting at most the request timeout for the server to
+     * read. @throws VfioUserTransportException when sending fails or times out
+     */
     void sendReply(VfioUserHeader request, ByteBuf payload) {
-        channel.sendReply(request, payload);
+        channel.sendReply(request, payload, options.requestTimeout());
     }
 
     /** Answers a request of the server with an error. @throws VfioUserTransportException when sending fails */
     void sendError(VfioUserHeader request, int errno) {
-        channel.sendError(request.messageId(), request.command(), errno);
+        channel.sendError(request.messageId(), request.command(), errno, options.requestTimeout());
     }
 
     private Pending register(VfioUserCommand command, String what, PostedReplyCheck posted) {

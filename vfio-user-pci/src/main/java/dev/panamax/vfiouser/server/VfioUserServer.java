@@ -20,6 +20,8 @@ import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.protocol.VfioUserHeader;
 import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
 import dev.panamax.vfiouser.transport.MessageChannel;
+import dev.panamax.vfiouser.transport.PeerCredentials;
+import dev.panamax.vfiouser.transport.ReceiveTimeoutException;
 import dev.panamax.vfiouser.transport.ReceivedMessage;
 import dev.panamax.vfiouser.transport.UnixSocket;
 import io.netty.buffer.ByteBuf;
@@ -52,6 +54,11 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * and calls the device's callbacks. Malformed or unknown requests get an error reply carrying the
  * errno, and the server goes on. When the client disconnects (or {@link #close} is called) every
  * eventfd and DMA mapping the client gave is closed and the device's disconnect callback runs.
+ *
+ * <p>Against a hostile client (issue 15): the reader stops reading while the queued requests reach
+ * {@link #MAX_QUEUED_REQUESTS}, {@link #MAX_QUEUED_BYTES} or {@link #MAX_QUEUED_FDS}; a client that has not completed
+ * VERSION within {@link Deadlines#version()} of connect, or leaves a started message unfinished for
+ * {@link Deadlines#message()}, is dropped with one WARN line.
  */
 public final class VfioUserServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(VfioUserServer.class);
@@ -65,9 +72,19 @@ public final class VfioUserServer implements AutoCloseable {
     public static final int MAX_DMA_MAPS = 1024;
     /** How long a device DMA waits for the client's DMA_READ / DMA_WRITE reply. */
     public static final Duration DMA_REPLY_TIMEOUT = Duration.ofSeconds(30);
+    /**
+     * Backpressure (issue 15; libvfio-user serves one request at a time): the reader stops reading the socket while
+     * this many client requests wait for the request thread, ...
+     */
+    public static final int MAX_QUEUED_REQUESTS = 32;
+    /** ... or their payloads hold this many bytes, ... */
+    public static final long MAX_QUEUED_BYTES = 4L << 20;
+    /** ... or they hold this many received fds. */
+    public static final int MAX_QUEUED_FDS = 32;
     private static final Object DISCONNECT = new Object();
 
     private final VfioUserDevice device;
+    private final Deadlines deadlines;
     private final MessageChannel channel;
     private final DeviceDma dma;
     private final DeviceIrqs irqs;
@@ -79,6 +96,12 @@ public final class VfioUserServer implements AutoCloseable {
     private final Thread worker;
     private volatile Capabilities clientCapabilities;
     private volatile boolean gone;
+    private volatile boolean closing;
+    /** Guarded by itself: what the requests in {@link #requests} hold. */
+    private final Object queued = new Object();
+    private int queuedRequests;
+    private long queuedBytes;
+    private int queuedFds;
 
     /**
      * A server on an already connected socket (e.g. one end of {@link UnixSocket#pair()}).
@@ -87,6 +110,27 @@ public final class VfioUserServer implements AutoCloseable {
      * @param socket connected, owned by the server from now on
      */
     public VfioUserServer(UnixSocket socket, VfioUserDevice device) {
+        this(socket, device, Deadlines.DEFAULT);
+    }
+
+    /**
+     * The server's deadlines for its client.
+     *
+     * @param version how long after connect the client has to complete VERSION, else it is dropped
+     * @param message how long a message may take once its first byte came, else the client is dropped
+     */
+    public record Deadlines(Duration version, Duration message) {
+        /** 10 s to negotiate, 5 s per message. */
+        public static final Deadlines DEFAULT = new Deadlines(Duration.ofSeconds(10), Duration.ofSeconds(5));
+    }
+
+    /**
+     * A server on an already connected socket, with its {@code deadlines}. Call {@link #start()} to serve.
+     *
+     * @param socket connected, owned by the server from now on
+     */
+    public VfioUserServer(UnixSocket socket, VfioUserDevice device, Deadlines deadlines) {
+        this.deadlines = deadlines;
         this.device = device;
         this.channel = new MessageChannel(socket, MAX_MSG_FDS, VfioUserHeader.SIZE + 16 + MAX_DATA_XFER_SIZE + 4096);
         this.irqs = new DeviceIrqs(device);
@@ -107,20 +151,43 @@ public final class VfioUserServer implements AutoCloseable {
     }
 
     /**
-     * Listens on {@code path}, accepts one client, removes the socket file and returns the server
-     * (not started).
+     * Listens on {@code path} (mode 0600), accepts one client of our uid, removes the socket file and returns the
+     * server (not started).
      *
      * @throws dev.panamax.vfiouser.transport.VfioUserTransportException when no client comes within {@code timeout} or the socket fails
      */
     public static VfioUserServer accept(Path path, VfioUserDevice device, Duration timeout) {
         try (UnixSocket listener = UnixSocket.listen(path, 1)) {
-            return new VfioUserServer(listener.accept(timeout), device);
+            UnixSocket socket = listener.accept(timeout);
+            checkPeer(socket, PeerCredentials.NO_UID);
+            return new VfioUserServer(socket, device);
         } finally {
             try {
                 Files.deleteIfExists(path);
             } catch (java.io.IOException e) {
                 LOG.warn("could not remove vfio-user socket {}: {}", path, e.toString());
             }
+        }
+    }
+
+    /**
+     * Checks an accepted client's credentials ({@code SO_PEERCRED}): our own uid, or {@code allowUid}.
+     *
+     * @param allowUid a uid allowed besides ours, or {@link PeerCredentials#NO_UID}
+     * @throws dev.panamax.vfiouser.transport.VfioUserTransportException (the socket closed) for another uid
+     */
+    public static void checkPeer(UnixSocket socket, int allowUid) {
+        PeerCredentials peer;
+        try {
+            peer = socket.peerCredentials();
+        } catch (RuntimeException e) {
+            socket.close();
+            throw new dev.panamax.vfiouser.transport.VfioUserTransportException("vfio-user client refused: " + e.getMessage());
+        }
+        if (!peer.allowedBy(allowUid)) {
+            socket.close();
+            throw new dev.panamax.vfiouser.transport.VfioUserTransportException("vfio-user client refused: pid " + peer.pid()
+                    + " runs as uid " + peer.uid() + ", not ours" + (allowUid != PeerCredentials.NO_UID ? " nor " + allowUid : ""));
         }
     }
 
@@ -153,6 +220,10 @@ public final class VfioUserServer implements AutoCloseable {
     /** Disconnects the client (if still there), waits for the cleanup and the threads. */
     @Override
     public void close() {
+        closing = true;
+        synchronized (queued) {
+            queued.notifyAll();
+        }
         channel.socket().shutdown();
         if (!reader.isAlive() && !worker.isAlive() && disconnected.getCount() > 0) {
             // Never started: clean up here.
@@ -169,17 +240,34 @@ public final class VfioUserServer implements AutoCloseable {
     // ---- the reader thread ----
 
     private void readLoop() {
+        long versionDeadline = System.nanoTime() + deadlines.version().toNanos();
         try {
             while (true) {
                 ReceivedMessage m;
                 try {
-                    m = channel.receive(null);
+                    // Until VERSION is done the client has until its deadline; then it may idle, but a message it
+                    // has started must end within the message deadline.
+                    Duration wait = null;
+                    if (clientCapabilities == null) {
+                        long left = versionDeadline - System.nanoTime();
+                        if (left <= 0) {
+                            throw new ReceiveTimeoutException("no VERSION within " + deadlines.version().toMillis() + " ms of connect");
+                        }
+                        wait = Duration.ofNanos(left);
+                    }
+                    if (!channel.socket().poll(dev.panamax.vfiouser.transport.SocketLibc.POLLIN, wait)) {
+                        continue;
+                    }
+                    m = channel.receive(deadlines.message());
                 } catch (VfioUserProtocolException e) {
                     LOG.warn("vfio-user: bad message from the client: {}", e.getMessage());
                     if (e.messageId() >= 0) {
                         channel.sendErrorRaw(e.messageId(), e.command(), e.errno());
                     }
-                    continue; // a broken channel throws a transport exception next
+                    if (channel.brokenReason() != null) {
+                        throw new dev.panamax.vfiouser.transport.VfioUserTransportException("vfio-user channel is broken: " + channel.brokenReason());
+                    }
+                    continue;
                 }
                 if (m.header().isReply()) {
                     CompletableFuture<ReceivedMessage> f = pending.remove(m.header().messageId());
@@ -190,9 +278,13 @@ public final class VfioUserServer implements AutoCloseable {
                         f.complete(m);
                     }
                 } else {
-                    requests.add(m);
+                    enqueue(m);
                 }
             }
+        } catch (ReceiveTimeoutException e) {
+            LOG.warn("vfio-user client dropped: {}", e.getMessage());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } catch (RuntimeException e) {
             LOG.info("vfio-user client gone: {}", e.getMessage());
         } finally {
@@ -202,6 +294,34 @@ public final class VfioUserServer implements AutoCloseable {
             }
             pending.clear();
             requests.add(DISCONNECT);
+        }
+    }
+
+    /**
+     * Queues a client request for the request thread, then waits (not reading the socket: the client's sends block,
+     * as with libvfio-user) while the queue is at its bounds. A DMA reply the device waits for meanwhile cannot be
+     * read either: a client that pipelines past the bounds while the device waits gets that DMA timed out.
+     */
+    private void enqueue(ReceivedMessage m) throws InterruptedException {
+        synchronized (queued) {
+            queuedRequests++;
+            queuedBytes += m.payload().length;
+            queuedFds += m.fds().count();
+            requests.add(m);
+            while (!closing && (queuedRequests >= MAX_QUEUED_REQUESTS || queuedBytes >= MAX_QUEUED_BYTES
+                    || queuedFds >= MAX_QUEUED_FDS)) {
+                queued.wait();
+            }
+        }
+    }
+
+    /** The request thread is done with {@code m}: room for more. */
+    private void dequeued(ReceivedMessage m) {
+        synchronized (queued) {
+            queuedRequests--;
+            queuedBytes -= m.payload().length;
+            queuedFds -= m.fds().count();
+            queued.notifyAll();
         }
     }
 
@@ -241,6 +361,8 @@ public final class VfioUserServer implements AutoCloseable {
                 }
                 try (ReceivedMessage m = (ReceivedMessage) o) {
                     handle(m);
+                } finally {
+                    dequeued((ReceivedMessage) o);
                 }
             }
         } catch (InterruptedException e) {

@@ -23,7 +23,10 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 /**
  * Whole vfio-user messages over a {@link UnixSocket}: {@link #send} writes header + payload with
  * the fds in one SCM_RIGHTS control message; {@link #receive} reads the 16-byte header, then exactly
- * the payload, collecting the fds that came with those bytes.
+ * the payload. Fds are taken only from the message's first {@code recvmsg} (a sender's {@code sendmsg} carries them
+ * on the header's first byte): fds on payload bytes, or more than {@code maxReceiveFds}, are closed as they come
+ * (so that a peer cannot pile them up across a long payload) and make the message a protocol error, as does
+ * MSG_CTRUNC (fds cut off by the kernel).
  *
  * <p>A received message that breaks the protocol is read to its end (so the stream stays in step),
  * its fds are closed, and a {@link VfioUserProtocolException} names the message ID and command
@@ -46,6 +49,10 @@ public final class MessageChannel implements AutoCloseable {
     private volatile String broken;
     /** Guarded by receiveLock: some bytes of the message being received were read. */
     private boolean partial;
+    /** Guarded by receiveLock: fds of the message being received that came after its first recvmsg (closed at once). */
+    private int lateFds;
+    /** Guarded by receiveLock: fds of the message's first recvmsg beyond {@code maxReceiveFds} (closed at once). */
+    private int tooMany;
 
     /**
      * @param socket         a connected socket, owned by the channel from now on
@@ -69,6 +76,11 @@ public final class MessageChannel implements AutoCloseable {
         this.peerMaxFds = peerMaxFds;
     }
 
+    /** @return why the channel is out of step (every later receive throws), or null while it is usable */
+    public String brokenReason() {
+        return broken;
+    }
+
     /** @return the socket (owned by the channel) */
     public UnixSocket socket() {
         return socket;
@@ -85,6 +97,18 @@ public final class MessageChannel implements AutoCloseable {
      * @throws VfioUserTransportException for another sendmsg error
      */
     public void send(VfioUserHeader header, ByteBuf payload, int... fds) {
+        send(header, payload, null, fds);
+    }
+
+    /**
+     * Sends one message, waiting at most {@code timeout} for room in the socket (null: forever). A message not
+     * sent whole in time may have been sent in part: the stream is then out of step, and the caller must give the
+     * connection up.
+     *
+     * @throws SendTimeoutException when the peer does not read in time
+     * @see #send(VfioUserHeader, ByteBuf, int...)
+     */
+    public void send(VfioUserHeader header, ByteBuf payload, Duration timeout, int... fds) {
         int payloadBytes = payload.readableBytes();
         if (header.messageSize() != VfioUserHeader.SIZE + payloadBytes) {
             throw new IllegalArgumentException("header says " + header.messageSize() + " bytes, message has " + (VfioUserHeader.SIZE + payloadBytes));
@@ -107,8 +131,18 @@ public final class MessageChannel implements AutoCloseable {
                 payload.getBytes(payload.readerIndex(), data.asSlice(VfioUserHeader.SIZE).asByteBuffer());
                 long sent = 0;
                 int[] pending = fds;
+                long deadline = timeout == null ? 0 : System.nanoTime() + timeout.toNanos();
                 while (sent < data.byteSize()) {
-                    long r = socket.sendRaw(data.asSlice(sent), pending);
+                    long r = socket.sendRaw(data.asSlice(sent), pending, timeout == null ? 0 : SocketLibc.MSG_DONTWAIT);
+                    if (r == -Errno.EAGAIN && timeout != null) {
+                        long left = deadline - System.nanoTime();
+                        if (left <= 0 || !socket.poll(SocketLibc.POLLOUT, Duration.ofNanos(left))) {
+                            throw new SendTimeoutException(header.command() + (header.isReply() ? " reply " : " ")
+                                    + header.messageId() + " not sent within " + timeout.toMillis() + " ms (" + sent + " of "
+                                    + data.byteSize() + " bytes): the peer does not read its socket");
+                        }
+                        continue;
+                    }
                     if (r == -Errno.EINTR || r == -Errno.EAGAIN) {
                         continue;
                     }
@@ -135,9 +169,19 @@ public final class MessageChannel implements AutoCloseable {
         send(VfioUserHeader.reply(request.messageId(), request.command(), payload.readableBytes()), payload, fds);
     }
 
+    /** Sends a reply to {@code request} carrying {@code payload}, waiting at most {@code timeout} (see {@link #send(VfioUserHeader, ByteBuf, Duration, int...)}). */
+    public void sendReply(VfioUserHeader request, ByteBuf payload, Duration timeout) {
+        send(VfioUserHeader.reply(request.messageId(), request.command(), payload.readableBytes()), payload, timeout);
+    }
+
     /** Sends an error reply (the header alone, spec "Header"). */
     public void sendError(int messageId, VfioUserCommand command, int errno) {
         send(VfioUserHeader.errorReply(messageId, command, errno), Unpooled.EMPTY_BUFFER);
+    }
+
+    /** Sends an error reply, waiting at most {@code timeout} (see {@link #send(VfioUserHeader, ByteBuf, Duration, int...)}). */
+    public void sendError(int messageId, VfioUserCommand command, int errno, Duration timeout) {
+        send(VfioUserHeader.errorReply(messageId, command, errno), Unpooled.EMPTY_BUFFER, timeout);
     }
 
     /**
@@ -228,6 +272,8 @@ public final class MessageChannel implements AutoCloseable {
                 throw e;
             } finally {
                 partial = false;
+                lateFds = 0;
+                tooMany = 0;
                 if (!ok) {
                     new ReceivedFds(fds.stream().mapToInt(Integer::intValue).toArray()).close();
                 }
@@ -239,7 +285,11 @@ public final class MessageChannel implements AutoCloseable {
         String kind = header.isReply() ? " reply" : " request";
         String why = null;
         int errno = Errno.EINVAL;
-        if (truncated) {
+        if (lateFds > 0) {
+            why = lateFds + " fds came with payload bytes, not with the header (closed)";
+        } else if (tooMany > 0) {
+            why = (count + tooMany) + " fds exceed max_msg_fds " + maxReceiveFds;
+        } else if (truncated) {
             why = "more than " + SocketLibc.SCM_MAX_FD + " fds (control message truncated)";
         } else if (count > maxReceiveFds) {
             why = count + " fds exceed max_msg_fds " + maxReceiveFds;
@@ -271,8 +321,20 @@ public final class MessageChannel implements AutoCloseable {
                         + (already + got > 0 ? " (stopped after " + (already + got) + " bytes)" : ""));
             }
             UnixSocket.Received r = socket.receiveRaw(buffer.asSlice(got));
-            for (int fd : r.fds()) {
-                fds.add(fd);
+            if (already + got == 0 && r.bytes() > 0 && r.fds().length <= maxReceiveFds) {
+                // The message's first recvmsg: its fds came with the header's first byte, as a sender sends them.
+                for (int fd : r.fds()) {
+                    fds.add(fd);
+                }
+            } else if (r.fds().length > 0) {
+                // Fds on later bytes, or more than we take: closed now, so that a sprayer cannot pile them up.
+                int n = r.fds().length;
+                new ReceivedFds(r.fds()).close();
+                if (already + got == 0 && r.bytes() > 0) {
+                    tooMany += n;
+                } else {
+                    lateFds += n;
+                }
             }
             truncated |= r.controlTruncated();
             if (r.bytes() == -Errno.EINTR || r.bytes() == -Errno.EAGAIN) {

@@ -29,6 +29,10 @@ public final class SocketLibc {
     public static final int SOCK_CLOEXEC = 0x80000;
     public static final int SOL_SOCKET = 1;
     public static final int SCM_RIGHTS = 1;
+    /** {@code SO_PEERCRED} (asm-generic/socket.h): the peer's {@code struct ucred} as of connect. */
+    public static final int SO_PEERCRED = 17;
+    /** {@code struct ucred}: pid_t pid at 0, uid_t uid at 4, gid_t gid at 8; 12 bytes. */
+    public static final long UCRED_SIZE = 12;
     public static final int MSG_CTRUNC = 0x8;
     public static final int MSG_TRUNC = 0x20;
     public static final int MSG_DONTWAIT = 0x40;
@@ -78,6 +82,9 @@ public final class SocketLibc {
     private static final MethodHandle SENDMSG = call("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle RECVMSG = call("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle POLL = call("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
+    private static final MethodHandle GETSOCKOPT = call("getsockopt",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
+    private static final MethodHandle GETEUID = call("geteuid", FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle SHUTDOWN = call("shutdown", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
 
     private SocketLibc() {
@@ -244,6 +251,40 @@ public final class SocketLibc {
             MemorySegment capture = Libc.errnoCapture();
             int r = (int) SHUTDOWN.invokeExact(capture, fd, how);
             return r < 0 ? -errno(capture) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * {@code getsockopt(fd, SOL_SOCKET, SO_PEERCRED)} (unix(7)): the peer's credentials as of its connect.
+     *
+     * @return {pid, uid, gid}
+     * @throws LinuxException e.g. ENOTCONN
+     */
+    public static int[] peerCredentials(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = Libc.errnoCapture();
+            MemorySegment ucred = arena.allocate(UCRED_SIZE, 4);
+            MemorySegment length = arena.allocate(JAVA_INT);
+            length.set(JAVA_INT, 0, (int) UCRED_SIZE);
+            int r = (int) GETSOCKOPT.invokeExact(capture, fd, SOL_SOCKET, SO_PEERCRED, ucred, length);
+            if (r < 0) {
+                throw new LinuxException("getsockopt SO_PEERCRED", errno(capture));
+            }
+            if (length.get(JAVA_INT, 0) != UCRED_SIZE) {
+                throw new LinuxException("getsockopt SO_PEERCRED gave " + length.get(JAVA_INT, 0) + " bytes", dev.panamax.core.sys.Errno.EINVAL);
+            }
+            return new int[] {ucred.get(JAVA_INT, 0), ucred.get(JAVA_INT, 4), ucred.get(JAVA_INT, 8)};
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code geteuid(2)}: this process's effective uid (never fails). */
+    public static int geteuid() {
+        try {
+            return (int) GETEUID.invokeExact(Libc.errnoCapture());
         } catch (Throwable t) {
             throw rethrow(t);
         }

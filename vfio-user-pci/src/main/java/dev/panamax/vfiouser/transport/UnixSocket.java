@@ -19,6 +19,9 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * {@code SCM_RIGHTS} control messages (unix(7), cmsg(3)). The vfio-user transport (spec, "Socket").
  */
 public final class UnixSocket implements AutoCloseable {
+    /** The socket file's mode: 0600. */
+    private static final java.util.Set<java.nio.file.attribute.PosixFilePermission> SOCKET_MODE =
+            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------");
     private final int fd;
     private final String name;
     private boolean closed;
@@ -35,7 +38,8 @@ public final class UnixSocket implements AutoCloseable {
     }
 
     /**
-     * Creates a socket bound to {@code path} and listening. The file must not exist.
+     * Creates a socket bound to {@code path} and listening. The file must not exist; it is made with mode 0600
+     * (owner read/write only, whatever the umask), so that only our uid (and root) can connect.
      *
      * @throws LinuxException e.g. EADDRINUSE when the path exists, ENOENT when its directory does not
      * @throws IllegalArgumentException when the path is longer than 107 bytes
@@ -44,7 +48,19 @@ public final class UnixSocket implements AutoCloseable {
         int fd = SocketLibc.socket(SocketLibc.AF_UNIX, SocketLibc.SOCK_STREAM | SocketLibc.SOCK_CLOEXEC, 0);
         try (Arena arena = Arena.ofConfined()) {
             SocketLibc.bind(fd, SocketLibc.sockaddrUn(arena, path.toString()), path.toString());
-            SocketLibc.listen(fd, backlog);
+            try {
+                // Before listen: until then a connect is refused, so nobody gets in under the umask's mode.
+                java.nio.file.Files.setPosixFilePermissions(path, SOCKET_MODE);
+            } catch (java.io.IOException | UnsupportedOperationException e) {
+                deleteQuietly(path);
+                throw new LinuxException("chmod 0600 " + path + ": " + e.getMessage(), Errno.EPERM);
+            }
+            try {
+                SocketLibc.listen(fd, backlog);
+            } catch (RuntimeException e) {
+                deleteQuietly(path);
+                throw e;
+            }
             return new UnixSocket(fd, "listening on " + path);
         } catch (RuntimeException e) {
             Libc.close(fd);
@@ -87,6 +103,24 @@ public final class UnixSocket implements AutoCloseable {
                 throw new LinuxException("accept4 on " + name, -r);
             }
         }
+    }
+
+    private static void deleteQuietly(Path path) {
+        try {
+            java.nio.file.Files.deleteIfExists(path);
+        } catch (java.io.IOException e) {
+            // the caller's error says more
+        }
+    }
+
+    /**
+     * The connected peer's credentials, {@code SO_PEERCRED} (unix(7)): as of its {@code connect} (or socketpair).
+     *
+     * @throws LinuxException e.g. ENOTCONN
+     */
+    public PeerCredentials peerCredentials() {
+        int[] c = SocketLibc.peerCredentials(fd);
+        return new PeerCredentials(c[0], c[1], c[2]);
     }
 
     /** @return the socket's fd (owned by this object) */
@@ -141,6 +175,14 @@ public final class UnixSocket implements AutoCloseable {
      * @return bytes sent (maybe fewer than {@code data.byteSize()}; the fds went with the first byte), or {@code -errno}
      */
     public long sendRaw(MemorySegment data, int[] fds) {
+        return sendRaw(data, fds, 0);
+    }
+
+    /**
+     * As {@link #sendRaw(MemorySegment, int[])}, with more {@code sendmsg} flags, e.g. {@link SocketLibc#MSG_DONTWAIT}
+     * (then EAGAIN when the socket's buffer is full).
+     */
+    public long sendRaw(MemorySegment data, int[] fds, int flags) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment iov = arena.allocate(SocketLibc.IOVEC_SIZE, 8);
             iov.set(JAVA_LONG, 0, data.address());
@@ -160,7 +202,7 @@ public final class UnixSocket implements AutoCloseable {
                 msg.set(JAVA_LONG, SocketLibc.MSG_CONTROL, control.address());
                 msg.set(JAVA_LONG, SocketLibc.MSG_CONTROLLEN, control.byteSize());
             }
-            return SocketLibc.sendmsgRaw(fd, msg, SocketLibc.MSG_NOSIGNAL);
+            return SocketLibc.sendmsgRaw(fd, msg, SocketLibc.MSG_NOSIGNAL | flags);
         }
     }
 

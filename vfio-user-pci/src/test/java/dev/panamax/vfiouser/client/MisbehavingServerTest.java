@@ -307,6 +307,77 @@ class MisbehavingServerTest {
         }
     }
 
+    /**
+     * Issue 15, defect 1: a server that streams DMA_WRITE requests and never reads the replies. The client's queue
+     * of server requests is bounded and so is the wait to send a reply: the device is broken (one line), the flood
+     * is cut off (the server's sends fail), and nothing is left open.
+     */
+    @Test
+    void serverFloodingDmaWritesWithoutReadingIsCutOff() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger sent = new java.util.concurrent.atomic.AtomicInteger();
+        int flood = 1000;
+        start((m, s) -> {
+            if (m.header().isReply()) {
+                return; // the replies to the flood, read only once it is over
+            }
+            if (m.header().command() == VfioUserCommand.DMA_MAP) {
+                s.reply(m.header(), Unpooled.EMPTY_BUFFER);
+                return;
+            }
+            s.reply(m.header(), readReply(m, 4));
+            byte[] data = new byte[64 << 10];
+            for (int i = 0; i < flood; i++) {
+                ByteBuf w = Unpooled.buffer();
+                DmaWriteCodec.encode(new DmaWriteCodec.Request(0x100000, data), w);
+                s.channel().sendCommand((1000 + i) & 0xFFFF, VfioUserCommand.DMA_WRITE, false, w);
+                sent.incrementAndGet();
+            }
+        });
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+            client.dma().dmaMap(0x100000, new RamRegion("ram", 0x100000, 1 << 20, arena.allocate(1 << 20), -1, 0),
+                    DmaBackend.READ | DmaBackend.WRITE);
+            assertEquals(0, client.regionRead(0, 0, 4));
+            long t0 = System.nanoTime();
+            while (!client.isBroken() && System.nanoTime() - t0 < 5_000_000_000L) {
+                Thread.sleep(5);
+            }
+            assertTrue(client.isBroken(), "the client still serves a server that never reads; it took "
+                    + sent.get() + " of " + flood + " DMA_WRITEs of 64 KiB");
+            assertBroken("does not read its socket");
+            assertTrue(sent.get() < flood, "the flood was cut off, not absorbed: " + sent.get());
+        }
+    }
+
+    /**
+     * Issue 15, defect 1: a server that asks for 1 MiB by DMA_READ and then never reads its socket: the reply cannot
+     * be sent, and after the request timeout the device is broken (one line) instead of a thread blocked forever.
+     */
+    @Test
+    void serverThatNeverReadsADmaReplyBreaksTheDeviceAtTheDeadline() throws Exception {
+        start((m, s) -> {
+            if (m.header().command() == VfioUserCommand.DMA_MAP) {
+                s.reply(m.header(), Unpooled.EMPTY_BUFFER);
+            } else if (m.header().command() == VfioUserCommand.REGION_READ) {
+                s.reply(m.header(), readReply(m, 4));
+                ByteBuf read = Unpooled.buffer();
+                DmaReadCodec.encode(new DmaReadCodec.Request(0x100000, 1 << 20), read);
+                s.channel().sendCommand(900, VfioUserCommand.DMA_READ, false, read);
+                Thread.sleep(3000); // and read nothing meanwhile
+            }
+        });
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+            client.dma().dmaMap(0x100000, new RamRegion("ram", 0x100000, 1 << 20, arena.allocate(1 << 20), -1, 0),
+                    DmaBackend.READ | DmaBackend.WRITE);
+            assertEquals(0, client.regionRead(0, 0, 4));
+            long t0 = System.nanoTime();
+            while (!client.isBroken() && System.nanoTime() - t0 < 2_500_000_000L) {
+                Thread.sleep(5);
+            }
+            assertTrue(client.isBroken(), "the reply to DMA_READ waits forever to be sent");
+            assertBroken("not sent within 300 ms");
+        }
+    }
+
     @Test
     void serverDmaOutsideTheMappedRangesGetsEfault() throws Exception {
         List<int[]> answers = new CopyOnWriteArrayList<>();

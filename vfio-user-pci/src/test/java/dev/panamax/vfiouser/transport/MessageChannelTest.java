@@ -27,6 +27,8 @@ import java.util.Set;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
+import dev.panamax.core.sys.OpenFds;
+
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -280,6 +282,93 @@ class MessageChannelTest {
             assertEquals(9, assertThrows(VfioUserProtocolException.class, () -> p.client.receive(T)).messageId());
         }
         assertNoLeak(before);
+    }
+
+    /**
+     * Issue 15, defect 6: an fd that rides on payload bytes (a later sendmsg than the header's) is closed at once and
+     * the message is a protocol error, read to its end: the stream stays in step.
+     */
+    @Test
+    void anFdOnPayloadBytesIsAProtocolError() {
+        Set<String> before = openFds();
+        try (Pair p = new Pair(8); EventFd e = new EventFd(true)) {
+            ByteBuf map = payload(o -> DmaMapCodec.encode(new DmaMapCodec.Request(3, 0, 0, 4096), o));
+            ByteBuf whole = message(VfioUserHeader.command(8, VfioUserCommand.DMA_MAP, map.readableBytes(), false), map);
+            sendRaw(p.client.socket(), whole.slice(0, VfioUserHeader.SIZE));
+            sendRaw(p.client.socket(), whole.slice(VfioUserHeader.SIZE, whole.readableBytes() - VfioUserHeader.SIZE), e.fd());
+            VfioUserProtocolException x = assertThrows(VfioUserProtocolException.class, () -> p.server.receive(T).close(),
+                    "DMA_MAP with its fd on the payload's bytes was accepted");
+            assertEquals(8, x.messageId());
+            assertTrue(x.getMessage().contains("payload"), x.getMessage());
+            p.client.sendCommand(9, VfioUserCommand.DEVICE_RESET, false, Unpooled.EMPTY_BUFFER);
+            try (ReceivedMessage m = p.server.receive(T)) {
+                assertEquals(9, m.header().messageId());
+            }
+        }
+        assertNoLeak(before);
+    }
+
+    /**
+     * Issue 15, defect 6: a peer that sprays an fd on each of 100 payload bytes, then stalls mid-message: the
+     * receiver holds none of them while it waits (each is closed as it comes), and the message times out.
+     */
+    @Test
+    void fdsSprayedOnPayloadBytesDoNotPileUp() throws Exception {
+        Set<String> before = openFds();
+        try (Pair p = new Pair(8); EventFd e = new EventFd(true)) {
+            int base = OpenFds.byNumber().size();
+            ByteBuf map = payload(o -> DmaMapCodec.encode(new DmaMapCodec.Request(3, 0, 0, 4096), o));
+            byte[] big = new byte[200];
+            ByteBuf body = Unpooled.wrappedBuffer(big);
+            java.util.concurrent.atomic.AtomicReference<Throwable> ended = new java.util.concurrent.atomic.AtomicReference<>();
+            Thread receiver = Thread.ofPlatform().start(() -> {
+                try {
+                    p.server.receive(Duration.ofSeconds(2)).close();
+                } catch (Throwable t) {
+                    ended.set(t);
+                }
+            });
+            sendRaw(p.client.socket(), message(VfioUserHeader.command(10, VfioUserCommand.REGION_WRITE, big.length, false), Unpooled.EMPTY_BUFFER));
+            for (int i = 0; i < 100; i++) {
+                sendRaw(p.client.socket(), body.slice(i, 1), e.fd());
+            }
+            Thread.sleep(500);
+            int held = OpenFds.byNumber().size() - base;
+            assertTrue(held <= 2, "the receiver holds " + held + " fds sprayed on payload bytes");
+            receiver.join(5000);
+            assertTrue(ended.get() instanceof ReceiveTimeoutException, String.valueOf(ended.get()));
+        }
+        assertNoLeak(before);
+    }
+
+    /** Issue 15, defect 12: a listening socket's file is 0600 whatever the umask; a same-uid peer's credentials. */
+    @Test
+    void aListeningSocketIsMode0600AndKnowsItsPeer(@TempDir Path dir) throws Exception {
+        Set<String> before = openFds();
+        Path path = dir.resolve("s.sock");
+        try (UnixSocket listener = UnixSocket.listen(path, 1)) {
+            assertEquals(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"), Files.getPosixFilePermissions(path));
+            try (UnixSocket client = UnixSocket.connect(path); UnixSocket served = listener.accept(T)) {
+                PeerCredentials peer = served.peerCredentials();
+                assertEquals(ProcessHandle.current().pid(), peer.pid());
+                assertEquals(SocketLibc.geteuid(), peer.uid());
+                assertTrue(peer.allowedBy(PeerCredentials.NO_UID), "our own uid is served");
+            }
+        }
+        assertNoLeak(before);
+    }
+
+    /** Issue 15, defect 12: the peer-uid decision, uids as input (another uid for real: VirtioBlkServerTest). */
+    @Test
+    void onlyOurUidOrTheAllowedOneIsServed() {
+        assertTrue(PeerCredentials.allowed(1000, 1000, PeerCredentials.NO_UID));
+        assertFalse(PeerCredentials.allowed(1001, 1000, PeerCredentials.NO_UID));
+        assertFalse(PeerCredentials.allowed(0, 1000, PeerCredentials.NO_UID), "root is not let in by accident");
+        assertTrue(PeerCredentials.allowed(1001, 1000, 1001));
+        assertFalse(PeerCredentials.allowed(1002, 1000, 1001));
+        assertTrue(PeerCredentials.allowed(0, 0, 65534));
+        assertTrue(PeerCredentials.allowed(65534, 0, 65534));
+        assertFalse(PeerCredentials.allowed(-1, 1000, PeerCredentials.NO_UID), "NO_UID is no uid");
     }
 
     @Test

@@ -3,6 +3,7 @@ package dev.panamax.virtio.blk;
 import dev.panamax.core.sys.LinuxException;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.ReceiveTimeoutException;
+import dev.panamax.vfiouser.transport.VfioUserTransportException;
 import dev.panamax.vfiouser.transport.UnixSocket;
 import dev.panamax.virtio.VirtioPciTransport;
 import org.slf4j.Logger;
@@ -18,7 +19,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Serves a disk image as a {@link VirtioBlk} vfio-user device (on a {@link VirtioPciTransport}) on a
- * UNIX socket path, one client at a time, each with a fresh device, until {@link #close}d. The listening socket stays open between
+ * UNIX socket path (mode 0600), one client at a time, each with a fresh device, until {@link #close}d. A client
+ * whose uid ({@code SO_PEERCRED}) is neither ours nor the one allowed is refused with one WARN line; one that does
+ * not negotiate in time is dropped (the server's {@link VfioUserServer.Deadlines}). The listening socket stays open between
  * clients (a client that connects while another is served waits in the backlog); its file is
  * removed on close.
  */
@@ -31,6 +34,8 @@ public final class VirtioBlkServer implements AutoCloseable {
     private final Path disk;
     private final VirtioBlk.Options options;
     private final UnixSocket listener;
+    private final int allowUid;
+    private final VfioUserServer.Deadlines deadlines;
     private final CountDownLatch stopped = new CountDownLatch(1);
     private volatile boolean closing;
     private volatile boolean running;
@@ -44,6 +49,16 @@ public final class VirtioBlkServer implements AutoCloseable {
      *                                  path exists (in use by a server, or stale) or cannot be bound
      */
     public VirtioBlkServer(Path socketPath, Path disk, VirtioBlk.Options options) {
+        this(socketPath, disk, options, -1, VfioUserServer.Deadlines.DEFAULT);
+    }
+
+    /**
+     * As {@link #VirtioBlkServer(Path, Path, VirtioBlk.Options)}, also serving clients of {@code allowUid} (besides
+     * our own uid; -1: none), with the server's {@code deadlines}.
+     */
+    public VirtioBlkServer(Path socketPath, Path disk, VirtioBlk.Options options, int allowUid, VfioUserServer.Deadlines deadlines) {
+        this.allowUid = allowUid;
+        this.deadlines = deadlines;
         this.socketPath = socketPath;
         this.disk = disk;
         this.options = options;
@@ -101,6 +116,12 @@ public final class VirtioBlkServer implements AutoCloseable {
     }
 
     private void serveOne(UnixSocket socket) {
+        try {
+            VfioUserServer.checkPeer(socket, allowUid);
+        } catch (VfioUserTransportException e) {
+            LOG.warn("virtio-blk: {}", e.getMessage());
+            return;
+        }
         VirtioBlk blk;
         try {
             blk = new VirtioBlk(disk, options);
@@ -112,7 +133,7 @@ public final class VirtioBlkServer implements AutoCloseable {
         try (blk) {
             VfioUserServer server;
             synchronized (this) {
-                server = new VirtioPciTransport(blk, options.dmaByMessages()).serve(socket);
+                server = new VirtioPciTransport(blk, options.dmaByMessages()).serve(socket, deadlines);
                 current = server;
             }
             LOG.info("virtio-blk: client connected");
