@@ -226,7 +226,7 @@ public final class DeviceDma {
         if (fds.count() == 1) {
             long fdSize;
             try {
-                fdSize = FdStat.size(fds.peek(0));
+                fdSize = Libc.fstatSize(fds.peek(0));
             } catch (dev.panamax.core.sys.LinuxException e) {
                 throw new VfioUserProtocolException(e.errno(), range + ": " + e.getMessage());
             }
