@@ -34,12 +34,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -72,23 +70,14 @@ public final class VfioUserServer implements AutoCloseable {
     public static final int MAX_DMA_MAPS = 1024;
     /** How long a device DMA waits for the client's DMA_READ / DMA_WRITE reply. */
     public static final Duration DMA_REPLY_TIMEOUT = Duration.ofSeconds(30);
-    /**
-     * Backpressure (issue 15; libvfio-user serves one request at a time): the reader stops reading the socket while
-     * this many client requests wait for the request thread, ...
-     */
-    public static final int MAX_QUEUED_REQUESTS = 32;
-    /** ... or their payloads hold this many bytes, ... */
-    public static final long MAX_QUEUED_BYTES = 4L << 20;
-    /** ... or they hold this many received fds. */
-    public static final int MAX_QUEUED_FDS = 32;
-    private static final Object DISCONNECT = new Object();
 
     private final VfioUserDevice device;
     private final Deadlines deadlines;
     private final MessageChannel channel;
     private final DeviceDma dma;
     private final DeviceIrqs irqs;
-    private final BlockingQueue<Object> requests = new LinkedBlockingQueue<>();
+    /** Client requests between the reader and the request thread, bounded (backpressure). */
+    private final RequestQueue requests = new RequestQueue();
     private final ConcurrentHashMap<Integer, CompletableFuture<ReceivedMessage>> pending = new ConcurrentHashMap<>();
     private final AtomicInteger nextId = new AtomicInteger();
     private final CountDownLatch disconnected = new CountDownLatch(1);
@@ -96,12 +85,6 @@ public final class VfioUserServer implements AutoCloseable {
     private final Thread worker;
     private volatile Capabilities clientCapabilities;
     private volatile boolean gone;
-    private volatile boolean closing;
-    /** Guarded by itself: what the requests in {@link #requests} hold. */
-    private final Object queued = new Object();
-    private int queuedRequests;
-    private long queuedBytes;
-    private int queuedFds;
 
     /**
      * A server on an already connected socket (e.g. one end of {@link UnixSocket#pair()}).
@@ -220,10 +203,7 @@ public final class VfioUserServer implements AutoCloseable {
     /** Disconnects the client (if still there), waits for the cleanup and the threads. */
     @Override
     public void close() {
-        closing = true;
-        synchronized (queued) {
-            queued.notifyAll();
-        }
+        requests.close();
         channel.socket().shutdown();
         if (!reader.isAlive() && !worker.isAlive() && disconnected.getCount() > 0) {
             // Never started: clean up here.
@@ -278,7 +258,7 @@ public final class VfioUserServer implements AutoCloseable {
                         f.complete(m);
                     }
                 } else {
-                    enqueue(m);
+                    requests.put(m);
                 }
             }
         } catch (ReceiveTimeoutException e) {
@@ -293,35 +273,7 @@ public final class VfioUserServer implements AutoCloseable {
                 f.completeExceptionally(new DmaException("the vfio-user client disconnected"));
             }
             pending.clear();
-            requests.add(DISCONNECT);
-        }
-    }
-
-    /**
-     * Queues a client request for the request thread, then waits (not reading the socket: the client's sends block,
-     * as with libvfio-user) while the queue is at its bounds. A DMA reply the device waits for meanwhile cannot be
-     * read either: a client that pipelines past the bounds while the device waits gets that DMA timed out.
-     */
-    private void enqueue(ReceivedMessage m) throws InterruptedException {
-        synchronized (queued) {
-            queuedRequests++;
-            queuedBytes += m.payload().length;
-            queuedFds += m.fds().count();
-            requests.add(m);
-            while (!closing && (queuedRequests >= MAX_QUEUED_REQUESTS || queuedBytes >= MAX_QUEUED_BYTES
-                    || queuedFds >= MAX_QUEUED_FDS)) {
-                queued.wait();
-            }
-        }
-    }
-
-    /** The request thread is done with {@code m}: room for more. */
-    private void dequeued(ReceivedMessage m) {
-        synchronized (queued) {
-            queuedRequests--;
-            queuedBytes -= m.payload().length;
-            queuedFds -= m.fds().count();
-            queued.notifyAll();
+            requests.disconnect();
         }
     }
 
@@ -355,14 +307,14 @@ public final class VfioUserServer implements AutoCloseable {
     private void serveLoop() {
         try {
             while (true) {
-                Object o = requests.take();
-                if (o == DISCONNECT) {
+                ReceivedMessage next = requests.take();
+                if (next == null) {
                     break;
                 }
-                try (ReceivedMessage m = (ReceivedMessage) o) {
+                try (ReceivedMessage m = next) {
                     handle(m);
                 } finally {
-                    dequeued((ReceivedMessage) o);
+                    requests.done(next);
                 }
             }
         } catch (InterruptedException e) {
@@ -377,12 +329,7 @@ public final class VfioUserServer implements AutoCloseable {
             return;
         }
         try {
-            for (Object o : requests) {
-                if (o instanceof ReceivedMessage m) {
-                    m.close();
-                }
-            }
-            requests.clear();
+            requests.closeAll();
             irqs.closeAll();
             dma.unmapAll();
             channel.close();
