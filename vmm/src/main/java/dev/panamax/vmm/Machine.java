@@ -50,15 +50,17 @@ import java.util.concurrent.atomic.AtomicReference;
  * <li>open {@code /dev/kvm}, create the VM with its in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT;</li>
  * <li>reserve the ranges KVM and its in-kernel devices own ({@link X86Layout#reservedRegions()}) in the address
  *     space, then create guest RAM (one memfd) there; the VM's memslot listener mirrors the RAM;</li>
- * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the exit port;
+ * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the ACPI PM1 and reset
+ *     registers ({@code AcpiPm}: power-off and reset), the exit port;
  *     and the PCI bus (host bridge at 00:00.0, configuration mechanism #1 at 0xCF8/0xCFC, ECAM on the MMIO bus at
  *     {@link X86Layout#ECAM_BASE}); BARs are placed in the PCI windows ({@link #barAllocator});</li>
  * <li>assign the configured devices ({@link DeviceManager}): each goes on the PCI bus with its BARs placed, its
  *     mappable BAR pages in memory slots, its interrupts bound to KVM, and guest RAM mapped for its DMA;</li>
- * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables, and the MP table with the
- *     PCI bus's INTx# wiring as MP bus 0);</li>
+ * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables), with the firmware's tables
+ *     built from this machine's description: the ACPI tables ({@link #acpiMachine}: RSDP, XSDT, FADT, MADT, MCFG,
+ *     DSDT) and the MP table with the PCI bus's INTx# wiring as MP bus 0 ({@link #mpTable}, for {@code acpi=off});</li>
  * <li>create the vCPUs, give the boot vCPU the protocol's registers, run each on its own thread;</li>
- * <li>wait for a verdict (exit port, reset, panic, timeout, error), stop every vCPU, reset the assigned devices,
+ * <li>wait for a verdict (exit port, reset, power-off, panic, timeout, error), stop every vCPU, reset the assigned devices,
  *     close everything.</li>
  * </ol>
  */
