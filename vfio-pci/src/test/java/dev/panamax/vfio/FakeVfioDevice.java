@@ -77,12 +77,17 @@ final class FakeVfioDevice implements VfioDeviceIo {
         return new VfioIrqInfo(index, vfio_h.VFIO_IRQ_INFO_EVENTFD(), 1);
     }
 
-    /** Every SET_IRQS, in order. */
+    /** Every SET_IRQS, in order (refused ones too). */
     final List<VfioIrqSet> irqSets = new ArrayList<>();
+    /** SET_IRQS this fake refuses, as a server's error reply or a failing ioctl would; none by default. */
+    java.util.function.Predicate<VfioIrqSet> refuseIrqSet = set -> false;
 
     @Override
     public void setIrqs(VfioIrqSet set) {
         irqSets.add(set);
+        if (refuseIrqSet.test(set)) {
+            throw new IllegalStateException("fake: SET_IRQS index " + set.index() + " refused (EINVAL)");
+        }
     }
 
     private byte[] checked(int index, long offset, long size) {

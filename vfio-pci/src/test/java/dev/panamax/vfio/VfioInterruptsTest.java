@@ -29,10 +29,20 @@ class VfioInterruptsTest {
     static final class RoutesLog implements IrqRoutes {
         final List<String> calls = new ArrayList<>();
         int nextGsi = 24;
+        /** The MSI routes and irqfds in place now ("gsi", "fdN gsi"). */
+        final java.util.Set<String> live = new java.util.TreeSet<>();
+        /** When true, the table refuses new routes (KVM_SET_GSI_ROUTING failing, or no GSI left). */
+        boolean full;
+        /** When true, KVM_IRQFD assign fails. */
+        boolean refuseIrqfd;
 
         @Override
         public int addMsiRoute(long address, int data) {
             calls.add("add " + nextGsi + " 0x" + Long.toHexString(address) + " 0x" + Integer.toHexString(data));
+            if (full) {
+                throw new IllegalStateException("fake: KVM GSI routing table is full");
+            }
+            live.add(String.valueOf(nextGsi));
             return nextGsi++;
         }
 
@@ -44,21 +54,31 @@ class VfioInterruptsTest {
         @Override
         public void removeMsiRoute(int gsi) {
             calls.add("remove " + gsi);
+            live.remove(String.valueOf(gsi));
         }
 
         @Override
         public void bindIrqfd(int eventFd, int gsi) {
             calls.add("bind fd" + eventFd + " " + gsi);
+            if (refuseIrqfd) {
+                throw new IllegalStateException("fake: KVM_IRQFD refused");
+            }
+            live.add("fd" + eventFd + " " + gsi);
         }
 
         @Override
         public void bindResampleIrqfd(int eventFd, int resampleFd, int gsi) {
             calls.add("bind fd" + eventFd + " resample fd" + resampleFd + " " + gsi);
+            if (refuseIrqfd) {
+                throw new IllegalStateException("fake: KVM_IRQFD refused");
+            }
+            live.add("fd" + eventFd + " " + gsi);
         }
 
         @Override
         public void unbindIrqfd(int eventFd, int gsi) {
             calls.add("unbind fd" + eventFd + " " + gsi);
+            live.remove("fd" + eventFd + " " + gsi);
         }
     }
 
@@ -161,6 +181,96 @@ class VfioInterruptsTest {
         assertEquals(List.of("add 24 0xfee00000 0x60", "bind fd" + set.eventfds()[0] + " 24"), routes.calls);
         irqs.close();
         assertEquals(VfioInterrupts.Mode.NONE, irqs.mode());
+        assertEquals(fds, openFds(), "eventfds left open");
+    }
+
+    /** Linux's MSI-X enable: function masked, entry 5 programmed and unmasked, then the function mask cleared. */
+    private void enableMsixWithVector5() {
+        function.configWrite(0x72, 2, 0xC000);
+        msixEntry(5, 0xFEE0_0000L, 0x41, false);
+        function.configWrite(0x72, 2, 0x8000);
+    }
+
+    @Test
+    void aRefusedMsixSetIrqsClosesItsEventfdsAndLeavesIntxOn() {
+        long fds = openFds();
+        irqs.connectIntx(17);
+        long withIntx = openFds();
+        device.refuseIrqSet = set -> set.index() == MSIX && set.count() > 0;
+
+        enableMsixWithVector5(); // no exception reaches the guest's config write
+        assertEquals(VfioInterrupts.Mode.INTX, irqs.mode(), "the mode it had before");
+        assertEquals(withIntx, openFds(), "the 64 vector eventfds are closed again");
+        assertEquals(1, routes.live.size(), "only INTx's irqfd: " + routes.live);
+        assertTrue(routes.live.iterator().next().endsWith(" 17"), routes.live.toString());
+        assertEquals(INTX, device.irqSets.getLast().index(), "INTx was given back to the device");
+
+        // The device recovers; the guest's driver disables MSI-X and enables it again: it works.
+        device.refuseIrqSet = set -> false;
+        function.configWrite(0x72, 2, 0x0000);
+        assertEquals(VfioInterrupts.Mode.INTX, irqs.mode());
+        enableMsixWithVector5();
+        assertEquals(VfioInterrupts.Mode.MSIX, irqs.mode());
+        VfioIrqSet vectors = device.irqSets.stream().filter(s -> s.index() == MSIX && s.count() == 64).toList().getLast();
+        assertEquals(java.util.Set.of("24", "fd" + vectors.eventfds()[5] + " 24"), routes.live);
+        irqs.close();
+        assertEquals(java.util.Set.of(), routes.live);
+        assertEquals(fds, openFds(), "eventfds left open");
+    }
+
+    @Test
+    void aRefusedIntxUnmaskUndoesTheIrqfdAndTheTrigger() {
+        long fds = openFds();
+        device.refuseIrqSet = set -> set.index() == INTX && set.flags() == UNMASK_EVENTFD;
+        irqs.connectIntx(17);
+        assertEquals(VfioInterrupts.Mode.NONE, irqs.mode());
+        assertEquals(java.util.Set.of(), routes.live);
+        assertEquals(fds, openFds(), "eventfds left open");
+        assertEquals(DISABLE, device.irqSets.getLast().flags(), "the trigger given to VFIO is taken back");
+
+        device.refuseIrqSet = set -> false;
+        function.configWrite(0x52, 2, 0x0001); // MSI on, then off again: INTx is tried again
+        function.configWrite(0x52, 2, 0x0000);
+        assertEquals(VfioInterrupts.Mode.INTX, irqs.mode());
+        irqs.close();
+        assertEquals(fds, openFds(), "eventfds left open");
+    }
+
+    @Test
+    void aFullRoutingTableLeavesTheVectorUnroutedAndTheModeOn() {
+        long fds = openFds();
+        routes.full = true;
+        enableMsixWithVector5();
+        assertEquals(VfioInterrupts.Mode.MSIX, irqs.mode(), "MSI-X stays on: only the vector has no route");
+        assertEquals(java.util.Set.of(), routes.live, "no route, no irqfd");
+
+        // A slot frees up; the guest masks and unmasks the vector again: it gets its route.
+        routes.full = false;
+        function.region(3).write(0x2000 + 16 * 5 + 12, 4, 1);
+        msixEntry(5, 0xFEE0_0000L, 0x41, false);
+        assertEquals(2, routes.live.size(), routes.live.toString());
+        irqs.close();
+        assertEquals(java.util.Set.of(), routes.live);
+        assertEquals(fds, openFds(), "eventfds left open");
+    }
+
+    @Test
+    void aRefusedIrqfdRemovesTheRouteAddedForIt() {
+        routes.refuseIrqfd = true;
+        enableMsixWithVector5();
+        assertEquals(VfioInterrupts.Mode.MSIX, irqs.mode());
+        assertEquals(java.util.Set.of(), routes.live, "the route added for the irqfd is removed again");
+        irqs.close();
+    }
+
+    @Test
+    void aRefusedDisableStillClosesEverything() {
+        long fds = openFds();
+        enableMsixWithVector5();
+        device.refuseIrqSet = set -> set.count() == 0;
+        irqs.close();
+        assertEquals(VfioInterrupts.Mode.NONE, irqs.mode());
+        assertEquals(java.util.Set.of(), routes.live);
         assertEquals(fds, openFds(), "eventfds left open");
     }
 }
