@@ -48,6 +48,8 @@ public final class VfioInterrupts implements MsiListener, AutoCloseable {
     private EventFd intxTrigger;
     private EventFd intxUnmask;
     private Vector[] vectors = new Vector[0];
+    /** The mode whose enable failed and was reported, until the guest asks for another; null if none. */
+    private Mode refused;
 
     /** One MSI or MSI-X vector: its eventfd, its GSI route (or -1) and whether the irqfd is bound. */
     private static final class Vector {
@@ -107,68 +109,146 @@ public final class VfioInterrupts implements MsiListener, AutoCloseable {
         return mode;
     }
 
-    /** Switches VFIO to the index the guest's capability registers ask for, if it changed. */
+    /**
+     * Switches VFIO to the index the guest's capability registers ask for, if it changed. Never throws: when the
+     * new index cannot be enabled (the device refuses SET_IRQS, KVM refuses the irqfd), what was made for it is
+     * undone, INTx is put back if it was on (otherwise interrupts stay off), and one line says so. The guest's
+     * driver then sees no interrupts and times out, as with a broken device on real hardware. A refused mode is
+     * not tried again until the guest asks for another one.
+     */
     public synchronized void modeChanged() {
         Mode want = msix != null && msix.enabled() ? Mode.MSIX
                 : msi != null && msi.enabled() ? Mode.MSI
                 : intxGsi >= 0 ? Mode.INTX : Mode.NONE;
         if (want == mode) {
+            refused = null;
             return;
         }
-        log.debug("{}: interrupts {} -> {}", device.name(), mode, want);
-        off();
-        switch (want) {
-            case INTX -> intxOn();
-            case MSI -> vectorsOn(vfio_h.VFIO_PCI_MSI_IRQ_INDEX(), msi.enabledVectors());
-            case MSIX -> vectorsOn(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), msix.vectors());
-            case NONE -> { }
+        if (want == refused) {
+            return; // reported already
         }
-        mode = want;
+        log.debug("{}: interrupts {} -> {}", device.name(), mode, want);
+        Mode old = mode;
+        off();
+        try {
+            switch (want) {
+                case INTX -> intxOn();
+                case MSI -> vectorsOn(vfio_h.VFIO_PCI_MSI_IRQ_INDEX(), msi.enabledVectors());
+                case MSIX -> vectorsOn(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), msix.vectors());
+                case NONE -> { }
+            }
+            mode = want;
+            refused = null;
+        } catch (RuntimeException e) {
+            refused = want;
+            String stay = "off";
+            if (old == Mode.INTX) {
+                try {
+                    intxOn();
+                    mode = Mode.INTX;
+                    stay = "INTx";
+                } catch (RuntimeException again) {
+                    stay = "off (INTx not restored: " + again.getMessage() + ")";
+                }
+            }
+            log.warn("{}: enabling {} failed, interrupts stay {}: {}", device.name(), label(want), stay, e.getMessage());
+        }
     }
 
+    private static String label(Mode mode) {
+        return switch (mode) {
+            case NONE -> "no interrupts";
+            case INTX -> "INTx";
+            case MSI -> "MSI";
+            case MSIX -> "MSI-X";
+        };
+    }
+
+    /** Enables INTx, or undoes every step taken and rethrows. */
     private void intxOn() {
         int index = vfio_h.VFIO_PCI_INTX_IRQ_INDEX();
-        intxTrigger = new EventFd(true);
-        intxUnmask = new EventFd(true);
-        device.setIrqs(VfioIrqSet.eventfds(Action.TRIGGER, index, 0, intxTrigger.fd()));
-        routes.bindResampleIrqfd(intxTrigger.fd(), intxUnmask.fd(), intxGsi);
-        device.setIrqs(VfioIrqSet.eventfds(Action.UNMASK, index, 0, intxUnmask.fd()));
+        EventFd trigger = null;
+        EventFd unmask = null;
+        boolean sent = false;
+        boolean bound = false;
+        try {
+            trigger = new EventFd(true);
+            unmask = new EventFd(true);
+            sent = true;
+            device.setIrqs(VfioIrqSet.eventfds(Action.TRIGGER, index, 0, trigger.fd()));
+            routes.bindResampleIrqfd(trigger.fd(), unmask.fd(), intxGsi);
+            bound = true;
+            device.setIrqs(VfioIrqSet.eventfds(Action.UNMASK, index, 0, unmask.fd()));
+        } catch (RuntimeException e) {
+            int fd = trigger == null ? -1 : trigger.fd();
+            if (bound) {
+                undo(() -> routes.unbindIrqfd(fd, intxGsi), "KVM_IRQFD deassign");
+            }
+            if (sent) {
+                undo(() -> device.setIrqs(VfioIrqSet.disable(index)), "SET_IRQS disable INTx");
+            }
+            closeAll(trigger, unmask);
+            throw e;
+        }
+        intxTrigger = trigger;
+        intxUnmask = unmask;
         log.debug("{}: INTx -> irqfd on GSI {} with resample (EOI unmasks)", device.name(), intxGsi);
     }
 
+    /** Gives VFIO an eventfd for each of {@code count} vectors, or closes them, disables the index and rethrows. */
     private void vectorsOn(int index, int count) {
-        vectors = new Vector[count];
-        int[] fds = new int[count];
-        for (int i = 0; i < count; i++) {
-            vectors[i] = new Vector();
-            fds[i] = vectors[i].eventFd.fd();
+        Vector[] made = new Vector[count];
+        boolean sent = false;
+        try {
+            int[] fds = new int[count];
+            for (int i = 0; i < count; i++) {
+                made[i] = new Vector();
+                fds[i] = made[i].eventFd.fd();
+            }
+            sent = true;
+            device.setIrqs(VfioIrqSet.eventfds(Action.TRIGGER, index, 0, fds));
+        } catch (RuntimeException e) {
+            if (sent) {
+                // vfio-user: the messages before a refused one took effect (VfioUserDeviceIo.setIrqs).
+                undo(() -> device.setIrqs(VfioIrqSet.disable(index)), "SET_IRQS disable");
+            }
+            for (Vector v : made) {
+                if (v != null) {
+                    v.eventFd.close();
+                }
+            }
+            throw e;
         }
-        device.setIrqs(VfioIrqSet.eventfds(Action.TRIGGER, index, 0, fds));
+        vectors = made;
         log.debug("{}: {} vectors -> eventfds", device.name(), count);
     }
 
-    /** Turns off whatever index is on: irqfds unbound, routes removed, VFIO told, eventfds closed. */
+    /**
+     * Turns off whatever index is on: irqfds unbound, routes removed, VFIO told, eventfds closed. Each step is
+     * tried even when one before it fails; a failure is one line, and the eventfds are closed all the same.
+     */
     private void off() {
+        String failure = null;
         switch (mode) {
             case INTX -> {
-                routes.unbindIrqfd(intxTrigger.fd(), intxGsi);
-                device.setIrqs(VfioIrqSet.disable(vfio_h.VFIO_PCI_INTX_IRQ_INDEX()));
-                intxTrigger.close();
-                intxUnmask.close();
+                int fd = intxTrigger.fd();
+                failure = attempt(failure, () -> routes.unbindIrqfd(fd, intxGsi));
+                failure = attempt(failure, () -> device.setIrqs(VfioIrqSet.disable(vfio_h.VFIO_PCI_INTX_IRQ_INDEX())));
+                closeAll(intxTrigger, intxUnmask);
                 intxTrigger = null;
                 intxUnmask = null;
             }
             case MSI, MSIX -> {
                 for (Vector v : vectors) {
                     if (v.bound) {
-                        routes.unbindIrqfd(v.eventFd.fd(), v.gsi);
+                        failure = attempt(failure, () -> routes.unbindIrqfd(v.eventFd.fd(), v.gsi));
                     }
                     if (v.gsi >= 0) {
-                        routes.removeMsiRoute(v.gsi);
+                        failure = attempt(failure, () -> routes.removeMsiRoute(v.gsi));
                     }
                 }
-                device.setIrqs(VfioIrqSet.disable(mode == Mode.MSI
-                        ? vfio_h.VFIO_PCI_MSI_IRQ_INDEX() : vfio_h.VFIO_PCI_MSIX_IRQ_INDEX()));
+                int index = mode == Mode.MSI ? vfio_h.VFIO_PCI_MSI_IRQ_INDEX() : vfio_h.VFIO_PCI_MSIX_IRQ_INDEX();
+                failure = attempt(failure, () -> device.setIrqs(VfioIrqSet.disable(index)));
                 for (Vector v : vectors) {
                     v.eventFd.close();
                 }
@@ -176,10 +256,43 @@ public final class VfioInterrupts implements MsiListener, AutoCloseable {
             }
             case NONE -> { }
         }
+        if (failure != null) {
+            log.warn("{}: turning {} off: {} (its eventfds are closed all the same)", device.name(), label(mode), failure);
+        }
         mode = Mode.NONE;
     }
 
-    /** The guest programmed, masked or unmasked a vector: move its route and bind or unbind its irqfd. */
+    /** @return {@code first}, or the message of {@code step}'s failure if it fails and {@code first} is null */
+    private static String attempt(String first, Runnable step) {
+        try {
+            step.run();
+            return first;
+        } catch (RuntimeException e) {
+            return first != null ? first : e.getMessage();
+        }
+    }
+
+    /** A rollback step: its failure is only logged (at debug: the cause that made it needed is what is reported). */
+    private void undo(Runnable step, String what) {
+        String failure = attempt(null, step);
+        if (failure != null) {
+            log.debug("{}: {} while rolling back: {}", device.name(), what, failure);
+        }
+    }
+
+    private static void closeAll(EventFd... fds) {
+        for (EventFd fd : fds) {
+            if (fd != null) {
+                fd.close();
+            }
+        }
+    }
+
+    /**
+     * The guest programmed, masked or unmasked a vector: move its route and bind or unbind its irqfd. When KVM
+     * refuses (routing table full, KVM_SET_GSI_ROUTING or KVM_IRQFD failing), the vector is left with neither
+     * route nor irqfd, and one line says so; the guest can try again by masking and unmasking it.
+     */
     @Override
     public synchronized void onVectorChanged(int vector, long address, int data, boolean masked) {
         modeChanged();
@@ -189,19 +302,36 @@ public final class VfioInterrupts implements MsiListener, AutoCloseable {
         Vector v = vectors[vector];
         if (masked) {
             if (v.bound) {
-                routes.unbindIrqfd(v.eventFd.fd(), v.gsi);
-                v.bound = false;
+                String failure = attempt(null, () -> routes.unbindIrqfd(v.eventFd.fd(), v.gsi));
+                if (failure != null) {
+                    log.warn("{}: {} vector {} mask: {}", device.name(), label(mode), vector, failure);
+                } else {
+                    v.bound = false;
+                }
             }
             return;
         }
-        if (v.gsi < 0) {
-            v.gsi = routes.addMsiRoute(address, data);
-        } else {
-            routes.updateMsiRoute(v.gsi, address, data);
-        }
-        if (!v.bound) {
-            routes.bindIrqfd(v.eventFd.fd(), v.gsi);
-            v.bound = true;
+        try {
+            if (v.gsi < 0) {
+                v.gsi = routes.addMsiRoute(address, data);
+            } else {
+                routes.updateMsiRoute(v.gsi, address, data);
+            }
+            if (!v.bound) {
+                routes.bindIrqfd(v.eventFd.fd(), v.gsi);
+                v.bound = true;
+            }
+        } catch (RuntimeException e) {
+            if (v.bound) {
+                undo(() -> routes.unbindIrqfd(v.eventFd.fd(), v.gsi), "KVM_IRQFD deassign");
+                v.bound = false;
+            }
+            if (v.gsi >= 0) {
+                undo(() -> routes.removeMsiRoute(v.gsi), "GSI route removal");
+                v.gsi = -1;
+            }
+            log.warn("{}: {} vector {} gets no interrupts: {}", device.name(), label(mode), vector, e.getMessage());
+            return;
         }
         log.debug("{}: vector {} -> GSI {} (address 0x{} data 0x{})", device.name(), vector, v.gsi,
                 Long.toHexString(address), Integer.toHexString(data));
