@@ -34,12 +34,31 @@ final class KvmIrqRoutes implements IrqRoutes {
     /** {@code KVM_MAX_IRQ_ROUTES} on x86 ({@code arch/x86/include/asm/kvm_host.h}). */
     static final int MAX_ROUTES = 4096;
 
+    /** The default irqchip entries: GSIs 0-15 twice (IOAPIC and PIC), 16-23 once. */
+    static final int IRQCHIP_ENTRIES = 16 * 2 + (IOAPIC_PINS - 16);
+
+    /** Where a whole table goes: {@code KVM_SET_GSI_ROUTING} on the VM fd (a fake in tests). */
+    interface RoutingTable {
+        /**
+         * @param table   a {@code struct kvm_irq_routing} with its entries
+         * @param entries its {@code nr}
+         * @throws RuntimeException if KVM refuses it (then KVM's table is unchanged)
+         */
+        void set(MemorySegment table, int entries);
+    }
+
     private final KvmVm vm;
+    private final RoutingTable kvmTable;
     /** MSI routes: GSI -> {address, data}. */
     private final Map<Integer, long[]> msi = new TreeMap<>();
 
     KvmIrqRoutes(KvmVm vm) {
+        this(vm, (table, n) -> Libc.ioctl(vm.fd(), kvm_h.KVM_SET_GSI_ROUTING(), table, "KVM_SET_GSI_ROUTING with " + n + " entries"));
+    }
+
+    KvmIrqRoutes(KvmVm vm, RoutingTable kvmTable) {
         this.vm = vm;
+        this.kvmTable = kvmTable;
         commit();
     }
 
@@ -49,11 +68,17 @@ final class KvmIrqRoutes implements IrqRoutes {
         while (msi.containsKey(gsi)) {
             gsi++;
         }
-        if (gsi >= MAX_ROUTES) {
+        // KVM refuses more than KVM_MAX_IRQ_ROUTES entries and any GSI at or above it (virt/kvm/irqchip.c).
+        if (gsi >= MAX_ROUTES || IRQCHIP_ENTRIES + msi.size() >= MAX_ROUTES) {
             throw new IllegalStateException("KVM GSI routing table is full (" + MAX_ROUTES + " routes)");
         }
         msi.put(gsi, new long[]{address, Integer.toUnsignedLong(data)});
-        commit();
+        try {
+            commit();
+        } catch (RuntimeException e) {
+            msi.remove(gsi); // KVM kept its table: so does this one
+            throw e;
+        }
         if (trace.isTraceEnabled()) {
             trace.trace("KVM_SET_GSI_ROUTING add GSI {} -> {}", gsi, describeMsi(address, data));
         }
@@ -70,9 +95,16 @@ final class KvmIrqRoutes implements IrqRoutes {
         if (route[0] == address && route[1] == Integer.toUnsignedLong(data)) {
             return;
         }
+        long[] old = route.clone();
         route[0] = address;
         route[1] = Integer.toUnsignedLong(data);
-        commit();
+        try {
+            commit();
+        } catch (RuntimeException e) {
+            route[0] = old[0]; // KVM kept the old message
+            route[1] = old[1];
+            throw e;
+        }
         if (trace.isTraceEnabled()) {
             trace.trace("KVM_SET_GSI_ROUTING update GSI {} -> {}", gsi, describeMsi(address, data));
         }
@@ -132,8 +164,7 @@ final class KvmIrqRoutes implements IrqRoutes {
 
     /** Sets the whole table: the default irqchip entries, then the MSI routes. */
     private void commit() {
-        int irqchipEntries = 16 * 2 + (IOAPIC_PINS - 16);
-        int n = irqchipEntries + msi.size();
+        int n = IRQCHIP_ENTRIES + msi.size();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment table = arena.allocate(kvm_irq_routing.sizeof() + n * kvm_irq_routing_entry.sizeof(), 8);
             kvm_irq_routing.nr(table, n);
@@ -154,7 +185,7 @@ final class KvmIrqRoutes implements IrqRoutes {
                 kvm_irq_routing_msi.address_hi(m, (int) (route.getValue()[0] >>> 32));
                 kvm_irq_routing_msi.data(m, (int) route.getValue()[1]);
             }
-            Libc.ioctl(vm.fd(), kvm_h.KVM_SET_GSI_ROUTING(), table, "KVM_SET_GSI_ROUTING with " + n + " entries");
+            kvmTable.set(table, n);
         }
     }
 
