@@ -29,6 +29,12 @@ import org.slf4j.LoggerFactory;
  * IRQ index at a time). The mode follows the capabilities' control registers ({@link #modeChanged()}, called
  * after every guest write to them) and the vectors follow {@link MsiListener#onVectorChanged}.
  *
+ * <p>A refusal (the device's error reply to SET_IRQS or a failing {@code VFIO_DEVICE_SET_IRQS}; KVM's routing
+ * table full or {@code KVM_SET_GSI_ROUTING}/{@code KVM_IRQFD} failing) never reaches the guest's access: what
+ * was made for the change is undone (eventfds closed, routes and irqfds removed), the mode stays as it was
+ * (INTx put back, or off) and one warning names the device, the mode and the cause. The guest sees no
+ * interrupts, as with a broken device.
+ *
  * <p>All methods run with the function's lock held (config writes, MSI-X table writes), so one thread at a time.
  */
 public final class VfioInterrupts implements MsiListener, AutoCloseable {
