@@ -109,10 +109,22 @@ class DevicesProperties {
         boolean[] aux = new boolean[1];
         int[] resets = new int[1];
         var kbc = new I8042(level -> kbd[0] = level, level -> aux[0] = level, () -> resets[0]++);
-        // Bit 0 of the status register clears after every read of the data port.
+        // Bit 0 of the status register clears after every read of the data port. The machine resets only on command
+        // 0xFE (pulse reset) or on an output port byte with bit 0 clear after command 0xD1 (Linux reboot=k).
+        int pending = -1;
+        int expectedResets = 0;
         for (Access a : accesses) {
             if (a.write()) {
+                int v = (int) (a.value() & 0xFF);
+                if (a.offset() == 4) {
+                    expectedResets += v == 0xFE ? 1 : 0;
+                    pending = List.of(0x60, 0xD1, 0xD2, 0xD3, 0xD4).contains(v) ? v : pending;
+                } else if (a.offset() == 0) {
+                    expectedResets += pending == 0xD1 && (v & 1) == 0 ? 1 : 0;
+                    pending = -1;
+                }
                 kbc.write(a.offset(), a.size(), a.value());
+                assertEquals(expectedResets, resets[0], "reset callbacks");
             } else {
                 kbc.read(a.offset(), a.size());
                 if (a.offset() == 0) {
