@@ -165,6 +165,10 @@ class VfioUserClientTest {
             server.close();
             bar2.close();
             assertFalse(client.isBroken(), "a well-behaved server does not break the client: " + client.brokenReason());
+            // Threads that end after close() (the server's INTx unmask watcher) may close their fd a moment later.
+            for (int i = 0; i < 100 && !Fds.open().equals(fdsBefore); i++) {
+                Thread.sleep(50);
+            }
             assertEquals(fdsBefore, Fds.open(), "sockets, memfds and eventfds after close");
         Fds.assertNoClientThread();
         }

@@ -88,9 +88,14 @@ class VfioUserServerLifecycleTest {
         CompletableFuture<VfioUserServer> accepted = CompletableFuture.supplyAsync(() -> VfioUserServer.accept(path, device, T));
         UnixSocket s = null;
         for (int i = 0; i < 100 && s == null; i++) {
-            if (Files.exists(path)) {
-                s = UnixSocket.connect(path);
-            } else {
+            try {
+                // The file appears at bind(2); until listen(2), which comes after the chmod to 0600, a connect
+                // is refused (ECONNREFUSED): both mean "not yet".
+                s = Files.exists(path) ? UnixSocket.connect(path) : null;
+            } catch (RuntimeException notListeningYet) {
+                s = null;
+            }
+            if (s == null) {
                 Thread.sleep(20);
             }
         }
