@@ -41,24 +41,32 @@ public final class UnixSocket implements AutoCloseable {
      * Creates a socket bound to {@code path} and listening. The file must not exist; it is made with mode 0600
      * (owner read/write only, whatever the umask), so that only our uid (and root) can connect.
      *
-     * @throws LinuxException e.g. EADDRINUSE when the path exists, ENOENT when its directory does not
-     * @throws IllegalArgumentException when the path is longer than 107 bytes
+     * @throws LinuxException e.g. EEXIST when the path exists, ENOENT when its directory does not
+     * @throws IllegalArgumentException when the path is longer than 105 bytes (the socket is bound first under a
+     *                                  name 2 bytes longer, {@code .~NAME} beside it, then linked into place)
      */
     public static UnixSocket listen(Path path, int backlog) {
+        // Bound, chmod'ed and listening under a temporary name beside the final one, then linked into place
+        // (link(2) is atomic, and fails with EEXIST rather than replace a file): a client that waits for the file
+        // to appear never finds a socket that refuses it (between bind and listen) or one with the umask's mode.
+        Path temporary = path.resolveSibling(".~" + path.getFileName());
         int fd = SocketLibc.socket(SocketLibc.AF_UNIX, SocketLibc.SOCK_STREAM | SocketLibc.SOCK_CLOEXEC, 0);
         try (Arena arena = Arena.ofConfined()) {
-            SocketLibc.bind(fd, SocketLibc.sockaddrUn(arena, path.toString()), path.toString());
+            deleteQuietly(temporary);
+            SocketLibc.bind(fd, SocketLibc.sockaddrUn(arena, temporary.toString()), temporary.toString());
             try {
-                // Before listen: until then a connect is refused, so nobody gets in under the umask's mode.
-                java.nio.file.Files.setPosixFilePermissions(path, SOCKET_MODE);
-            } catch (java.io.IOException | UnsupportedOperationException e) {
-                deleteQuietly(path);
-                throw new LinuxException("chmod 0600 " + path + ": " + e.getMessage(), Errno.EPERM);
-            }
-            try {
+                java.nio.file.Files.setPosixFilePermissions(temporary, SOCKET_MODE);
                 SocketLibc.listen(fd, backlog);
+                java.nio.file.Files.createLink(path, temporary);
+                deleteQuietly(temporary);
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                deleteQuietly(temporary);
+                throw new LinuxException("socket " + path + ": the file exists", Errno.EEXIST);
+            } catch (java.io.IOException | UnsupportedOperationException e) {
+                deleteQuietly(temporary);
+                throw new LinuxException("socket " + path + " (chmod 0600, link): " + e.getMessage(), Errno.EPERM);
             } catch (RuntimeException e) {
-                deleteQuietly(path);
+                deleteQuietly(temporary);
                 throw e;
             }
             return new UnixSocket(fd, "listening on " + path);
