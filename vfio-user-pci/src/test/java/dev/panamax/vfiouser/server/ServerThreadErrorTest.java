@@ -72,4 +72,25 @@ class ServerThreadErrorTest {
     void internalErrorAsFromASigbusDropsTheClient() throws Exception {
         regionReadThrows(new InternalError("a fault occurred in an unsafe memory access"));
     }
+
+    @Test
+    void anErrorInTheIntxUnmaskEndsTheWatcherWithOneLine() throws Exception {
+        AtomicReference<Throwable> escaped = new AtomicReference<>();
+        Thread.UncaughtExceptionHandler old = Thread.getDefaultUncaughtExceptionHandler();
+        Thread.setDefaultUncaughtExceptionHandler((t, e) -> escaped.set(e));
+        try (dev.panamax.core.sys.EventFd unmask = new dev.panamax.core.sys.EventFd(true)) {
+            java.util.concurrent.CountDownLatch called = new java.util.concurrent.CountDownLatch(1);
+            Thread watcher = DeviceIrqs.startUnmaskWatcher(unmask.fd(), () -> {
+                called.countDown();
+                throw new StackOverflowError();
+            });
+            unmask.signal();
+            assertTrue(called.await(5, java.util.concurrent.TimeUnit.SECONDS));
+            watcher.join(5000);
+            assertTrue(!watcher.isAlive(), "the watcher stopped");
+        } finally {
+            Thread.setDefaultUncaughtExceptionHandler(old);
+        }
+        assertNull(escaped.get(), "no uncaught exception");
+    }
 }
