@@ -88,9 +88,17 @@ class VfioUserServerLifecycleTest {
         CompletableFuture<VfioUserServer> accepted = CompletableFuture.supplyAsync(() -> VfioUserServer.accept(path, device, T));
         UnixSocket s = null;
         for (int i = 0; i < 100 && s == null; i++) {
-            if (Files.exists(path)) {
-                s = UnixSocket.connect(path);
-            } else {
+            try {
+                if (Files.exists(path)) {
+                    s = UnixSocket.connect(path);
+                }
+            } catch (dev.panamax.core.sys.LinuxException e) {
+                // The file exists from bind, but listen comes after the chmod: refused until then.
+                if (e.errno() != 111) { // ECONNREFUSED (asm-generic/errno.h)
+                    throw e;
+                }
+            }
+            if (s == null) {
                 Thread.sleep(20);
             }
         }
