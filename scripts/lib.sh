@@ -31,8 +31,13 @@ panamax_jvm_options() {
 # The JVM options without the class-data-sharing one: -XX:AOTCache and -Xshare:* exclude each other.
 # -Xms8m: the heap starts small and grows when a command needs it; the default initial heap (1/64 of the
 # host's RAM) let a running VM keep some 24 MiB more resident (RssAnon 83 -> 59 MiB nested, same boot time).
+# -Xmx256m: a bound that fits a VMM (issue 15, defect 9): guest RAM, BAR and DMA mappings are memfds and mmaps, off
+# the heap; on the heap are the kernel image read whole at boot (a bzImage is some 10-15 MiB), vfio-user messages of
+# at most 1 MiB each, the client's queue of the server's DMA requests (at most 16 MiB) and the server's bounded
+# request queue. The default (1/4 of the host's RAM) let a flood from a hostile peer grow the VMM by gigabytes
+# before an OutOfMemoryError; now it comes early, and the thread it hits ends the VM or drops the peer with one line.
 panamax_jvm_base_options() {
-    echo "--enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xms8m"
+    echo "--enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xms8m -Xmx256m"
 }
 
 # The JVM's AOT cache (JEP 483/514/515: classes loaded and linked, method profiles) of this build.

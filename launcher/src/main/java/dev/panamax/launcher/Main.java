@@ -62,6 +62,10 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        // The last net (issue 15, defect 9): every long-lived thread contains its own errors; any other thread that
+        // dies says so in one line instead of a stack trace.
+        Thread.setDefaultUncaughtExceptionHandler((t, e) -> org.slf4j.LoggerFactory.getLogger(Main.class)
+                .error("thread {} died: {}", t.getName(), e.toString()));
         System.exit(execute(args));
     }
 

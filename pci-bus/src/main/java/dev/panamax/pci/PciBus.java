@@ -6,14 +6,25 @@ import dev.panamax.core.irq.IrqLine;
 import dev.panamax.core.memory.X86Layout;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * PCI bus 0 with configuration mechanism #1 (PCI Local Bus Spec 3.0, 3.2.2.3.2) and the PCI Express enhanced
- * configuration access mechanism ({@link #ecam()}), both over the same functions and under the same lock (this
- * object), the host bridge at 00:00.0, and INTx# routing to I/O APIC inputs.
+ * configuration access mechanism ({@link #ecam()}), both over the same functions, the host bridge at 00:00.0, and
+ * INTx# routing to I/O APIC inputs.
+ *
+ * <h2>Locking</h2>
+ * Each config access runs under the selected function's own monitor ({@code synchronized (device)}; a
+ * {@link PciFunction} takes the same one), so accesses to one function are serialized and accesses to different
+ * functions from several vCPUs run at once: an assigned function whose config access is a socket round trip to a
+ * stalled vfio-user server holds up only itself. No bus-wide lock is held while calling into a device. The slot
+ * table is an atomic array ({@link #attach} serializes on a private lock that accesses never take) and
+ * CONFIG_ADDRESS is one volatile dword, read once per CONFIG_DATA access. As on real hardware that latch is shared
+ * by all CPUs: the guest serializes its CONFIG_ADDRESS/CONFIG_DATA pairs (Linux: {@code pci_config_lock},
+ * arch/x86/pci/direct.c).
  *
  * <h2>Ports (register both on the PIO {@link Bus})</h2>
  * <ul>
@@ -54,10 +65,14 @@ public final class PciBus {
     /** Number of I/O APIC inputs PCI interrupts are spread over. */
     public static final int GSI_COUNT = 4;
 
-    private final PciDevice[][] slots = new PciDevice[DEVICES][FUNCTIONS];
+    /** Function {@code f} of device {@code d} at index {@code d * FUNCTIONS + f}; written only under {@link #attachLock}. */
+    private final AtomicReferenceArray<PciDevice> slots = new AtomicReferenceArray<>(DEVICES * FUNCTIONS);
+    /** Serializes {@link #attach}; never taken by a config access. */
+    private final Object attachLock = new Object();
     private final IntFunction<IrqLine> gsiLines;
     private final PciHostBridge hostBridge = new PciHostBridge();
-    private int configAddress;
+    /** The CONFIG_ADDRESS latch, shared by all vCPUs as on real hardware. */
+    private volatile int configAddress;
 
     /**
      * @param gsiLines gives the interrupt line for a GSI (e.g. {@code gsi -> level -> vm.irqLine(gsi, level)});
@@ -79,22 +94,28 @@ public final class PciBus {
      *
      * @throws IllegalArgumentException if the slot is out of range or taken
      */
-    public synchronized void attach(int slot, int function, PciDevice device) {
+    public void attach(int slot, int function, PciDevice device) {
         if (slot < 0 || slot >= DEVICES || function < 0 || function >= FUNCTIONS) {
             throw new IllegalArgumentException(String.format("PCI %s: 00:%02x.%d is not a device/function", device.name(), slot, function));
         }
-        if (slots[slot][function] != null) {
-            throw new IllegalArgumentException(String.format("PCI %s: 00:%02x.%d is taken by %s",
-                    device.name(), slot, function, slots[slot][function].name()));
-        }
-        slots[slot][function] = device;
-        int pin = device.interruptPin();
-        if (pin >= 1 && pin <= 4 && device instanceof PciFunction f) {
-            int gsi = gsi(slot, pin);
-            f.config().set8(PciConfigSpace.INTERRUPT_LINE, gsi);
-            if (gsiLines != null) {
-                f.connectIntx(gsiLines.apply(gsi));
+        synchronized (attachLock) {
+            PciDevice taken = slots.get(slot * FUNCTIONS + function);
+            if (taken != null) {
+                throw new IllegalArgumentException(String.format("PCI %s: 00:%02x.%d is taken by %s",
+                        device.name(), slot, function, taken.name()));
             }
+            // Wire INTx# before the function becomes visible, so the guest never sees it without its interrupt line.
+            int pin = device.interruptPin();
+            if (pin >= 1 && pin <= 4 && device instanceof PciFunction f) {
+                int gsi = gsi(slot, pin);
+                synchronized (f.lock()) {
+                    f.config().set8(PciConfigSpace.INTERRUPT_LINE, gsi);
+                }
+                if (gsiLines != null) {
+                    f.connectIntx(gsiLines.apply(gsi));
+                }
+            }
+            slots.set(slot * FUNCTIONS + function, device);
         }
         log.debug("PCI 00:{}.{} {}", String.format("%02x", slot), function, device.name());
     }
@@ -105,19 +126,24 @@ public final class PciBus {
      * @return the device number
      * @throws IllegalStateException if all 32 are taken
      */
-    public synchronized int attach(PciDevice device) {
-        for (int slot = 0; slot < DEVICES; slot++) {
-            if (slots[slot][0] == null) {
-                attach(slot, 0, device);
-                return slot;
+    public int attach(PciDevice device) {
+        synchronized (attachLock) {
+            for (int slot = 0; slot < DEVICES; slot++) {
+                if (slots.get(slot * FUNCTIONS) == null) {
+                    attach(slot, 0, device);
+                    return slot;
+                }
             }
         }
         throw new IllegalStateException("PCI bus 0 is full: no device number for " + device.name());
     }
 
     /** @return the device at {@code slot}.{@code function}, or null */
-    public synchronized PciDevice device(int slot, int function) {
-        return slots[slot][function];
+    public PciDevice device(int slot, int function) {
+        if (slot < 0 || slot >= DEVICES || function < 0 || function >= FUNCTIONS) {
+            throw new IndexOutOfBoundsException(String.format("00:%02x.%d is not a device/function", slot, function));
+        }
+        return slots.get(slot * FUNCTIONS + function);
     }
 
     /**
@@ -150,11 +176,11 @@ public final class PciBus {
      * @return the INTx# wiring of this bus: one route per device and pin in use (functions of one device may share
      *         a pin), by device number then function
      */
-    public synchronized List<IntxRoute> intxRoutes() {
+    public List<IntxRoute> intxRoutes() {
         var list = new ArrayList<IntxRoute>();
         for (int slot = 0; slot < DEVICES; slot++) {
             for (int fn = 0; fn < FUNCTIONS; fn++) {
-                PciDevice d = slots[slot][fn];
+                PciDevice d = slots.get(slot * FUNCTIONS + fn);
                 int pin = d == null ? 0 : d.interruptPin();
                 if (pin >= 1 && pin <= 4) {
                     var route = new IntxRoute(slot, pin, gsi(slot, pin));
@@ -175,17 +201,13 @@ public final class PciBus {
                 if (offset != 0 || size != 4) {
                     return Bus.ones(size);
                 }
-                synchronized (PciBus.this) {
-                    return Integer.toUnsignedLong(configAddress);
-                }
+                return Integer.toUnsignedLong(configAddress);
             }
 
             @Override
             public void write(long offset, int size, long value) {
                 if (offset == 0 && size == 4) {
-                    synchronized (PciBus.this) {
-                        configAddress = (int) value & (CONFIG_ENABLE | 0x00FF_FFFC);
-                    }
+                    configAddress = (int) value & (CONFIG_ENABLE | 0x00FF_FFFC);
                 }
             }
 
@@ -202,28 +224,19 @@ public final class PciBus {
         return new BusDevice() {
             @Override
             public long read(long offset, int size) {
-                synchronized (PciBus.this) {
-                    PciDevice d = selected(offset, size);
-                    return d == null ? Bus.ones(size)
-                            : Integer.toUnsignedLong(d.configRead(register(offset), size)) & Bus.ones(size);
-                }
+                int address = configAddress;
+                return configRead(selected(address, offset, size), register(address, offset), size);
             }
 
             @Override
             public void write(long offset, int size, long value) {
-                synchronized (PciBus.this) {
-                    PciDevice d = selected(offset, size);
-                    if (d != null) {
-                        d.configWrite(register(offset), size, (int) value);
-                    }
-                }
+                int address = configAddress;
+                configWrite(selected(address, offset, size), register(address, offset), size, value);
             }
 
             @Override
             public String describe(long offset, int size, boolean write, long value) {
-                synchronized (PciBus.this) {
-                    return describeConfigData(offset, size);
-                }
+                return describeConfigData(offset, size);
             }
         };
     }
@@ -260,29 +273,39 @@ public final class PciBus {
 
             @Override
             public String describe(long offset, int size, boolean write, long value) {
-                synchronized (PciBus.this) {
-                    PciDevice d = ecamSelected(offset, size == 8 ? 4 : size);
-                    return "ECAM " + PciRegisterNames.bdf((int) (offset >>> 20) & 0xFF, (int) (offset >>> 15) & 0x1F,
-                            (int) (offset >>> 12) & 0x7) + " " + PciRegisterNames.name((int) (offset & 0xFFF))
-                            + (size == 8 ? " (8 bytes: two dwords)" : "") + (d == null ? " (no device)" : " (" + d.name() + ")");
-                }
+                PciDevice d = ecamSelected(offset, size == 8 ? 4 : size);
+                return "ECAM " + PciRegisterNames.bdf((int) (offset >>> 20) & 0xFF, (int) (offset >>> 15) & 0x1F,
+                        (int) (offset >>> 12) & 0x7) + " " + PciRegisterNames.name((int) (offset & 0xFFF))
+                        + (size == 8 ? " (8 bytes: two dwords)" : "") + (d == null ? " (no device)" : " (" + d.name() + ")");
             }
         };
     }
 
     private long ecamRead(long offset, int size) {
-        synchronized (this) {
-            PciDevice d = ecamSelected(offset, size);
-            return d == null ? Bus.ones(size)
-                    : Integer.toUnsignedLong(d.configRead((int) (offset & 0xFFF), size)) & Bus.ones(size);
-        }
+        return configRead(ecamSelected(offset, size), (int) (offset & 0xFFF), size);
     }
 
     private void ecamWrite(long offset, int size, long value) {
-        synchronized (this) {
-            PciDevice d = ecamSelected(offset, size);
-            if (d != null) {
-                d.configWrite((int) (offset & 0xFFF), size, (int) value);
+        configWrite(ecamSelected(offset, size), (int) (offset & 0xFFF), size, value);
+    }
+
+    /** A config read of {@code device} (null: master abort, all ones) under that function's own monitor only. */
+    private static long configRead(PciDevice device, int register, int size) {
+        if (device == null) {
+            return Bus.ones(size);
+        }
+        int value;
+        synchronized (device) {
+            value = device.configRead(register, size);
+        }
+        return Integer.toUnsignedLong(value) & Bus.ones(size);
+    }
+
+    /** A config write to {@code device} (null: master abort, dropped) under that function's own monitor only. */
+    private static void configWrite(PciDevice device, int register, int size, long value) {
+        if (device != null) {
+            synchronized (device) {
+                device.configWrite(register, size, (int) value);
             }
         }
     }
@@ -293,7 +316,7 @@ public final class PciBus {
             return null;
         }
         int bus = (int) (offset >>> 20) & 0xFF;
-        return bus == 0 ? slots[(int) (offset >>> 15) & 0x1F][(int) (offset >>> 12) & 0x7] : null;
+        return bus == 0 ? slots.get((int) (offset >>> 12) & 0xFF) : null;
     }
 
     /** Registers {@link #ecam()} on the MMIO bus over {@link X86Layout#ECAM_BASE}, {@link X86Layout#ECAM_SIZE} bytes. */
@@ -307,25 +330,25 @@ public final class PciBus {
         pio.register(CONFIG_DATA, PORT_COUNT, "pci-config-data", configDataPort());
     }
 
-    /** @return the function CONFIG_ADDRESS selects for this CONFIG_DATA access, or null (master abort) */
-    private PciDevice selected(long offset, int size) {
-        if ((configAddress & CONFIG_ENABLE) == 0 || offset + size > PORT_COUNT || (size != 1 && size != 2 && size != 4)) {
+    /** @return the function CONFIG_ADDRESS value {@code address} selects for a CONFIG_DATA access, or null (master abort) */
+    private PciDevice selected(int address, long offset, int size) {
+        if ((address & CONFIG_ENABLE) == 0 || offset < 0 || offset + size > PORT_COUNT || (size != 1 && size != 2 && size != 4)) {
             return null;
         }
-        int bus = (configAddress >>> 16) & 0xFF;
-        int slot = (configAddress >>> 11) & 0x1F;
-        int function = (configAddress >>> 8) & 0x7;
-        return bus == 0 ? slots[slot][function] : null;
+        int bus = (address >>> 16) & 0xFF;
+        return bus == 0 ? slots.get((address >>> 8) & 0xFF) : null;
     }
 
     /** "CONFIG_DATA 00:03.0 BAR0 (name)": the function and register CONFIG_ADDRESS selects, plus the port's offset. */
     String describeConfigData(long offset, int size) {
-        PciDevice d = selected(offset, size);
-        return "CONFIG_DATA " + PciRegisterNames.bdf(configAddress) + " " + PciRegisterNames.name(register(offset))
-                + ((configAddress & CONFIG_ENABLE) == 0 ? " (disabled)" : d == null ? " (no device)" : " (" + d.name() + ")");
+        int address = configAddress;
+        PciDevice d = selected(address, offset, size);
+        return "CONFIG_DATA " + PciRegisterNames.bdf(address) + " " + PciRegisterNames.name(register(address, offset))
+                + ((address & CONFIG_ENABLE) == 0 ? " (disabled)" : d == null ? " (no device)" : " (" + d.name() + ")");
     }
 
-    private int register(long offset) {
-        return (configAddress & 0xFC) + (int) offset;
+    /** @return the config-space byte offset a CONFIG_DATA access at port offset {@code offset} reaches */
+    private static int register(int address, long offset) {
+        return (address & 0xFC) + (int) offset;
     }
 }

@@ -3,6 +3,10 @@ package dev.panamax.pci;
 /**
  * A PCI function as the bus's configuration mechanism sees it: reads and writes of its configuration space.
  * {@link PciFunction} is the emulated implementation; a passthrough device may forward some accesses.
+ *
+ * <p>{@link PciBus} calls {@link #configRead} and {@link #configWrite} from any vCPU thread, holding this object's
+ * monitor ({@code synchronized (device)}) and no bus-wide lock: accesses to one function are serialized, accesses to
+ * different functions run at once. An implementation that guards its state with another lock must also take it.
  */
 public interface PciDevice {
     /**

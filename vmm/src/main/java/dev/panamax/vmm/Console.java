@@ -85,7 +85,8 @@ final class Console {
 
     /**
      * Starts a daemon thread that copies {@code in} to {@code sink} until end of input. Line input
-     * of a terminal in its usual (cooked) mode is enough for an interactive busybox shell.
+     * of a terminal in its usual (cooked) mode is enough for an interactive busybox shell. Anything the sink throws,
+     * an Error included, ends the input with one line; the guest keeps running.
      */
     static void pumpInput(InputStream in, Sink sink) {
         Thread t = Thread.ofPlatform().daemon().name("console-input").unstarted(() -> {
@@ -97,6 +98,9 @@ final class Console {
                 }
             } catch (IOException e) {
                 // standard input closed: the guest just gets no more input
+            } catch (Throwable e) {
+                // Contained (issue 15, defect 9): the guest keeps running without input, and the user is told once.
+                org.slf4j.LoggerFactory.getLogger(Console.class).error("console input stopped: {}", e.toString());
             }
         });
         t.start();

@@ -19,7 +19,6 @@ import dev.panamax.kvm.ExitCounts;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmVm;
-import dev.panamax.kvm.VcpuStop;
 import dev.panamax.devices.CmosRtc;
 import dev.panamax.devices.AcpiPm;
 import dev.panamax.devices.ExitPort;
@@ -76,6 +75,8 @@ public final class Machine {
     private final CountDownLatch done = new CountDownLatch(1);
     private volatile String panicLine;
     private volatile boolean initSeen;
+    /** The ids of vCPUs whose thread did not stop in time ({@link #runVcpus}): not closed. */
+    private final java.util.Set<Integer> stuck = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private Machine(MachineConfig config) {
         this.config = config;
@@ -217,7 +218,12 @@ public final class Machine {
             return runVcpus(vcpus, pio, mmio);
         } finally {
             for (KvmVcpu v : vcpus) {
-                v.close();
+                // A thread still inside KVM_RUN uses the vCPU's fd and kvm_run mapping: closing them under it would
+                // free the fd number for reuse (issue 15, defect 14) and unmap the page it reads. The process is
+                // ending; the kernel closes it then.
+                if (!stuck.contains(v.id())) {
+                    v.close();
+                }
             }
         }
     }
@@ -285,20 +291,8 @@ public final class Machine {
     private Verdict runVcpus(List<KvmVcpu> vcpus, Bus pio, Bus mmio) {
         List<Thread> threads = new ArrayList<>();
         for (KvmVcpu vcpu : vcpus) {
-            Thread t = Thread.ofPlatform().name("vcpu-" + vcpu.id()).unstarted(() -> {
-                try {
-                    VcpuStop exit = vcpu.run(pio, mmio);
-                    switch (exit.reason()) {
-                        case STOPPED -> { } // we asked for it
-                        case SHUTDOWN, RESET, POWER_OFF, SYSTEM_EVENT -> finish(afterReset(exit.detail()));
-                        case CRASH -> finish(Verdict.panic(exit.detail()));
-                        case HALTED -> finish(Verdict.error(exit.detail() + " with interrupts off: nothing can wake it"));
-                    }
-                } catch (RuntimeException e) {
-                    log.debug("vCPU {} failed", vcpu.id(), e);
-                    finish(Verdict.error("vCPU " + vcpu.id() + ": " + e.getMessage()));
-                }
-            });
+            Thread t = Thread.ofPlatform().name("vcpu-" + vcpu.id()).unstarted(
+                    VcpuThread.body(vcpu.id(), () -> vcpu.run(pio, mmio), this::finish, this::afterReset));
             threads.add(t);
         }
         threads.forEach(Thread::start);
@@ -316,11 +310,13 @@ public final class Machine {
         for (KvmVcpu vcpu : vcpus) {
             vcpu.requestStop();
         }
-        for (Thread t : threads) {
+        for (int i = 0; i < threads.size(); i++) {
+            Thread t = threads.get(i);
             try {
                 t.join(5000);
                 if (t.isAlive()) {
-                    log.warn("{} did not stop within 5 s", t.getName());
+                    log.warn("{} did not stop within 5 s; its vCPU is left open", t.getName());
+                    stuck.add(vcpus.get(i).id());
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();

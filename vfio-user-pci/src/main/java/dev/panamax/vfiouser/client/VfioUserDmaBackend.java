@@ -240,6 +240,10 @@ public final class VfioUserDmaBackend implements DmaBackend {
                     }
                 } catch (VfioUserTransportException e) {
                     proxy.markBroken("answering " + m.header().command() + " " + m.header().messageId() + ": " + e.getMessage());
+                } catch (Throwable e) {
+                    // Anything else, an Error included (a SIGBUS on guest RAM as InternalError, OutOfMemoryError): the
+                    // device is broken, and this thread goes on draining the queue (issue 15, defect 9).
+                    proxy.markBroken("serving " + m.header().command() + " " + m.header().messageId() + ": " + e);
                 }
             }
         } catch (InterruptedException e) {

@@ -386,8 +386,8 @@ final class VfioUserProxy {
         }
         try {
             onBroken.accept(reason);
-        } catch (RuntimeException e) {
-            LOG.error("vfio-user {}: the broken-device listener failed", name, e);
+        } catch (Throwable e) {
+            LOG.error("vfio-user {}: the broken-device listener failed: {}", name, e.toString());
         }
     }
 
@@ -416,7 +416,9 @@ final class VfioUserProxy {
             markBroken(e.getMessage());
         } catch (VfioUserDeviceBrokenException e) {
             // already marked
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {
+            // Any other error, an Error included (OutOfMemoryError, a SIGBUS on a mapping as InternalError): this
+            // thread ends, so the device must not look usable (issue 15, defect 9).
             markBroken("receiving: " + e);
         }
     }

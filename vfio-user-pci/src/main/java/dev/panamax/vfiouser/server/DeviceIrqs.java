@@ -256,9 +256,19 @@ public final class DeviceIrqs {
         unmaskWatcher = startUnmaskWatcher(fd, this::unmaskIntx);
     }
 
-    /** Starts the thread that calls {@code unmask} on each signal of {@code fd} ({@link #awaitUnmask}). */
+    /**
+     * Starts the thread that calls {@code unmask} on each signal of {@code fd} ({@link #awaitUnmask}); whatever
+     * {@code unmask} throws ends the watching with one line.
+     */
     static Thread startUnmaskWatcher(int fd, Runnable unmask) {
-        return Thread.ofPlatform().daemon().name("vfio-user-intx-unmask").start(() -> awaitUnmask(fd, unmask));
+        return Thread.ofPlatform().daemon().name("vfio-user-intx-unmask").start(() -> {
+            try {
+                awaitUnmask(fd, unmask);
+            } catch (Throwable e) {
+                // The device's unmask failed, an Error included: one line, and INTx stays masked (issue 15, defect 9).
+                LOG.error("vfio-user INTx unmask fd {}: {}; no longer watched", fd, e.toString());
+            }
+        });
     }
 
     /**

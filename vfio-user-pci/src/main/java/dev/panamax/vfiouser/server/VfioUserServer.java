@@ -267,6 +267,9 @@ public final class VfioUserServer implements AutoCloseable {
             Thread.currentThread().interrupt();
         } catch (RuntimeException e) {
             LOG.info("vfio-user client gone: {}", e.getMessage());
+        } catch (Throwable e) {
+            // An Error (OutOfMemoryError receiving a message, ...): drop this client, keep the process (issue 15, defect 9).
+            LOG.error("vfio-user client dropped: the reader failed: {}", e.toString());
         } finally {
             gone = true;
             for (var f : pending.values()) {
@@ -319,6 +322,12 @@ public final class VfioUserServer implements AutoCloseable {
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        } catch (Throwable e) {
+            // An Error in the device model (OutOfMemoryError, StackOverflowError, a SIGBUS on a mapping as
+            // InternalError): its state is unknown, so the client is dropped, with one line (issue 15, defect 9).
+            // A RuntimeException does not get here: handle answers EIO and goes on.
+            LOG.error("vfio-user client dropped: the request thread failed: {}", e.toString());
+            channel.socket().shutdown(); // the reader wakes and ends too
         } finally {
             cleanup();
         }
@@ -334,8 +343,8 @@ public final class VfioUserServer implements AutoCloseable {
             dma.unmapAll();
             channel.close();
             device.disconnected();
-        } catch (RuntimeException e) {
-            LOG.error("vfio-user: cleanup after disconnect failed", e);
+        } catch (Throwable e) {
+            LOG.error("vfio-user: cleanup after disconnect failed: {}", e.toString());
         } finally {
             disconnected.countDown();
         }

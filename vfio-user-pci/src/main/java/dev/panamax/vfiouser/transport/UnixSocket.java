@@ -17,6 +17,12 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * An {@code AF_UNIX} {@code SOCK_STREAM} socket (close-on-exec), through FFM: listen on a path,
  * accept, connect, socketpair, and {@code sendmsg}/{@code recvmsg} with file descriptors passed as
  * {@code SCM_RIGHTS} control messages (unix(7), cmsg(3)). The vfio-user transport (spec, "Socket").
+ *
+ * <p>Closing is safe while other threads are inside a call on the socket (a vCPU waiting for a reply at shutdown):
+ * {@link #close} shuts the socket down ({@code shutdown(2)}, which wakes a blocked {@code recvmsg}/{@code poll}/
+ * {@code accept}; a {@code close(2)} alone does not) and the fd itself is closed by the last call to return, so that
+ * its number cannot be reused by another open in this process while a call still uses it. Calls after close fail
+ * with EBADF without touching the number.
  */
 public final class UnixSocket implements AutoCloseable {
     /** The socket file's mode: 0600. */
@@ -24,7 +30,10 @@ public final class UnixSocket implements AutoCloseable {
             java.nio.file.attribute.PosixFilePermissions.fromString("rw-------");
     private final int fd;
     private final String name;
+    /** Guarded by this: close was called; calls in flight; the fd was closed (by close or the last release). */
     private boolean closed;
+    private int users;
+    private boolean fdClosed;
 
     private UnixSocket(int fd, String name) {
         this.fd = fd;
@@ -102,14 +111,19 @@ public final class UnixSocket implements AutoCloseable {
         if (!poll(SocketLibc.POLLIN, timeout)) {
             throw new ReceiveTimeoutException("no connection within " + timeout + " on socket " + name);
         }
-        while (true) {
-            int r = SocketLibc.accept4Raw(fd, SocketLibc.SOCK_CLOEXEC);
-            if (r >= 0) {
-                return new UnixSocket(r, "accepted on " + name);
+        use();
+        try {
+            while (true) {
+                int r = SocketLibc.accept4Raw(fd, SocketLibc.SOCK_CLOEXEC);
+                if (r >= 0) {
+                    return new UnixSocket(r, "accepted on " + name);
+                }
+                if (r != -Errno.EINTR) {
+                    throw new LinuxException("accept4 on " + name, -r);
+                }
             }
-            if (r != -Errno.EINTR) {
-                throw new LinuxException("accept4 on " + name, -r);
-            }
+        } finally {
+            release();
         }
     }
 
@@ -124,14 +138,22 @@ public final class UnixSocket implements AutoCloseable {
     /**
      * The connected peer's credentials, {@code SO_PEERCRED} (unix(7)): as of its {@code connect} (or socketpair).
      *
-     * @throws LinuxException e.g. ENOTCONN
+     * @throws LinuxException e.g. ENOTCONN, EBADF once closed
      */
     public PeerCredentials peerCredentials() {
-        int[] c = SocketLibc.peerCredentials(fd);
-        return new PeerCredentials(c[0], c[1], c[2]);
+        use();
+        try {
+            int[] c = SocketLibc.peerCredentials(fd);
+            return new PeerCredentials(c[0], c[1], c[2]);
+        } finally {
+            release();
+        }
     }
 
-    /** @return the socket's fd (owned by this object) */
+    /**
+     * @return the socket's fd (owned by this object; after {@link #close} the number may belong to someone else once
+     *         the calls in flight have returned)
+     */
     public int fd() {
         return fd;
     }
@@ -142,9 +164,11 @@ public final class UnixSocket implements AutoCloseable {
      *
      * @param timeout null to wait forever, else at least one millisecond is waited
      * @return false on timeout
+     * @throws LinuxException EBADF once closed
      */
     public boolean poll(short events, Duration timeout) {
         long deadline = timeout == null ? Long.MAX_VALUE : System.nanoTime() + timeout.toNanos();
+        use();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment pfd = arena.allocate(SocketLibc.POLLFD_SIZE, 4);
             while (true) {
@@ -173,6 +197,8 @@ public final class UnixSocket implements AutoCloseable {
                     return false;
                 }
             }
+        } finally {
+            release();
         }
     }
 
@@ -181,6 +207,7 @@ public final class UnixSocket implements AutoCloseable {
      * (MSG_NOSIGNAL: a closed peer gives EPIPE, not SIGPIPE).
      *
      * @return bytes sent (maybe fewer than {@code data.byteSize()}; the fds went with the first byte), or {@code -errno}
+     *         ({@code -EBADF} once closed)
      */
     public long sendRaw(MemorySegment data, int[] fds) {
         return sendRaw(data, fds, 0);
@@ -191,6 +218,9 @@ public final class UnixSocket implements AutoCloseable {
      * (then EAGAIN when the socket's buffer is full).
      */
     public long sendRaw(MemorySegment data, int[] fds, int flags) {
+        if (!acquire()) {
+            return -Errno.EBADF;
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment iov = arena.allocate(SocketLibc.IOVEC_SIZE, 8);
             iov.set(JAVA_LONG, 0, data.address());
@@ -211,6 +241,8 @@ public final class UnixSocket implements AutoCloseable {
                 msg.set(JAVA_LONG, SocketLibc.MSG_CONTROLLEN, control.byteSize());
             }
             return SocketLibc.sendmsgRaw(fd, msg, SocketLibc.MSG_NOSIGNAL | flags);
+        } finally {
+            release();
         }
     }
 
@@ -226,9 +258,13 @@ public final class UnixSocket implements AutoCloseable {
 
     /**
      * One {@code recvmsg(2)} into {@code buffer}, with room for up to {@link SocketLibc#SCM_MAX_FD}
-     * fds (so that a peer sending too many is seen, not silently cut), MSG_CMSG_CLOEXEC.
+     * fds (so that a peer sending too many is seen, not silently cut), MSG_CMSG_CLOEXEC. Once closed: {@code -EBADF};
+     * a receive blocked when {@link #close} is called returns end of stream (0).
      */
     public Received receiveRaw(MemorySegment buffer) {
+        if (!acquire()) {
+            return new Received(-Errno.EBADF, new int[0], false);
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment iov = arena.allocate(SocketLibc.IOVEC_SIZE, 8);
             iov.set(JAVA_LONG, 0, buffer.address());
@@ -247,6 +283,8 @@ public final class UnixSocket implements AutoCloseable {
             int flags = msg.get(JAVA_INT, SocketLibc.MSG_FLAGS);
             long used = msg.get(JAVA_LONG, SocketLibc.MSG_CONTROLLEN);
             return new Received(n, fdsOf(control, used), (flags & SocketLibc.MSG_CTRUNC) != 0);
+        } finally {
+            release();
         }
     }
 
@@ -278,16 +316,59 @@ public final class UnixSocket implements AutoCloseable {
      * Does nothing once closed (the fd number may belong to someone else by then).
      */
     public synchronized void shutdown() {
-        if (!closed) {
+        if (!fdClosed) {
             SocketLibc.shutdownRaw(fd, SocketLibc.SHUT_RDWR);
         }
     }
 
+    /**
+     * Starts a call on the fd: until the matching {@link #release}, the fd stays open.
+     *
+     * @return false once closed (the caller must not touch the fd number)
+     */
+    synchronized boolean acquire() {
+        if (closed) {
+            return false;
+        }
+        users++;
+        return true;
+    }
+
+    /** As {@link #acquire}, throwing EBADF once closed. */
+    private void use() {
+        if (!acquire()) {
+            throw new LinuxException("socket " + name + " is closed", Errno.EBADF);
+        }
+    }
+
+    /** Ends a call started by {@link #acquire}; the last one after {@link #close} closes the fd. */
+    synchronized void release() {
+        users--;
+        if (closed && users == 0) {
+            closeFd();
+        }
+    }
+
+    private void closeFd() {
+        if (!fdClosed) {
+            fdClosed = true;
+            Libc.close(fd);
+        }
+    }
+
+    /**
+     * Closes the socket: shuts it down at once (the peer sees end of stream, blocked calls here return) and closes the
+     * fd now, or when the last call in flight returns.
+     */
     @Override
     public synchronized void close() {
         if (!closed) {
             closed = true;
-            Libc.close(fd);
+            if (users == 0) {
+                closeFd();
+            } else {
+                SocketLibc.shutdownRaw(fd, SocketLibc.SHUT_RDWR);
+            }
         }
     }
 

@@ -106,7 +106,13 @@ public final class VirtioBlkServer implements AutoCloseable {
                 } catch (ReceiveTimeoutException e) {
                     continue;
                 }
-                serveOne(socket);
+                try {
+                    serveOne(socket);
+                } catch (RuntimeException | Error e) {
+                    // Contained (issue 15, defect 9): this client is dropped with one line, the next one is served.
+                    LOG.error("virtio-blk: client dropped: {}", e.toString());
+                    socket.close();
+                }
             }
         } finally {
             listener.close();
