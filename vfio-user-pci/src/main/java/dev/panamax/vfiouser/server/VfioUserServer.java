@@ -103,8 +103,11 @@ public final class VfioUserServer implements AutoCloseable {
      * @param message how long a message may take once its first byte came, else the client is dropped
      */
     public record Deadlines(Duration version, Duration message) {
-        /** 10 s to negotiate, 5 s per message. */
-        public static final Deadlines DEFAULT = new Deadlines(Duration.ofSeconds(10), Duration.ofSeconds(5));
+        /**
+         * 60 s to negotiate, 30 s per message: bounds on a client that stalls, not on a slow one. A client JVM under
+         * emulation (nested TCG on a loaded 2-core host) was seen to take over 10 s from its connect to its VERSION.
+         */
+        public static final Deadlines DEFAULT = new Deadlines(Duration.ofSeconds(60), Duration.ofSeconds(30));
     }
 
     /**
