@@ -120,14 +120,15 @@ class VfioUserBlkEndToEndTest {
                 "serve",
                 "./panamax test --image " + img + " --script " + REPO.relativize(WORK.resolve("blk-forever.sh"))
                         + " -m 512M --timeout 300s --device vfio-user-pci,socket=$sock,timeout=60s,on-error=stop > /tmp/dies.log 2>&1 & vm=$!",
-                "for i in $(seq 1 1200); do grep -q 'reading forever' /tmp/dies.log && break; sleep 0.1; done",
+                // Stops waiting as soon as the VM is gone (a failed attach), not after all 1200 rounds (minutes under TCG).
+                "for i in $(seq 1 1200); do grep -q 'reading forever' /tmp/dies.log && break; kill -0 $vm 2>/dev/null || break; sleep 0.1; done",
                 "sleep 1; kill -9 $server; wait $vm; echo \"E2E server-dies=$?\"; sed 's/^/dies: /' /tmp/dies.log",
                 // One server per misbehaviour (a proxy in front of a real server, set off by a read at 0xF0), all
                 // on one VM that must go on: each device breaks on its own, with one line, and reads all-ones.
                 java + " dev.panamax.tests.vfiouser.MisbehavingServer " + misbehaving
                         + " > /tmp/misbehaving.log 2>&1 & mb=$!",
                 "for i in $(seq 1 1800); do [ $(grep -c listening /tmp/misbehaving.log) = " + MODES.size()
-                        + " ] && break; sleep 0.1; done; cat /tmp/misbehaving.log",
+                        + " ] && break; kill -0 $mb 2>/dev/null || break; sleep 0.1; done; cat /tmp/misbehaving.log",
                 "./panamax test --image " + img + " --script " + REPO.relativize(WORK.resolve("misbehaving.sh"))
                         + " -m 256M --timeout 300s" + devices + "; echo \"E2E misbehaving=$?\"",
                 "wait $mb; echo \"E2E misbehaving-server=$?\"",
