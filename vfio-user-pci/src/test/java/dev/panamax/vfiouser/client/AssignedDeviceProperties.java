@@ -1,18 +1,24 @@
 package dev.panamax.vfiouser.client;
 
 import dev.panamax.core.irq.IrqRoutes;
+import dev.panamax.core.memory.AddressSpace;
+import dev.panamax.core.memory.DeviceMemoryRegion;
+import dev.panamax.core.memory.MemoryRegion;
+import dev.panamax.core.sys.MemFd;
 import dev.panamax.pci.BarListener;
 import dev.panamax.pci.MsiListener;
 import dev.panamax.pci.MsixCapability;
 import dev.panamax.pci.PciBar;
 import dev.panamax.pci.PciConfigSpace;
 import dev.panamax.pci.PciFunction;
+import dev.panamax.vfio.VfioBarMapper;
 import dev.panamax.vfio.VfioInterrupts;
 import dev.panamax.vfio.VfioPciFunction;
+import dev.panamax.vfio.VfioRegionInfo.Area;
 import dev.panamax.vfio.bindings.vfio_h;
-import dev.panamax.vfiouser.server.BusDeviceRegion;
 import dev.panamax.vfiouser.server.RegionHandler;
 import dev.panamax.vfiouser.server.VfioUserDevice;
+import dev.panamax.vfiouser.server.VfioUserRegion;
 import dev.panamax.vfiouser.server.VfioUserServer;
 import dev.panamax.vfiouser.transport.UnixSocket;
 import net.jqwik.api.Arbitraries;
@@ -24,6 +30,7 @@ import net.jqwik.api.Provide;
 import net.jqwik.api.Tuple;
 import net.jqwik.api.statistics.Statistics;
 
+import java.lang.foreign.ValueLayout;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -36,9 +43,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Property-based tests (issue 15) over the BARs and the MSI-X table and PBA of an assigned device: a
  * {@link VfioPciFunction} over the real vfio-user client, talking over a real socketpair to the project's own
- * {@link VfioUserServer} serving a device with three BARs (32-bit memory, 64-bit prefetchable memory holding the
- * MSI-X table and PBA among other registers, I/O) and 20 MSI-X vectors. Its interrupts go through
- * {@link VfioInterrupts} to a recording {@link IrqRoutes} (there is no KVM here), which checks each call it gets.
+ * {@link VfioUserServer} serving a device with three BARs (32-bit memory, trapped; 64-bit prefetchable memory, a
+ * memfd the client mmaps, holding the MSI-X table and PBA among other registers; I/O) and 20 MSI-X vectors. BAR 2
+ * goes into a guest {@link AddressSpace} through {@link VfioBarMapper} (but for its MSI-X pages), and the interrupts
+ * through {@link VfioInterrupts} to a recording {@link IrqRoutes} (there is no KVM here), which checks each call.
  *
  * <p>Each try is a random sequence of guest accesses of 1, 2, 4 and 8 bytes at any offset of any BAR (in range or
  * not, aligned or not, over the table, the PBA and the device's own registers) and of 1, 2 and 4 bytes to config
@@ -46,11 +54,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * access: nothing was thrown; reads fit their width; the table reads back what the guest wrote (PCI Local Bus 3.0,
  * 6.8.2.8-6.8.2.9: address and data read/write, vector control bit 0 the mask, bits 31:1 reserved and 0) and never
  * reached the device; the PBA reads 0 whatever was written; the command and message control registers read back
- * the guest's bits; every BAR keeps its type bits, is aligned to its size and decodes only inside its window; and a
+ * the guest's bits; every BAR keeps its type bits, is aligned to its size and decodes only inside its window, and
+ * BAR 2's mapped pages are in the address space exactly while it decodes, where it decodes, never the MSI-X pages; a
  * vector has an irqfd iff MSI-X is enabled, the function is not masked and the entry is not masked, on a route with
  * the entry's message, with never more routes than vectors and none (only INTx's irqfd) while MSI-X is disabled.
- * After the sequence the device still works (IDs, BAR sizing, a register round trip through the server, MSI-X on and
- * off) and every socket and eventfd is closed again. Tries: {@code jqwik.tries.default} (junit-platform.properties).
+ * After the sequence the device still works (IDs, BAR sizing, a register round trip through the server and through
+ * the guest's mapping, MSI-X on and off) and every socket, memfd and eventfd is closed again.
+ * Tries: {@code jqwik.tries.default} (junit-platform.properties); more with {@code -Djqwik.tries.default=N}.
  */
 class AssignedDeviceProperties {
     static final int VENDOR = 0x4e58;
@@ -62,6 +72,7 @@ class AssignedDeviceProperties {
     static final long TABLE = 0x1000;
     static final long PBA = 0x3000;
     static final int INTX_GSI = 10;
+    static final long PAGE = 4096;
     static final long[] SIZES = {BAR0_SIZE, 0, BAR2_SIZE, 0, BAR4_SIZE, 0};
     static final int[] FLAGS = {PciBar.memory32(BAR0_SIZE).flags(), 0, PciBar.memory64(BAR2_SIZE, true).flags(), 0,
             PciBar.io(BAR4_SIZE).flags(), 0};
@@ -160,7 +171,10 @@ class AssignedDeviceProperties {
     static final class Rig implements AutoCloseable {
         final List<String> fdsBefore = Fds.open();
         final Registers bar0 = new Registers(BAR0_SIZE);
-        final Registers bar2 = new Registers(BAR2_SIZE);
+        /** BAR 2 is memory the client may mmap, but for the MSI-X pages. */
+        final MemFd bar2 = new MemFd("bar2", BAR2_SIZE);
+        final AddressSpace space = new AddressSpace();
+        final VfioBarMapper mapper;
         final Registers bar4 = new Registers(BAR4_SIZE);
         final MsixCapability serverMsix;
         final VfioUserServer server;
@@ -197,20 +211,8 @@ class AssignedDeviceProperties {
                 }
             });
             cap = serverMsix.offset();
-            BusDeviceRegion msixRegion = new BusDeviceRegion(serverMsix);
-            RegionHandler bar2Handler = new RegionHandler() {
-                @Override
-                public void read(long offset, byte[] into) {
-                    (msixRange(offset, into.length) ? msixRegion : bar2).read(offset, into);
-                }
-
-                @Override
-                public void write(long offset, byte[] data) {
-                    (msixRange(offset, data.length) ? msixRegion : bar2).write(offset, data);
-                }
-            };
             VfioUserDevice device = VfioUserDevice.builder(fn)
-                    .bar(0, bar0).bar(2, bar2Handler).bar(4, bar4)
+                    .bar(0, bar0).region(VfioUserRegion.memfd(2, bar2)).bar(4, bar4)
                     .irqs(vfio_h.VFIO_PCI_INTX_IRQ_INDEX(), 1)
                     .irqs(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), VECTORS)
                     .build();
@@ -221,6 +223,7 @@ class AssignedDeviceProperties {
             irqs = new VfioInterrupts(client, routes);
             f = new VfioPciFunction(client, irqs);
             irqs.attach(f);
+            mapper = new VfioBarMapper(f, space, PAGE);
             f.addBarListener(new BarListener() {
                 @Override
                 public void barMapped(PciFunction fn, int index, PciBar bar, long at) {
@@ -244,13 +247,15 @@ class AssignedDeviceProperties {
             f.setBarAddress(0, 0xC000_0000L);
             f.setBarAddress(2, 0x8_0000_0000L);
             f.setBarAddress(4, 0xC000);
+            f.configWrite(PciConfigSpace.COMMAND, 2, PciConfigSpace.COMMAND_IO | PciConfigSpace.COMMAND_MEMORY);
+            modelConfigWrite(PciConfigSpace.COMMAND, 2, PciConfigSpace.COMMAND_IO | PciConfigSpace.COMMAND_MEMORY);
             for (int v = 0; v < VECTORS; v++) {
                 table[4 * v + 3] = MsixCapability.ENTRY_CTRL_MASKBIT;
             }
         }
 
-        static boolean msixRange(long offset, int length) {
-            return offset < PBA + MsixCapability.pbaBytes(VECTORS) && offset + length > TABLE;
+        int bar2Byte(long at) {
+            return bar2.mapping().get(ValueLayout.JAVA_BYTE, at) & 0xFF;
         }
 
         void apply(Op op) {
@@ -313,7 +318,9 @@ class AssignedDeviceProperties {
             for (int w = 0; w < VECTORS * 4; w++) {
                 assertEquals(Integer.toUnsignedLong(table[w]), f.region(2).read(TABLE + 4L * w, 4),
                         "table dword " + w + where);
-                assertEquals(w % 4 == 3 ? 1 : 0, serverMsix.read(TABLE + 4L * w, 4), "the device's table changed" + where);
+            }
+            for (long at = TABLE; at < TABLE + 16L * VECTORS; at++) {
+                assertEquals(0, bar2Byte(at), "the device's table changed" + where);
             }
             assertEquals(0, f.region(2).read(PBA, 8), "PBA" + where);
             // Message control and command read back the guest's bits.
@@ -358,6 +365,22 @@ class AssignedDeviceProperties {
                 }
             }
             assertEquals(0, f.configRead(PciConfigSpace.ROM_ADDRESS, 4), "no ROM" + where);
+            // BAR 2 is in the guest's address space, but for the MSI-X pages, exactly while it decodes.
+            assertEquals(List.of(new Area(0, PAGE), new Area(2 * PAGE, PAGE)), mapper.mappedAreas(2));
+            long at = f.decodedAddress(2);
+            List<String> want = new ArrayList<>();
+            if (at != -1) {
+                for (Area a : mapper.mappedAreas(2)) {
+                    want.add(Long.toHexString(at + a.offset()) + "+" + Long.toHexString(a.size()));
+                }
+            }
+            List<String> got = new ArrayList<>();
+            for (MemoryRegion m : space.regions()) {
+                got.add(Long.toHexString(m.guestPhysicalAddress()) + "+" + Long.toHexString(m.size()));
+            }
+            want.sort(null);
+            got.sort(null);
+            assertEquals(want, got, "BAR 2 in the address space" + where);
         }
 
         void checkRoutes(String where) {
@@ -394,6 +417,8 @@ class AssignedDeviceProperties {
 
         @Override
         public void close() throws Exception {
+            mapper.close();
+            assertEquals(List.of(), space.regions(), "address space after close");
             irqs.close();
             synchronized (routes) {
                 assertEquals(List.of(), routes.violations);
@@ -404,6 +429,7 @@ class AssignedDeviceProperties {
             client.close();
             assertTrue(server.awaitDisconnect(Duration.ofSeconds(5)), "the server saw the client go");
             server.close();
+            bar2.close();
             // Threads that end after close() (the server's INTx unmask watcher) may close their fd a moment later.
             for (int i = 0; i < 100 && !Fds.open().equals(fdsBefore); i++) {
                 Thread.sleep(20);
@@ -475,11 +501,14 @@ class AssignedDeviceProperties {
             assertEquals(0x40, rig.cap, "the generators assume MSI-X at 0x40");
             rig.check("set-up");
             int mostIrqfds = 0;
+            int moves = 0;
             for (Op op : ops) {
                 rig.apply(op);
                 rig.check(op);
                 mostIrqfds = Math.max(mostIrqfds, rig.routes.irqfds.size());
+                moves += rig.f.decodedAddress(2) != 0x8_0000_0000L ? 1 : 0;
             }
+            Statistics.label("accesses with BAR 2 moved or off").collect(moves == 0 ? "0" : moves < 10 ? "1-9" : "10+");
             Statistics.label("irqfds at most").collect(mostIrqfds == 0 ? "0" : mostIrqfds < 4 ? "1-3" : "4+");
             stillWorks(rig, probe);
         }
@@ -516,7 +545,16 @@ class AssignedDeviceProperties {
         assertEquals(probe, rig.bar0.get32(0x40), "BAR 0 register in the device");
         f.region(2).write(0x100, 4, Integer.toUnsignedLong(~probe));
         assertEquals(Integer.toUnsignedLong(~probe), f.region(2).read(0x100, 4), "BAR 2 register");
-        assertEquals(~probe, rig.bar2.get32(0x100), "BAR 2 register in the device");
+        assertEquals(~probe, rig.bar2.mapping().get(ValueLayout.JAVA_INT_UNALIGNED, 0x100), "BAR 2 register in the device");
+        // ... and through the guest's mapping of BAR 2, when it decodes.
+        long at = f.decodedAddress(2);
+        if (at != -1) {
+            MemoryRegion m = rig.space.find(at + 0x200);
+            assertTrue(m instanceof DeviceMemoryRegion, "BAR 2 mapped into the guest: " + m);
+            long value = Integer.toUnsignedLong(probe) * 31;
+            ((DeviceMemoryRegion) m).host().asSlice(at + 0x200 - m.guestPhysicalAddress(), 8).set(ValueLayout.JAVA_LONG_UNALIGNED, 0, value);
+            assertEquals(value, f.region(2).read(0x200, 8), "a guest store through the mapping, read through the server");
+        }
         // MSI-X on with vector 0 programmed and unmasked, then off.
         f.configWrite(rig.cap + MsixCapability.FLAGS, 2, MsixCapability.FLAGS_ENABLE);
         rig.modelConfigWrite(rig.cap + MsixCapability.FLAGS, 2, MsixCapability.FLAGS_ENABLE);
