@@ -270,13 +270,21 @@ class AssignedDeviceProperties {
                 }
             } else if (op.write()) {
                 f.region(op.bar()).write(op.offset(), op.size(), op.value());
-                if (op.bar() == 2) {
+                if (op.bar() == 2 && inside(op)) {
                     modelTableWrite(op.offset(), op.size(), op.value());
                 }
             } else {
                 long v = f.region(op.bar()).read(op.offset(), op.size());
                 assertTrue(op.size() == 8 || v >>> (8 * op.size()) == 0, "BAR read wider than the access: " + op);
+                if (!inside(op)) {
+                    assertEquals(op.size() == 8 ? -1L : (1L << (8 * op.size())) - 1, v, "a read across the BAR's end is all ones: " + op);
+                }
             }
+        }
+
+        /** A BAR access the bus can dispatch: its first byte in the BAR, its last maybe past the end. */
+        static boolean inside(Op op) {
+            return op.offset() >= 0 && op.offset() <= SIZES[op.bar()] - op.size();
         }
 
         void modelConfigWrite(int offset, int size, int value) {
@@ -511,6 +519,7 @@ class AssignedDeviceProperties {
             Statistics.label("accesses with BAR 2 moved or off").collect(moves == 0 ? "0" : moves < 10 ? "1-9" : "10+");
             Statistics.label("irqfds at most").collect(mostIrqfds == 0 ? "0" : mostIrqfds < 4 ? "1-3" : "4+");
             stillWorks(rig, probe);
+            assertEquals(0, rig.client.postedWriteErrors(), "no guest write reached the device only to be refused");
         }
     }
 
