@@ -32,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 public final class KvmSoak {
     static final int DEFAULT_CYCLES = 200;
     /** Cycles before the first sample: class loading, the JIT and the heap settle in these. */
-    static final int WARM_UP = 5;
+    static final int WARM_UP = 10;
     static final long RAM = 2 << 20;
     static final int STOP_PORT = 0x501;
     /** The irqfd's GSI: an ISA pin nobody else uses here; the guest runs with interrupts off, so it is only queued. */

@@ -45,7 +45,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class VfioUserSoakTest {
     static final int DEFAULT_CYCLES = 50;
-    static final int WARM_UP = 3;
+    /** Cycles before the first sample: past them the JIT has compiled the hot paths and the heaps have grown to size. */
+    static final int WARM_UP = 20;
     /** The DMA-mapped "guest RAM": 64 KiB, a multiple of the server's page size. */
     static final long RAM = 64 << 10;
     /** PCI vendor id of virtio (virtio 1.2, 4.1.2). */
@@ -99,7 +100,8 @@ class VfioUserSoakTest {
         Files.write(disk, new byte[1 << 20]);
         Path socket = dir.resolve("soak.sock");
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        Process p = new ProcessBuilder(java.toString(), "--enable-native-access=ALL-UNNAMED", "-Xmx256m",
+        // A small heap: its growth cannot hide in the RSS bound (500 cycles: +28 MiB with -Xmx256m, a plateau).
+        Process p = new ProcessBuilder(java.toString(), "--enable-native-access=ALL-UNNAMED", "-Xmx64m",
                 "-cp", System.getProperty("java.class.path"), SoakServer.class.getName(), socket.toString(), disk.toString())
                 .redirectErrorStream(true).start();
         LinkedBlockingQueue<String> lines = new LinkedBlockingQueue<>();
