@@ -26,7 +26,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  *
  * <p>Prints {@code kvm-soak: 200 cycles, fds 12->12, threads 9->9, memfds 0->0, rss 61->63 MiB, 14.2 s} and exits 0,
  * or {@code kvm-soak: FAILED ...} naming the bound that broke (or the cycle that failed) and exits 1. Needs
- * /dev/kvm; {@code BootEndToEndTest} runs it (nested where the host has no usable KVM) as its {@code kvm-soak} step:
+ * /dev/kvm ({@code KvmSoakTest} runs 20 cycles where there is one; not a nested CI step yet, see docs/security.md):
  * <pre>java --enable-native-access=ALL-UNNAMED -cp 'kvm-backend/target/test-classes:vmm-core/target/test-classes:launcher/target/lib/*' dev.panamax.kvm.KvmSoak --cycles 2000</pre>
  */
 public final class KvmSoak {
