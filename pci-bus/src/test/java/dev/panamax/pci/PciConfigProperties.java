@@ -71,35 +71,21 @@ class PciConfigProperties {
 
         void apply(Op op) {
             switch (op.kind()) {
-                case 0 -> {
-                    if (op.write()) {
-                        address.write(op.offset(), op.size(), op.value());
-                    } else {
-                        address.read(op.offset(), op.size());
-                    }
-                }
-                case 1 -> {
-                    if (op.write()) {
-                        data.write(op.offset(), op.size(), op.value());
-                    } else {
-                        long v = data.read(op.offset(), op.size());
-                        assertTrue(op.size() == 8 || (v >>> (8 * op.size())) == 0, "CONFIG_DATA read wider than the access");
-                    }
-                }
-                case 2 -> {
-                    if (op.write()) {
-                        ecam.write(op.offset(), op.size(), op.value());
-                    } else {
-                        long v = ecam.read(op.offset(), op.size());
-                        assertTrue(op.size() == 8 || (v >>> (8 * op.size())) == 0, "ECAM read wider than the access");
-                    }
-                }
-                default -> {
-                    if (op.write()) {
-                        msix.write(op.offset(), op.size(), op.value());
-                    } else {
-                        msix.read(op.offset(), op.size());
-                    }
+                case 0 -> access(address, op, null);
+                case 1 -> access(data, op, "CONFIG_DATA");
+                case 2 -> access(ecam, op, "ECAM");
+                default -> access(msix, op, null);
+            }
+        }
+
+        /** {@code op} on {@code device}; a read is checked to fit the access's width where {@code checked} names it. */
+        private static void access(BusDevice device, Op op, String checked) {
+            if (op.write()) {
+                device.write(op.offset(), op.size(), op.value());
+            } else {
+                long v = device.read(op.offset(), op.size());
+                if (checked != null) {
+                    assertTrue(op.size() == 8 || (v >>> (8 * op.size())) == 0, checked + " read wider than the access");
                 }
             }
         }
