@@ -270,6 +270,38 @@ public final class Machine {
         return p != null ? Verdict.panic(p) : Verdict.reset(how);
     }
 
+    /**
+     * A triple fault is a reset only for a guest that chose it as its way to reboot ({@code reboot=t}); any other
+     * Linux guest reaches it only by crashing, since its reboot path tries the ACPI reset register and the i8042
+     * reset line first, and either ends the VM here (arch/x86/kernel/reboot.c, {@code native_machine_emergency_restart}).
+     */
+    private Verdict afterTripleFault(String how) {
+        String p = panicLine;
+        if (p != null) {
+            return Verdict.panic(p);
+        }
+        return rebootsByTripleFault(config.cmdline()) ? Verdict.reset(how) : Verdict.crash(how);
+    }
+
+    /**
+     * @return whether the last reboot type a Linux command line selects is the triple fault: {@code reboot=} takes
+     *         comma-separated words, each known by its first letter ({@code t[riple]}; {@code a}, {@code k}, {@code b},
+     *         {@code e}, {@code p} select the others; Documentation/admin-guide/kernel-parameters.txt, "reboot=")
+     */
+    static boolean rebootsByTripleFault(String cmdline) {
+        char type = 0;
+        for (String word : cmdline == null ? new String[0] : cmdline.trim().split("\\s+")) {
+            if (word.startsWith("reboot=")) {
+                for (String mode : word.substring("reboot=".length()).split(",")) {
+                    if (!mode.isEmpty() && "takbep".indexOf(mode.charAt(0)) >= 0) {
+                        type = mode.charAt(0);
+                    }
+                }
+            }
+        }
+        return type == 't';
+    }
+
     private void watchConsole(String line) {
         if (!initSeen) {
             for (String marker : INIT_LINES) {
@@ -292,7 +324,7 @@ public final class Machine {
         List<Thread> threads = new ArrayList<>();
         for (KvmVcpu vcpu : vcpus) {
             Thread t = Thread.ofPlatform().name("vcpu-" + vcpu.id()).unstarted(
-                    VcpuThread.body(vcpu.id(), () -> vcpu.run(pio, mmio), this::finish, this::afterReset));
+                    VcpuThread.body(vcpu.id(), () -> vcpu.run(pio, mmio), this::finish, this::afterReset, this::afterTripleFault));
             threads.add(t);
         }
         threads.forEach(Thread::start);

@@ -27,16 +27,19 @@ final class VcpuThread {
      * @param id         the vCPU's id, for the message
      * @param run        runs the vCPU until it stops ({@code KvmVcpu.run(pio, mmio)})
      * @param finish     takes the verdict (the machine keeps the first one)
-     * @param afterReset the verdict for a reset, shutdown or power-off of the vCPU, given its detail
+     * @param afterReset the verdict for a reset or power-off of the vCPU, given its detail
+     * @param afterTripleFault the verdict for a triple fault ({@code KVM_EXIT_SHUTDOWN}), given its detail
      * @return the thread's body, which never throws
      */
-    static Runnable body(int id, Supplier<VcpuStop> run, Consumer<Verdict> finish, Function<String, Verdict> afterReset) {
+    static Runnable body(int id, Supplier<VcpuStop> run, Consumer<Verdict> finish, Function<String, Verdict> afterReset,
+            Function<String, Verdict> afterTripleFault) {
         return () -> {
             try {
                 VcpuStop exit = run.get();
                 switch (exit.reason()) {
                     case STOPPED -> { } // we asked for it
-                    case SHUTDOWN, RESET, POWER_OFF, SYSTEM_EVENT -> finish.accept(afterReset.apply(exit.detail()));
+                    case SHUTDOWN -> finish.accept(afterTripleFault.apply(exit.detail()));
+                    case RESET, POWER_OFF, SYSTEM_EVENT -> finish.accept(afterReset.apply(exit.detail()));
                     case CRASH -> finish.accept(Verdict.panic(exit.detail()));
                     case HALTED -> finish.accept(Verdict.error(exit.detail() + " with interrupts off: nothing can wake it"));
                 }

@@ -7,7 +7,7 @@ package dev.panamax.vmm;
  * <caption>Exit statuses</caption>
  * <tr><td>the guest wrote N to the exit port (0xF4)</td><td>N (0..255)</td></tr>
  * <tr><td>the guest reset or powered off without a verdict</td><td>0</td></tr>
- * <tr><td>the guest kernel panicked</td><td>{@value #PANIC_STATUS}</td></tr>
+ * <tr><td>the guest kernel panicked, or its CPU triple-faulted without {@code reboot=t}</td><td>{@value #PANIC_STATUS}</td></tr>
  * <tr><td>the guest ran past its timeout ({@link MachineConfig#timeout()})</td><td>{@value #TIMEOUT_STATUS}</td></tr>
  * <tr><td>Panamax could not run the VM (bad input, no KVM, a vCPU error)</td><td>{@value #ERROR_STATUS}</td></tr>
  * </table>
@@ -17,7 +17,7 @@ package dev.panamax.vmm;
  * @param detail     one line for the user
  */
 public record Verdict(Kind kind, int exitStatus, String detail) {
-    /** Exit status for a guest kernel panic. */
+    /** Exit status for a guest kernel panic or crash (a triple fault the guest did not ask for). */
     public static final int PANIC_STATUS = 110;
     /** Exit status for a guest killed at its timeout (as {@code timeout(1)}). */
     public static final int TIMEOUT_STATUS = 124;
@@ -41,6 +41,14 @@ public record Verdict(Kind kind, int exitStatus, String detail) {
 
     public static Verdict panic(String line) {
         return new Verdict(Kind.PANIC, PANIC_STATUS, "guest kernel panic: " + line);
+    }
+
+    /**
+     * A guest CPU shut down ({@code KVM_EXIT_SHUTDOWN}) when the guest did not choose the triple fault as its way to
+     * reboot: the kernel crashed too early or too hard to print a panic.
+     */
+    public static Verdict crash(String how) {
+        return new Verdict(Kind.PANIC, PANIC_STATUS, "guest crashed: " + how);
     }
 
     public static Verdict timeout(String after) {

@@ -12,6 +12,7 @@ import java.util.function.Supplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -48,7 +49,8 @@ class VcpuThreadTest {
         CompletableFuture<Verdict> verdict = new CompletableFuture<>();
         AtomicReference<Throwable> escaped = new AtomicReference<>();
         Thread t = Thread.ofPlatform().name("vcpu-0").unstarted(
-                VcpuThread.body(0, vcpu, verdict::complete, how -> Verdict.reset(how)));
+                VcpuThread.body(0, vcpu, verdict::complete, how -> Verdict.reset(how),
+                        how -> Verdict.crash(how)));
         t.setUncaughtExceptionHandler((th, e) -> escaped.set(e));
         t.start();
         t.join(5000);
@@ -95,7 +97,8 @@ class VcpuThreadTest {
     @Test
     void stopsBecomeTheirVerdicts() throws Exception {
         assertEquals(Verdict.Kind.PANIC, runOnThread(() -> new VcpuStop(VcpuStop.Reason.CRASH, "crash")).kind());
-        assertEquals(Verdict.Kind.RESET, runOnThread(() -> new VcpuStop(VcpuStop.Reason.SHUTDOWN, "triple fault")).kind());
+        assertEquals(Verdict.Kind.PANIC, runOnThread(() -> new VcpuStop(VcpuStop.Reason.SHUTDOWN, "triple fault")).kind());
+        assertEquals(Verdict.Kind.RESET, runOnThread(() -> new VcpuStop(VcpuStop.Reason.RESET, "reset")).kind());
         assertEquals(Verdict.Kind.ERROR, runOnThread(() -> new VcpuStop(VcpuStop.Reason.HALTED, "HLT")).kind());
     }
 
@@ -120,5 +123,22 @@ class VcpuThreadTest {
         } finally {
             Thread.setDefaultUncaughtExceptionHandler(old);
         }
+    }
+
+    @Test
+    void aTripleFaultIsAResetOnlyWhenTheCommandLineChoseIt() {
+        assertTrue(Machine.rebootsByTripleFault("console=ttyS0 reboot=t"));
+        assertTrue(Machine.rebootsByTripleFault("reboot=triple quiet"));
+        assertTrue(Machine.rebootsByTripleFault("reboot=k,t"));
+        assertTrue(Machine.rebootsByTripleFault("reboot=k reboot=w,triple"));
+        assertTrue(Machine.rebootsByTripleFault("reboot=t,cold"));
+        assertFalse(Machine.rebootsByTripleFault("console=ttyS0 quiet panic=-1 reboot=k"));
+        assertFalse(Machine.rebootsByTripleFault("reboot=t,k"));
+        assertFalse(Machine.rebootsByTripleFault("reboot=t reboot=acpi"));
+        assertFalse(Machine.rebootsByTripleFault("noreboot=t"));
+        assertFalse(Machine.rebootsByTripleFault("reboot="));
+        assertFalse(Machine.rebootsByTripleFault(""));
+        assertFalse(Machine.rebootsByTripleFault(null));
+        assertFalse(Machine.rebootsByTripleFault("console=ttyS0"));
     }
 }
