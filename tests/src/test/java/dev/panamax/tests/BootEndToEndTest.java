@@ -23,6 +23,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * <ol>
  * <li>{@code kvm-smoke}: the KVM backend alone ({@code KvmSmoke}): a real-mode guest doing port and
  *     string I/O and MMIO, and a halted vCPU stopped from another thread;</li>
+ * <li>{@code kvm-soak}: {@code KvmSoak}, 200 create/run/destroy cycles of a small guest in one JVM (KVM VM, memfd
+ *     RAM as a memory slot, an irqfd, a vCPU thread); the fds, threads, memfds and RSS after them must be within
+ *     {@code Footprint.Bounds.SOAK} of those after warm-up (issue 15);</li>
  * <li>{@code boot}: 2 vCPUs, 512 MiB, ACPI on; the guest's own script checks its CPU count, memory size and
  *     command line, the PCI host bridge, the ACPI tables (APIC, FACP, DSDT, MCFG, no ACPI error in dmesg) and
  *     ECAM (every PCI function's config space is 4096 bytes); a failure is its verdict through the exit port,
@@ -39,6 +42,8 @@ class BootEndToEndTest {
     private static final Path REPO = Path.of("").toAbsolutePath().getParent();
     private static final Path WORK = REPO.resolve("tests/target/e2e");
     private static GuestImage image;
+    /** The KVM soak's cycles ({@code KvmSoak}); {@code -Dpanamax.soak.kvm.cycles=2000} runs a longer one. */
+    private static final int SOAK_CYCLES = Integer.getInteger("panamax.soak.kvm.cycles", 200);
 
     @BeforeAll
     static void buildImage() throws IOException {
@@ -101,6 +106,9 @@ class BootEndToEndTest {
         String script = String.join("\n",
                 Path.of(System.getProperty("java.home"), "bin", "java") + " --enable-native-access=ALL-UNNAMED -cp 'kvm-backend/target/test-classes:launcher/target/lib/*'"
                         + " dev.panamax.kvm.KvmSmoke; echo \"E2E kvm-smoke=$?\"",
+                Path.of(System.getProperty("java.home"), "bin", "java") + " --enable-native-access=ALL-UNNAMED"
+                        + " -cp 'kvm-backend/target/test-classes:vmm-core/target/test-classes:launcher/target/lib/*'"
+                        + " dev.panamax.kvm.KvmSoak --cycles " + SOAK_CYCLES + "; echo \"E2E kvm-soak=$?\"",
                 "./panamax test --image " + img + " --script " + e2e + "/check-machine.sh -c 2 -m 512M"
                         + " --cmdline '" + cmdline + " panamax.e2e=boot-42' --timeout 300s; echo \"E2E boot=$?\"",
                 "./panamax test --image " + img + " --script " + e2e + "/exit3.sh --timeout 300s; echo \"E2E fail=$?\"",
@@ -114,7 +122,8 @@ class BootEndToEndTest {
         Map<String, Integer> status = session.statuses();
 
         assertEquals(0, session.result().exitStatus(), "the runner's command itself failed:\n" + out);
-        assertEquals(Map.of("kvm-smoke", 0, "boot", 0, "fail", 3, "input", 0, "panic", 110, "timeout", 124), status, out);
+        assertEquals(Map.of("kvm-smoke", 0, "kvm-soak", 0, "boot", 0, "fail", 3, "input", 0, "panic", 110, "timeout", 124), status, out);
+        assertTrue(out.contains("kvm-soak: " + SOAK_CYCLES + " cycles, fds "), "no kvm-soak summary line:\n" + out);
         assertTrue(out.contains("e2e-guest: cpus=2 online=0-1"), out);
         assertTrue(out.contains("e2e-guest: pci 00:00.0 = 0x8086 0x29c0"), out);
         assertTrue(out.contains("e2e-guest: config 0000:00:00.0 4096 bytes"), out);

@@ -168,7 +168,7 @@ public final class VfioPciFunction extends PciFunction {
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(device.name() + ": BAR " + i + ": " + e.getMessage(), e);
             }
-            setBar(i, bar, new BarRegion(i));
+            setBar(i, bar, new BarRegion(i, size));
             if (is64) {
                 i++;
                 emulate(BASE_ADDRESS_0 + 4 * i, BASE_ADDRESS_0 + 4 * i, 4, 0xFF, false);
@@ -452,13 +452,23 @@ public final class VfioPciFunction extends PciFunction {
 
     /**
      * What answers guest accesses to BAR {@code index} where it is not mmapped: the MSI-X table and PBA go to
-     * the emulation, everything else to the device's region.
+     * the emulation, everything else to the device's region. An access that does not lie wholly inside the BAR (the
+     * bus dispatches by its first byte, so a guest can cross the BAR's end) never reaches the device: it reads all
+     * ones and its write is dropped, as a master abort, without a line per access (issue 15: the device would refuse
+     * it, and a vfio-user client logs each refused posted write).
      */
     private final class BarRegion implements BusDevice {
         private final int index;
+        private final long barSize;
 
-        BarRegion(int index) {
+        BarRegion(int index, long barSize) {
             this.index = index;
+            this.barSize = barSize;
+        }
+
+        /** @return whether {@code [offset, offset + length)} lies inside the BAR (no overflow: length is 1..8) */
+        private boolean inside(long offset, int length) {
+            return offset >= 0 && offset <= barSize - length;
         }
 
         private boolean msixPart(long offset, int size) {
@@ -472,12 +482,18 @@ public final class VfioPciFunction extends PciFunction {
 
         @Override
         public long read(long offset, int size) {
+            if (!inside(offset, size)) {
+                return size == 8 ? -1L : (1L << (8 * size)) - 1;
+            }
             return msixPart(offset, size) ? msix.read(offset, size)
                     : guestRead(vfio_h.VFIO_PCI_BAR0_REGION_INDEX() + index, offset, size);
         }
 
         @Override
         public void write(long offset, int size, long value) {
+            if (!inside(offset, size)) {
+                return;
+            }
             if (msixPart(offset, size)) {
                 msix.write(offset, size, value);
             } else {

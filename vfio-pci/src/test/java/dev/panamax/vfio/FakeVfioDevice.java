@@ -90,9 +90,13 @@ final class FakeVfioDevice implements VfioDeviceIo {
         }
     }
 
+    /** Region accesses refused (outside the region): a real device answers them with an error. */
+    int refused;
+
     private byte[] checked(int index, long offset, long size) {
         byte[] r = regions[index];
         if (r == null || offset < 0 || offset + size > r.length) {
+            refused++;
             throw new IllegalArgumentException("fake: region " + index + " access at " + offset + " of " + size);
         }
         return r;

@@ -192,6 +192,29 @@ class VfioPciFunctionTest {
         assertEquals(0x7005, f.configRead(0x50, 2), "id and next stay the device's");
     }
 
+    /**
+     * The bus dispatches by an access's first byte, so a guest can cross a BAR's end (issue 15): such an access reads
+     * all ones and its write is dropped, without asking the device (which would refuse it: a vfio-user client logs
+     * each refused posted write). Found by AssignedDeviceProperties (vfio-user-pci).
+     */
+    @Test
+    void anAccessAcrossTheBarsEndNeverReachesTheDevice() {
+        FakeVfioDevice d = nic();
+        VfioPciFunction f = new VfioPciFunction(d, listener);
+        var bar = f.region(2);
+        long size = f.bar(2).size();
+        bar.write(size - 4, 8, -1L);
+        bar.write(size - 1, 2, -1L);
+        bar.write(-1, 4, -1L);
+        assertEquals(-1L, bar.read(size - 4, 8));
+        assertEquals(0xFFFF, bar.read(size - 1, 2));
+        assertEquals(0xFFFF_FFFFL, bar.read(Long.MAX_VALUE, 4));
+        assertEquals(0, d.refused, "no access outside the BAR reached the device");
+        assertEquals(List.of(), d.writes);
+        bar.write(size - 4, 4, 0x12345678L);
+        assertEquals(0x12345678L, bar.read(size - 4, 4), "the BAR's last dword still works");
+    }
+
     @Test
     void msixTableAndPbaAreEmulatedTheRestOfTheBarIsTheDevice() {
         FakeVfioDevice d = nic();
