@@ -44,7 +44,8 @@ public final class RunCommand implements Callable<Integer> {
             description = "Kill the guest after this long, e.g. 120s or 5m (exit status " + Verdict.TIMEOUT_STATUS + ").")
     Duration timeout;
 
-    @Option(names = "--stats", description = "At exit, print how many VM exits of each kind (port and MMIO by device) each vCPU took.")
+    @Option(names = "--stats", description = "At exit, print how many VM exits of each kind (port and MMIO by device) each vCPU took,"
+            + " and the time from process start to the first KVM_RUN.")
     boolean stats;
 
     @Override

@@ -63,7 +63,8 @@ public final class TestCommand implements Callable<Integer> {
     @Option(names = "--nested", description = "Run the test inside the nested L1 VM under QEMU (for hosts without usable KVM).")
     boolean nested;
 
-    @Option(names = "--stats", description = "At exit, print how many VM exits of each kind (port and MMIO by device) each vCPU took.")
+    @Option(names = "--stats", description = "At exit, print how many VM exits of each kind (port and MMIO by device) each vCPU took,"
+            + " and the time from process start to the first KVM_RUN.")
     boolean stats;
 
     @CommandLine.Spec

@@ -337,6 +337,8 @@ public final class Machine {
         for (String line : ExitCounts.table(vcpus.stream().map(KvmVcpu::exitCounts).toList(), pio, mmio)) {
             log.info("{}", line);
         }
+        log.info("{}", StartTime.firstKvmRunLine(ProcessHandle.current().info().startInstant(),
+                vcpus.stream().flatMap(v -> v.firstRun().stream()).min(Instant::compareTo)));
     }
 
     private boolean awaitForever() throws InterruptedException {
