@@ -122,6 +122,7 @@ public final class Main implements Runnable {
             case "kernel" -> "--kernel";
             case "initrd" -> "--initrd";
             case "device" -> "--device";
+            case "memoryBackend" -> "--memory-backend";
             default -> setting;
         };
     }

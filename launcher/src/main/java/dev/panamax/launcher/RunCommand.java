@@ -50,7 +50,7 @@ public final class RunCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         MachineConfig config = new MachineConfig(kernel, initrd, cmdline, size.cpus, size.memory, timeout, true,
-                devices.specs(), stats);
+                devices.specs(), stats, size.memoryBackend);
         Verdict verdict = Machine.boot(config);
         return Machine.report(verdict);
     }

@@ -82,7 +82,7 @@ public final class TestCommand implements Callable<Integer> {
         try {
             writeInitrdWithScript(verified.initramfs(), script, initrd);
             MachineConfig config = new MachineConfig(verified.kernel(), initrd, cmdline, size.cpus, size.memory, timeout, false,
-                    devices.specs(), stats);
+                    devices.specs(), stats, size.memoryBackend);
             return Machine.report(Machine.boot(config));
         } finally {
             Files.deleteIfExists(initrd);
