@@ -32,7 +32,7 @@ class LibcTest {
      * (glibc's {@code fcntl.h}, {@code sys/mman.h}, the kernel's {@code linux/memfd.h}, {@code sys/eventfd.h}, {@code signal.h}, {@code errno.h},
      * which take the values from the kernel's {@code asm-generic} headers). {@code SIGSET_T_BYTES} is
      * {@code sizeof(sigset_t)}; {@code STAT_BYTES} and {@code STAT_ST_SIZE_OFFSET} are {@code struct stat}'s size
-     * and {@code st_size}'s offset.
+     * and {@code st_size}'s offset; {@code HUGE_PAGE_BYTES} is the page size {@code MFD_HUGE_2MB} encodes.
      */
     private static final String CONSTANTS_PROGRAM = """
             #define _GNU_SOURCE
@@ -51,6 +51,7 @@ class LibcTest {
                 P(F_GETFL); P(F_SETFL); P(F_ADD_SEALS); P(F_GET_SEALS);
                 P(F_SEAL_SEAL); P(F_SEAL_SHRINK); P(F_SEAL_GROW);
                 printf("SEALS %ld\\n", (long)(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));
+                printf("HUGE_PAGE_BYTES %ld\\n", 1L << ((MFD_HUGE_2MB >> MFD_HUGE_SHIFT) & MFD_HUGE_MASK));
                 printf("STAT_BYTES %ld\\n", (long)sizeof(struct stat));
                 printf("STAT_ST_SIZE_OFFSET %ld\\n", (long)offsetof(struct stat, st_size));
                 P(PROT_NONE); P(PROT_READ); P(PROT_WRITE); P(PROT_EXEC);
