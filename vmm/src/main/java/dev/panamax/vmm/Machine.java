@@ -126,7 +126,7 @@ public final class Machine {
             for (ReservedRegion r : X86Layout.reservedRegions()) {
                 space.add(r);
             }
-            try (GuestRam ram = allocate(space)) {
+            try (GuestRam ram = allocate(space, config)) {
                 Bus pio = new Bus("pio");
                 Bus mmio = new Bus("mmio");
                 Serial16550 com1 = attachDevices(vm, pio);
@@ -224,7 +224,13 @@ public final class Machine {
         }
     }
 
-    private GuestRam allocate(AddressSpace space) {
+    /**
+     * Guest RAM of {@code config}'s size and backing in {@code space}.
+     *
+     * @throws ConfigException on "memoryBackend" (hugetlbfs: one line naming the huge pages needed and free) or
+     *                         "memory" (the host cannot give that much)
+     */
+    static GuestRam allocate(AddressSpace space, MachineConfig config) {
         RamBacking backing = config.ramBacking();
         try {
             GuestRam ram = new GuestRam(space, config.memoryBytes(), backing);

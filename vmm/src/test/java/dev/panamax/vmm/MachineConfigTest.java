@@ -70,6 +70,26 @@ class MachineConfigTest {
                 + " use memfd or hugetlbfs (auto picks memfd)", e.messageNaming("--memory-backend"));
     }
 
+    /** Without free huge pages (vm.nr_hugepages 0, as on most hosts), hugetlbfs fails at start with one line. */
+    @Test
+    void hugetlbfsWithoutFreeHugePagesIsOneLineAtStart() throws Exception {
+        long free = 0;
+        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/meminfo"))) {
+            if (line.startsWith("HugePages_Free:")) {
+                free = Long.parseLong(line.split("\\s+")[1]);
+            }
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(free < 32, "this host has " + free + " free huge pages");
+        MachineConfig c = config(List.of(), MemoryBackend.HUGETLBFS);
+        ConfigException e = assertThrows(ConfigException.class,
+                () -> Machine.allocate(new dev.panamax.core.memory.AddressSpace(), c));
+        assertEquals("memoryBackend", e.setting());
+        String line = e.messageNaming("--memory-backend");
+        org.junit.jupiter.api.Assertions.assertTrue(line.startsWith("--memory-backend hugetlbfs: cannot get 64 MiB of 2 MiB"
+                + " huge pages (mmap panamax-guest-ram: 32 huge pages of 2 MiB needed, the host has "), line);
+        org.junit.jupiter.api.Assertions.assertFalse(line.contains("\n"), line);
+    }
+
     private static MachineConfig config(List<DeviceConfig> devices, MemoryBackend backend) {
         return new MachineConfig(null, null, "", 1, 64L << 20, null, false, devices, false, backend);
     }
