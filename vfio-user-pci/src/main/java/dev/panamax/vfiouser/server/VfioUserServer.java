@@ -49,7 +49,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * negotiates VERSION, then answers the client's requests until it goes away. Two threads: a reader
  * that takes every message off the socket (replies to this side's DMA_READ / DMA_WRITE go to the
  * device thread waiting for them) and a request thread that serves the client's commands in order
- * and calls the device's callbacks. Malformed or unknown requests get an error reply carrying the
+ * and calls the device's callbacks; a third, when the device declares ioeventfds, turns their signals into
+ * region writes ({@link IoEventFdPoller}). Malformed or unknown requests get an error reply carrying the
  * errno, and the server goes on. When the client disconnects (or {@link #close} is called) every
  * eventfd and DMA mapping the client gave is closed and the device's disconnect callback runs.
  *
@@ -76,6 +77,8 @@ public final class VfioUserServer implements AutoCloseable {
     private final MessageChannel channel;
     private final DeviceDma dma;
     private final DeviceIrqs irqs;
+    /** The device's ioeventfds and the thread that turns their signals into region writes. */
+    private final IoEventFdPoller ioEventFds;
     /** Client requests between the reader and the request thread, bounded (backpressure). */
     private final RequestQueue requests = new RequestQueue();
     private final ConcurrentHashMap<Integer, CompletableFuture<ReceivedMessage>> pending = new ConcurrentHashMap<>();
@@ -129,6 +132,7 @@ public final class VfioUserServer implements AutoCloseable {
                 return Math.min(MAX_DATA_XFER_SIZE, c == null ? VersionCodec.DEFAULT_MAX_DATA_XFER_SIZE : c.effectiveMaxDataXferSize());
             }
         }, MAX_DMA_MAPS, device.dmaByMessages());
+        this.ioEventFds = new IoEventFdPoller(device);
         this.reader = Thread.ofPlatform().name("vfio-user-reader").daemon().unstarted(this::readLoop);
         this.worker = Thread.ofPlatform().name("vfio-user-server").daemon().unstarted(this::serveLoop);
     }
@@ -174,8 +178,9 @@ public final class VfioUserServer implements AutoCloseable {
         }
     }
 
-    /** Starts the reader and request threads. */
+    /** Starts the reader and request threads, and the ioeventfd thread when the device declares ioeventfds. */
     public void start() {
+        ioEventFds.start();
         reader.start();
         worker.start();
     }
@@ -330,6 +335,7 @@ public final class VfioUserServer implements AutoCloseable {
         }
         try {
             requests.closeAll();
+            ioEventFds.close();
             irqs.closeAll();
             dma.unmapAll();
             channel.close();
@@ -390,7 +396,7 @@ public final class VfioUserServer implements AutoCloseable {
                     // "The server responds with the original DMA entry in the request."
                     DmaUnmapCodec.encode(new DmaUnmapCodec.Unmap(DmaUnmapCodec.SIZE, 0, u.address(), u.size()), out);
                 }
-                case DEVICE_GET_REGION_IO_FDS -> regionIoFds(in, out);
+                case DEVICE_GET_REGION_IO_FDS -> fds = regionIoFds(in, out);
                 case DMA_READ, DMA_WRITE -> throw new VfioUserProtocolException(Errno.EINVAL, h.command() + " is sent by the server, not the client");
             }
             if (!h.noReply()) {
@@ -463,16 +469,35 @@ public final class VfioUserServer implements AutoCloseable {
     }
 
     /**
-     * DEVICE_GET_REGION_IO_FDS (spec, "VFIO_USER_DEVICE_GET_REGION_IO_FDS"): we offer no
-     * ioeventfds, so the answer for a region the device has is an empty list; EINVAL for another.
+     * DEVICE_GET_REGION_IO_FDS (spec, "VFIO_USER_DEVICE_GET_REGION_IO_FDS"): the region's declared ioeventfds
+     * ({@link VfioUserDevice.IoEventFd}), one sub-region of type {@code VFIO_USER_IO_FD_TYPE_IOEVENTFD} and one fd each
+     * (fd_index i for the i-th), at most the client's {@code max_msg_fds} of them (the rest keep going by REGION_WRITE).
+     * An empty list for a region without any, EINVAL for a region the device lacks. When the client's argsz is too small
+     * for the sub-regions, the reply is the fixed part alone with the argsz needed, and carries no fd.
      */
-    private void regionIoFds(ByteBuf in, ByteBuf out) {
+    private int[] regionIoFds(ByteBuf in, ByteBuf out) {
         DeviceGetRegionIoFdsCodec.Request r = DeviceGetRegionIoFdsCodec.decodeRequest(in);
         if (device.region(r.index()).isEmpty()) {
             throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_REGION_IO_FDS: region " + r.index() + " does not exist");
         }
-        DeviceGetRegionIoFdsCodec.encodeReply(DeviceGetRegionIoFdsCodec.Reply.of(r.index(), List.of()), r.argsz(), out);
+        List<VfioUserDevice.IoEventFd> declared = device.ioEventFds(r.index());
+        int[] fds = ioEventFds.fds(r.index());
+        Capabilities c = clientCapabilities;
+        int n = Math.min(declared.size(), c == null ? 0 : c.effectiveMaxMsgFds());
+        List<DeviceGetRegionIoFdsCodec.SubRegion> subs = new java.util.ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            VfioUserDevice.IoEventFd e = declared.get(i);
+            subs.add(new DeviceGetRegionIoFdsCodec.SubRegion(e.offset(), e.size(), i,
+                    dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_IO_FD_TYPE_IOEVENTFD(),
+                    e.datamatch().isPresent() ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0, e.datamatch().orElse(0)));
+        }
+        DeviceGetRegionIoFdsCodec.Reply reply = DeviceGetRegionIoFdsCodec.Reply.of(r.index(), subs);
+        DeviceGetRegionIoFdsCodec.encodeReply(reply, r.argsz(), out);
+        return reply.argsz() <= r.argsz() ? java.util.Arrays.copyOf(fds, n) : new int[0];
     }
+
+    /** linux/kvm.h {@code KVM_IOEVENTFD_FLAG_DATAMATCH} (1 << kvm_ioeventfd_flag_nr_datamatch), the sub-region flag. */
+    public static final int KVM_IOEVENTFD_FLAG_DATAMATCH = 1;
 
     private void irqInfo(ByteBuf in, ByteBuf out) {
         DeviceGetIrqInfoCodec.IrqInfo r = DeviceGetIrqInfoCodec.decodeRequest(in);
