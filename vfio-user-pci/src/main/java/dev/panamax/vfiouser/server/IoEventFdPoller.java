@@ -3,13 +3,17 @@ package dev.panamax.vfiouser.server;
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.Libc;
+import dev.panamax.vfiouser.bindings.vfio_user_h;
+import dev.panamax.vfiouser.protocol.DeviceGetRegionIoFdsCodec;
 import dev.panamax.vfiouser.transport.SocketLibc;
+import io.netty.buffer.ByteBuf;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -59,6 +63,28 @@ final class IoEventFdPoller implements AutoCloseable {
     /** @return the eventfds of region {@code index}'s ioeventfds, in declaration order (owned by this object) */
     int[] fds(long index) {
         return watched.stream().filter(w -> w.declared.region() == index).mapToInt(w -> w.eventFd.fd()).toArray();
+    }
+
+    /**
+     * Answers DEVICE_GET_REGION_IO_FDS for a region the device has: its declared ioeventfds, one sub-region of type
+     * {@code VFIO_USER_IO_FD_TYPE_IOEVENTFD} and one fd each (fd_index i for the i-th), at most {@code maxFds} (the
+     * client's {@code max_msg_fds}; the rest keep going by REGION_WRITE); an empty list for a region without any. When
+     * the request's argsz is too small for the sub-regions, the reply is the fixed part with the argsz needed, no fd.
+     *
+     * @return the fds to send with the reply (owned by this object)
+     */
+    int[] reply(VfioUserDevice device, DeviceGetRegionIoFdsCodec.Request r, int maxFds, ByteBuf out) {
+        List<VfioUserDevice.IoEventFd> declared = device.ioEventFds(r.index());
+        int n = Math.min(declared.size(), maxFds);
+        List<DeviceGetRegionIoFdsCodec.SubRegion> subs = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            VfioUserDevice.IoEventFd e = declared.get(i);
+            subs.add(new DeviceGetRegionIoFdsCodec.SubRegion(e.offset(), e.size(), i, vfio_user_h.VFIO_USER_IO_FD_TYPE_IOEVENTFD(),
+                    e.datamatch().isPresent() ? VfioUserServer.KVM_IOEVENTFD_FLAG_DATAMATCH : 0, e.datamatch().orElse(0)));
+        }
+        DeviceGetRegionIoFdsCodec.Reply reply = DeviceGetRegionIoFdsCodec.Reply.of(r.index(), subs);
+        DeviceGetRegionIoFdsCodec.encodeReply(reply, r.argsz(), out);
+        return reply.argsz() <= r.argsz() ? Arrays.copyOf(fds(r.index()), n) : new int[0];
     }
 
     /** Starts the polling thread, if there is anything to poll. */

@@ -468,32 +468,14 @@ public final class VfioUserServer implements AutoCloseable {
         return new int[]{region.memFd().fd()};
     }
 
-    /**
-     * DEVICE_GET_REGION_IO_FDS (spec, "VFIO_USER_DEVICE_GET_REGION_IO_FDS"): the region's declared ioeventfds
-     * ({@link VfioUserDevice.IoEventFd}), one sub-region of type {@code VFIO_USER_IO_FD_TYPE_IOEVENTFD} and one fd each
-     * (fd_index i for the i-th), at most the client's {@code max_msg_fds} of them (the rest keep going by REGION_WRITE).
-     * An empty list for a region without any, EINVAL for a region the device lacks. When the client's argsz is too small
-     * for the sub-regions, the reply is the fixed part alone with the argsz needed, and carries no fd.
-     */
+    /** DEVICE_GET_REGION_IO_FDS (spec, "VFIO_USER_DEVICE_GET_REGION_IO_FDS"): {@link IoEventFdPoller#reply}. */
     private int[] regionIoFds(ByteBuf in, ByteBuf out) {
         DeviceGetRegionIoFdsCodec.Request r = DeviceGetRegionIoFdsCodec.decodeRequest(in);
         if (device.region(r.index()).isEmpty()) {
             throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_REGION_IO_FDS: region " + r.index() + " does not exist");
         }
-        List<VfioUserDevice.IoEventFd> declared = device.ioEventFds(r.index());
-        int[] fds = ioEventFds.fds(r.index());
         Capabilities c = clientCapabilities;
-        int n = Math.min(declared.size(), c == null ? 0 : c.effectiveMaxMsgFds());
-        List<DeviceGetRegionIoFdsCodec.SubRegion> subs = new java.util.ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            VfioUserDevice.IoEventFd e = declared.get(i);
-            subs.add(new DeviceGetRegionIoFdsCodec.SubRegion(e.offset(), e.size(), i,
-                    dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_IO_FD_TYPE_IOEVENTFD(),
-                    e.datamatch().isPresent() ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0, e.datamatch().orElse(0)));
-        }
-        DeviceGetRegionIoFdsCodec.Reply reply = DeviceGetRegionIoFdsCodec.Reply.of(r.index(), subs);
-        DeviceGetRegionIoFdsCodec.encodeReply(reply, r.argsz(), out);
-        return reply.argsz() <= r.argsz() ? java.util.Arrays.copyOf(fds, n) : new int[0];
+        return ioEventFds.reply(device, r, c == null ? 0 : c.effectiveMaxMsgFds(), out);
     }
 
     /** linux/kvm.h {@code KVM_IOEVENTFD_FLAG_DATAMATCH} (1 << kvm_ioeventfd_flag_nr_datamatch), the sub-region flag. */
