@@ -135,7 +135,7 @@ public final class Machine {
                 pci.registerPorts(pio);
                 pci.registerEcam(mmio);
                 PciBarAllocator bars = barAllocator(config.memoryBytes(), physicalAddressBits(kvm));
-                try (DeviceManager devices = new DeviceManager(space, pci, vm::irqRoutes, new BusBarMapper(pio, mmio),
+                try (DeviceManager devices = new DeviceManager(space, pci, vm::irqRoutes, vm::ioEventFds, new BusBarMapper(pio, mmio),
                         bars, reason -> finish(Verdict.error(reason)))) {
                     for (DeviceConfig d : config.devices()) {
                         devices.add(d);
