@@ -87,10 +87,23 @@ final class IoEventFdPoller implements AutoCloseable {
         return reply.argsz() <= r.argsz() ? Arrays.copyOf(fds(r.index()), n) : new int[0];
     }
 
-    /** Starts the polling thread, if there is anything to poll. */
-    synchronized void start() {
+    /**
+     * Starts the polling thread, if there is anything to poll.
+     *
+     * @param onError run once, on the polling thread, when it fails with an {@link Error} from the device model (its
+     *                state is unknown; the server drops the client): after one ERROR line, never silently
+     */
+    synchronized void start(Runnable onError) {
         if (stop != null && thread == null && !closed) {
-            thread = Thread.ofPlatform().name("vfio-user-ioeventfd").daemon().start(this::pollLoop);
+            thread = Thread.ofPlatform().name("vfio-user-ioeventfd").daemon().start(() -> {
+                try {
+                    pollLoop();
+                } catch (Throwable e) {
+                    // Issue 15, defect 9: a doorbell KVM swallows with nobody reading it would hang the guest.
+                    LOG.error("vfio-user client dropped: the ioeventfd thread failed: {}", e.toString());
+                    onError.run();
+                }
+            });
         }
     }
 

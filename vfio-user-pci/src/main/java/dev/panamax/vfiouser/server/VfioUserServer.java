@@ -183,7 +183,7 @@ public final class VfioUserServer implements AutoCloseable {
 
     /** Starts the reader and request threads, and the ioeventfd thread when the device declares ioeventfds. */
     public void start() {
-        ioEventFds.start();
+        ioEventFds.start(() -> channel.socket().shutdown()); // the reader and request threads wake and end
         reader.start();
         worker.start();
     }
