@@ -23,7 +23,7 @@ import java.util.Map;
  *     its reply, default 5 s) and {@code on-error=continue|stop} (when the server dies or misbehaves: go on with the
  *     device broken, its reads all-ones and its writes dropped, which is the default; or stop the VM with an
  *     error), and {@code ioeventfd=on|off} (register the doorbells the server offers with KVM, so that they skip
- *     the socket; on by default, and on turns posted BAR writes off).</li>
+ *     the socket; off by default until measured, and on turns posted BAR writes off).</li>
  * </ul>
  */
 final class DeviceSpec {
@@ -63,7 +63,7 @@ final class DeviceSpec {
                 } catch (CommandLine.TypeConversionException e) {
                     throw new PanamaxException("--device " + text + ": timeout " + e.getMessage());
                 }
-                String ioeventfd = props.getOrDefault("ioeventfd", "on");
+                String ioeventfd = props.getOrDefault("ioeventfd", "off");
                 props.remove("ioeventfd");
                 if (!ioeventfd.equals("on") && !ioeventfd.equals("off")) {
                     throw new PanamaxException("--device " + text + ": ioeventfd must be on or off, not '" + ioeventfd + "'");

@@ -38,8 +38,8 @@ class DeviceSpecTest {
     }
 
     @Test
-    void vfioUserPciIoeventfdIsOnByDefaultAndSwitchable() {
-        assertEquals(true, ((DeviceConfig.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s")).ioeventfd());
+    void vfioUserPciIoeventfdIsOffByDefaultAndSwitchable() {
+        assertEquals(false, ((DeviceConfig.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s")).ioeventfd());
         assertEquals(false, ((DeviceConfig.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s,ioeventfd=off")).ioeventfd());
         assertEquals(true, ((DeviceConfig.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s,ioeventfd=on")).ioeventfd());
         assertError("vfio-user-pci,socket=/s,ioeventfd=maybe", "ioeventfd must be on or off");

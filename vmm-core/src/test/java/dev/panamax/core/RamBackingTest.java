@@ -31,8 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Each guest RAM backing allocates, holds what is written, has an fd or not, and carries the advice QEMU gives RAM:
- * checked in {@code /proc/self/smaps} ({@code proc(5)}: VmFlags {@code hg} for MADV_HUGEPAGE, {@code dc} for
- * MADV_DONTFORK, {@code sh} for shared, {@code ht} for hugetlb).
+ * checked in {@code /proc/self/smaps} ({@code proc(5)}: VmFlags {@code hg} for MADV_HUGEPAGE, {@code sh} for shared, {@code ht} for hugetlb).
  */
 class RamBackingTest {
     private static final long MIB = 1L << 20;
@@ -46,7 +45,6 @@ class RamBackingTest {
             Map<String, String> smaps = smaps(m.mapping());
             List<String> flags = List.of(smaps.get("VmFlags").split(" "));
             assertTrue(flags.contains("hg"), "MADV_HUGEPAGE: " + flags);
-            assertTrue(flags.contains("dc"), "MADV_DONTFORK: " + flags);
             assertFalse(flags.contains("sh"), "private: " + flags);
             assertTrue(flags.contains("nr"), "MAP_NORESERVE: " + flags);
         }
@@ -62,7 +60,6 @@ class RamBackingTest {
             List<String> flags = List.of(smaps(m.mapping()).get("VmFlags").split(" "));
             assertTrue(flags.contains("sh"), "MAP_SHARED: " + flags);
             assertTrue(flags.contains("hg"), "MADV_HUGEPAGE: " + flags);
-            assertTrue(flags.contains("dc"), "MADV_DONTFORK: " + flags);
         }
     }
 

@@ -88,7 +88,6 @@ public final class MemFd implements HostMemory {
         if (!hugetlb) {
             Libc.madviseRaw(m, Libc.MADV_HUGEPAGE); // a hint: a kernel without THP refuses it, and nothing changes
         }
-        Libc.madviseRaw(m, Libc.MADV_DONTFORK); // as QEMU's RAM blocks: no fork child keeps the guest's RAM mapped
     }
 
     /** @return "the host has N free (/proc/meminfo HugePages_Free N, HugePages_Rsvd M)", or what could be read */
