@@ -184,7 +184,8 @@ public final class Bench {
         if (only.contains("boot")) {
             for (int r = 1; r <= runs; r++) {
                 // Interleaved, so that a slow phase of the shared machine hits every VMM alike.
-                sh.append("boot panamax \"$CMD\" '").append(PANAMAX).append("'\n");
+                // --stats adds the line "process start to first KVM_RUN: N ms" (the boot function reads it).
+                sh.append("boot panamax \"$CMD\" '").append(PANAMAX).append(" --stats'\n");
                 // The same guest without ACPI (MP table only): what reading the ACPI tables costs a boot.
                 sh.append("boot panamax-acpi-off \"$CMD acpi=off\" '").append(PANAMAX).append("'\n");
                 // Guest RAM as a memfd (what a vfio-user device needs) instead of the default anonymous memory, with
@@ -194,6 +195,8 @@ public final class Bench {
                 sh.append("boot microvm \"$CMD\" '").append(QEMU_MICROVM).append("'\n");
                 // The JVM's share: ./panamax --version starts the same JVM and class path, and exits.
                 sh.append("boot jvm \"$CMD\" './panamax --version'\n");
+                // The JVM's own floor: java -version with ./panamax's options and AOT cache (scripts/lib.sh).
+                sh.append("boot jvm-floor \"$CMD\" '").append(JAVA_VERSION_FLOOR).append("'\n");
             }
         }
         if (only.contains("memory")) {
@@ -326,6 +329,8 @@ public final class Bench {
                     while IFS= read -r l; do
                         case "$l" in *'%s'*)
                             if [ $seen = 0 ]; then seen=1; echo "BENCH $label init_ns=$(( $(now) - t0 ))"; fi;;
+                            *'process start to first KVM_RUN: '*' ms'*)
+                                f=${l##*KVM_RUN: }; echo "BENCH $label firstrun_ns=$(( ${f%%%% ms*} * 1000000 ))";;
                         esac
                         printf '  %%s| %%s\\n' "$label" "$l"
                     done
@@ -363,6 +368,9 @@ public final class Bench {
             }
             """.formatted(CMDLINE, INIT_LINE);
 
+    /** {@code java -version} with {@code ./panamax}'s JVM options and AOT cache, as {@code scripts/startup-bench} runs it. */
+    static final String JAVA_VERSION_FLOOR = "bash -c \". scripts/lib.sh; j=\\$(panamax_java_home);"
+            + " exec \\$j/bin/java \\$(panamax_jvm_base_options) \\$(PANAMAX_NO_BUILD=1 panamax_startup_options \\$j) -version\"";
     static final String PANAMAX = "./panamax run -k \"$K\" -i \"$I\" -c 1 -m " + MEMORY + " --cmdline \"$cmd\" --timeout 300s";
     static final String QEMU_COMMON = " -enable-kvm -cpu host -smp 1 -m " + MEMORY
             + " -nodefaults -no-user-config -display none -serial stdio -no-reboot"
@@ -430,7 +438,10 @@ public final class Bench {
             rows.add(Row.of("  of which anonymous, MiB, vs QEMU " + other, v.get("panamax.anon"), v.get(other + ".anon"), 1));
             rows.add(Row.of("  guest RAM touched (RssShmem), MiB, vs QEMU " + other, v.get("panamax.shmem"), v.get(other + ".shmem"), 1));
         }
-        rows.add(Row.of("./panamax --version (JVM start to exit), ms" + where, v.get("jvm.exit_ns"), null, 0));
+        rows.add(Row.of("./panamax --version (JVM start to exit), ms, vs java -version (same options)" + where,
+                v.get("jvm.exit_ns"), v.get("jvm-floor.exit_ns"), 0));
+        rows.add(Row.of("process start to first KVM_RUN (--stats), ms, vs java -version (same options)" + where,
+                v.get("panamax.firstrun_ns"), v.get("jvm-floor.exit_ns"), 0));
         rows.add(Row.of("port I/O exit round trip, ns, vs C" + where, v.get("exits-java.port_ns"), v.get("exits-c.port_ns"), 0));
         rows.add(Row.of("MMIO exit round trip, ns, vs C" + where, v.get("exits-java.mmio_ns"), v.get("exits-c.mmio_ns"), 0));
         rows.add(Row.of("port I/O exit round trip, ns, with C2, vs C" + where, v.get("exits-java-c2.port_ns"), v.get("exits-c.port_ns"), 0));
