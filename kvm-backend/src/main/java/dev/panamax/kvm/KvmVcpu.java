@@ -16,7 +16,9 @@ import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.time.Instant;
 import java.util.List;
+import java.util.Optional;
 
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
@@ -67,6 +69,8 @@ public final class KvmVcpu implements AutoCloseable {
 
     /** What this vCPU's exits were (--stats): they outlast a run; the run loop's thread writes them. */
     private final ExitCounts exitCounts = new ExitCounts();
+    /** When {@link #run} first entered its loop (the first {@code KVM_RUN}, for --stats), or null; set once. */
+    private volatile Instant firstRun;
 
     private final Object kickLock = new Object();
     /** The pthread_t running {@link #run}, or 0; guarded by kickLock. */
@@ -113,6 +117,14 @@ public final class KvmVcpu implements AutoCloseable {
      */
     public ExitCounts exitCounts() {
         return exitCounts;
+    }
+
+    /**
+     * @return the wall-clock time at which {@link #run} was first about to issue {@code KVM_RUN} (taken once, before
+     *         the run loop, so the loop itself does no more work), or empty if it never ran
+     */
+    public Optional<Instant> firstRun() {
+        return Optional.ofNullable(firstRun);
     }
 
     // ---- vcpu ioctls (api.rst section 4); struct arguments are segments laid out as in linux/kvm.h ----
@@ -232,6 +244,9 @@ public final class KvmVcpu implements AutoCloseable {
      */
     public VcpuStop run(Bus pio, Bus mmio) {
         enterRunThread();
+        if (firstRun == null) {
+            firstRun = Instant.now();
+        }
         try {
             return new VcpuRunLoop(this, run, pio, mmio, exitCounts).loop();
         } finally {

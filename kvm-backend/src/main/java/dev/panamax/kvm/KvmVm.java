@@ -3,6 +3,7 @@ package dev.panamax.kvm;
 import dev.panamax.core.irq.IrqLine;
 import dev.panamax.core.irq.IrqRoutes;
 import dev.panamax.core.memory.DeviceMemoryRegion;
+import dev.panamax.core.memory.IoEventFds;
 import dev.panamax.core.memory.MemoryListener;
 import dev.panamax.core.memory.MemoryRegion;
 import dev.panamax.core.memory.RamRegion;
@@ -10,6 +11,7 @@ import dev.panamax.core.memory.ReservedRegion;
 import dev.panamax.core.memory.X86Layout;
 import dev.panamax.core.sys.Libc;
 import dev.panamax.kvm.bindings.kvm_h;
+import dev.panamax.kvm.bindings.kvm_ioeventfd;
 import dev.panamax.kvm.bindings.kvm_irq_level;
 import dev.panamax.kvm.bindings.kvm_irqfd;
 import dev.panamax.kvm.bindings.kvm_pit_config;
@@ -23,6 +25,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 
 /**
  * One KVM virtual machine (api.rst section 4, "vm ioctls"), set up as an x86 PC: the TSS and EPT
@@ -33,7 +36,8 @@ import java.util.Map;
  * space becomes a memory slot ({@code KVM_SET_USER_MEMORY_REGION}), and so does each
  * {@link DeviceMemoryRegion} (an assigned device's mmapped BAR); other regions are left unmapped so that
  * guest accesses to them exit as MMIO. Interrupts from devices outside this process reach the guest through
- * {@link #irqRoutes()} (GSI routes and irqfds).
+ * {@link #irqRoutes()} (GSI routes and irqfds), and their doorbells leave the guest through {@link #ioEventFds()}
+ * ({@code KVM_IOEVENTFD}).
  */
 public final class KvmVm implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(KvmVm.class);
@@ -210,6 +214,62 @@ public final class KvmVm implements AutoCloseable {
             kvm_irqfd.resamplefd(s, resampleFd);
             Libc.ioctl(fd, kvm_h.KVM_IRQFD(), s, what + " fd " + eventFd + " gsi " + gsi);
         }
+    }
+
+    /**
+     * Makes a guest write to MMIO {@code address} signal {@code eventFd} instead of exiting ({@code KVM_IOEVENTFD},
+     * api.rst 4.59): of {@code length} bytes (1, 2, 4, 8) and, with a datamatch, only of that value; length 0
+     * matches any write at the address (KVM's fast MMIO bus). The eventfd stays the caller's to close.
+     *
+     * @throws IllegalArgumentException for a bad length, or a datamatch with length 0
+     * @throws dev.panamax.core.sys.LinuxException from the ioctl (EEXIST: the same doorbell is assigned already)
+     */
+    public void assignIoeventfd(long address, int length, OptionalLong datamatch, int eventFd) {
+        ioeventfd(address, length, datamatch, eventFd, false);
+    }
+
+    /** Undoes {@link #assignIoeventfd} with the same arguments ({@code KVM_IOEVENTFD_FLAG_DEASSIGN}). */
+    public void deassignIoeventfd(long address, int length, OptionalLong datamatch, int eventFd) {
+        ioeventfd(address, length, datamatch, eventFd, true);
+    }
+
+    /** @return {@link #assignIoeventfd} and {@link #deassignIoeventfd} as vmm-core's {@link IoEventFds} */
+    public IoEventFds ioEventFds() {
+        return new IoEventFds() {
+            @Override
+            public void assign(long address, int length, OptionalLong datamatch, int eventFd) {
+                assignIoeventfd(address, length, datamatch, eventFd);
+            }
+
+            @Override
+            public void deassign(long address, int length, OptionalLong datamatch, int eventFd) {
+                deassignIoeventfd(address, length, datamatch, eventFd);
+            }
+        };
+    }
+
+    private void ioeventfd(long address, int length, OptionalLong datamatch, int eventFd, boolean deassign) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = kvm_ioeventfd.allocate(arena);
+            fillIoeventfd(s, address, length, datamatch, eventFd, deassign);
+            Libc.ioctl(fd, kvm_h.KVM_IOEVENTFD(), s, String.format("KVM_IOEVENTFD %s MMIO 0x%x length %d%s eventfd %d",
+                    deassign ? "deassign" : "assign", address, length,
+                    datamatch.isPresent() ? " datamatch 0x" + Long.toHexString(datamatch.getAsLong()) : "", eventFd));
+        }
+    }
+
+    /**
+     * Fills a zeroed {@code struct kvm_ioeventfd}: MMIO (no {@code KVM_IOEVENTFD_FLAG_PIO}),
+     * {@code KVM_IOEVENTFD_FLAG_DATAMATCH} with a datamatch, {@code KVM_IOEVENTFD_FLAG_DEASSIGN} to deassign.
+     */
+    static void fillIoeventfd(MemorySegment s, long address, int length, OptionalLong datamatch, int eventFd, boolean deassign) {
+        IoEventFds.check(length, datamatch);
+        kvm_ioeventfd.addr(s, address);
+        kvm_ioeventfd.len(s, length);
+        kvm_ioeventfd.fd(s, eventFd);
+        kvm_ioeventfd.datamatch(s, datamatch.orElse(0));
+        kvm_ioeventfd.flags(s, (datamatch.isPresent() ? kvm_h.KVM_IOEVENTFD_FLAG_DATAMATCH() : 0)
+                | (deassign ? kvm_h.KVM_IOEVENTFD_FLAG_DEASSIGN() : 0));
     }
 
     /**

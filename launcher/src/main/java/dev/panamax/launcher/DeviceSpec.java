@@ -22,7 +22,8 @@ import java.util.Map;
  * <li>{@code vfio-user-pci,socket=PATH}, with optional {@code timeout=DURATION} (how long a request may wait for
  *     its reply, default 5 s) and {@code on-error=continue|stop} (when the server dies or misbehaves: go on with the
  *     device broken, its reads all-ones and its writes dropped, which is the default; or stop the VM with an
- *     error).</li>
+ *     error), and {@code ioeventfd=on|off} (register the doorbells the server offers with KVM, so that they skip
+ *     the socket; off by default until measured, and on turns posted BAR writes off).</li>
  * </ul>
  */
 final class DeviceSpec {
@@ -62,7 +63,12 @@ final class DeviceSpec {
                 } catch (CommandLine.TypeConversionException e) {
                     throw new PanamaxException("--device " + text + ": timeout " + e.getMessage());
                 }
-                yield new DeviceConfig.VfioUserPci(text, Path.of(socket), t, onError.equals("stop"));
+                String ioeventfd = props.getOrDefault("ioeventfd", "off");
+                props.remove("ioeventfd");
+                if (!ioeventfd.equals("on") && !ioeventfd.equals("off")) {
+                    throw new PanamaxException("--device " + text + ": ioeventfd must be on or off, not '" + ioeventfd + "'");
+                }
+                yield new DeviceConfig.VfioUserPci(text, Path.of(socket), t, onError.equals("stop"), ioeventfd.equals("on"));
             }
             case null -> throw new PanamaxException("--device " + text + ": no driver; write e.g. vfio-pci,host=0000:01:00.0");
             default -> throw new PanamaxException("--device " + text + ": unknown driver '" + driver

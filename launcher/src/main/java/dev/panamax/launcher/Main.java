@@ -83,14 +83,16 @@ public final class Main implements Runnable {
     }
 
     /**
-     * The {@code panamax} command for {@code args}: with only the subcommand {@code args[0]} names, or with every
-     * subcommand when {@code args[0]} names none (or is {@code help}).
+     * The {@code panamax} command for {@code args}: with only the subcommand {@code args[0]} names; with none for
+     * {@code --version} (or {@code -V}) alone, which prints a constant; or with every subcommand when {@code args[0]}
+     * names none (or is {@code help}): {@code --help} and errors list them all.
      */
     static CommandLine commandLine(String... args) {
         CommandLine cl = new CommandLine(new Main());
+        boolean versionOnly = args.length == 1 && (args[0].equals("--version") || args[0].equals("-V"));
         String named = args.length > 0 && SUBCOMMANDS.contains(args[0]) && !args[0].equals("help") ? args[0] : null;
         for (String name : SUBCOMMANDS) {
-            if (named == null || named.equals(name)) {
+            if (!versionOnly && (named == null || named.equals(name))) {
                 cl.addSubcommand(name, newSubcommand(name));
             }
         }
@@ -126,6 +128,7 @@ public final class Main implements Runnable {
             case "kernel" -> "--kernel";
             case "initrd" -> "--initrd";
             case "device" -> "--device";
+            case "memoryBackend" -> "--memory-backend";
             default -> setting;
         };
     }

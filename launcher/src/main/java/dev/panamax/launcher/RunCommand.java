@@ -44,13 +44,14 @@ public final class RunCommand implements Callable<Integer> {
             description = "Kill the guest after this long, e.g. 120s or 5m (exit status " + Verdict.TIMEOUT_STATUS + ").")
     Duration timeout;
 
-    @Option(names = "--stats", description = "At exit, print how many VM exits of each kind (port and MMIO by device) each vCPU took.")
+    @Option(names = "--stats", description = "At exit, print how many VM exits of each kind (port and MMIO by device) each vCPU took,"
+            + " and the time from process start to the first KVM_RUN.")
     boolean stats;
 
     @Override
     public Integer call() {
         MachineConfig config = new MachineConfig(kernel, initrd, cmdline, size.cpus, size.memory, timeout, true,
-                devices.specs(), stats);
+                devices.specs(), stats, size.memoryBackend);
         Verdict verdict = Machine.boot(config);
         return Machine.report(verdict);
     }

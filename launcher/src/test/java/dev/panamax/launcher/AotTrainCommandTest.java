@@ -69,6 +69,17 @@ class AotTrainCommandTest {
         assertEquals(Main.SUBCOMMANDS, List.copyOf(Main.commandLine("--help").getSubcommands().keySet()));
         assertEquals(Main.SUBCOMMANDS, List.copyOf(Main.commandLine("help", "run").getSubcommands().keySet()));
         assertEquals(Main.SUBCOMMANDS, List.copyOf(Main.commandLine("no-such-command").getSubcommands().keySet()));
+        assertEquals(List.of(), List.copyOf(Main.commandLine("--version").getSubcommands().keySet()), "--version builds none");
+        assertEquals(List.of(), List.copyOf(Main.commandLine("-V").getSubcommands().keySet()));
+        assertEquals(Main.SUBCOMMANDS, List.copyOf(Main.commandLine("--version", "run").getSubcommands().keySet()));
+    }
+
+    @Test
+    void versionPrintsTheVersionWithoutSubcommands() {
+        java.io.StringWriter out = new java.io.StringWriter();
+        java.io.PrintWriter w = new java.io.PrintWriter(out, true);
+        assertEquals(0, Main.execute(w, w, "--version"));
+        assertEquals("panamax 0.1.0", out.toString().strip());
     }
 
     @Test

@@ -38,6 +38,14 @@ class DeviceSpecTest {
     }
 
     @Test
+    void vfioUserPciIoeventfdIsOffByDefaultAndSwitchable() {
+        assertEquals(false, ((DeviceConfig.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s")).ioeventfd());
+        assertEquals(false, ((DeviceConfig.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s,ioeventfd=off")).ioeventfd());
+        assertEquals(true, ((DeviceConfig.VfioUserPci) DeviceSpec.parse("vfio-user-pci,socket=/s,ioeventfd=on")).ioeventfd());
+        assertError("vfio-user-pci,socket=/s,ioeventfd=maybe", "ioeventfd must be on or off");
+    }
+
+    @Test
     void mistakesNameTheOptionAndWhatIsWrong() {
         assertError("vfio-pci", "vfio-pci needs host=");
         assertError("vfio-pci,host=", "vfio-pci needs host=");

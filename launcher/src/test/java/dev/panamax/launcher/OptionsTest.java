@@ -49,6 +49,29 @@ class OptionsTest {
         assertError("--memory must be a multiple of 2M, not 67112960 bytes", "run", "-k", "/vmlinuz", "-m", "65540K");
         assertError("kernel /nonexistent/vmlinuz: no such file", "run", "-k", "/nonexistent/vmlinuz");
         assertEquals("--device", Main.option("device"));
+        assertError("--memory-backend anonymous cannot be used with vfio-user device vfio-user-pci,socket=/run/blk.sock:"
+                        + " its server maps guest RAM through a file descriptor, which anonymous memory has not;"
+                        + " use memfd or hugetlbfs (auto picks memfd)",
+                "run", "-k", "/vmlinuz", "--memory-backend", "anonymous", "--device", "vfio-user-pci,socket=/run/blk.sock");
+    }
+
+    @Test
+    void memoryBackends() {
+        RunCommand run = new RunCommand();
+        new CommandLine(run).parseArgs("-k", "/vmlinuz");
+        assertEquals(dev.panamax.vmm.MemoryBackend.AUTO, run.size.memoryBackend);
+        for (var b : dev.panamax.vmm.MemoryBackend.values()) {
+            run = new RunCommand();
+            new CommandLine(run).parseArgs("-k", "/vmlinuz", "--memory-backend", b.optionValue());
+            assertEquals(b, run.size.memoryBackend);
+        }
+        TestCommand test = new TestCommand();
+        new CommandLine(test).parseArgs("--image", "/img", "--script", "/s.sh", "--memory-backend", "HugeTLBfs");
+        assertEquals(dev.panamax.vmm.MemoryBackend.HUGETLBFS, test.size.memoryBackend);
+        CommandLine.ParameterException e = assertThrows(CommandLine.ParameterException.class,
+                () -> new CommandLine(new RunCommand()).parseArgs("-k", "/vmlinuz", "--memory-backend", "file"));
+        assertEquals(true, e.getMessage().contains("'file' is not a memory backend (anonymous, memfd, hugetlbfs or auto)"),
+                e.getMessage());
     }
 
     @Test

@@ -20,6 +20,7 @@ import org.slf4j.LoggerFactory;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.OptionalLong;
 
 import static dev.panamax.virtio.Virtqueue.NO_VECTOR;
 import static dev.panamax.virtio.VirtioDevice.DEVICE_NEEDS_RESET;
@@ -37,6 +38,9 @@ import static dev.panamax.virtio.VirtioDevice.DRIVER_OK;
  *     0x2000 device configuration (4.1.4.6)
  *     0x3000 notifications (4.1.4.4), notify_off_multiplier 4, queue_notify_off = queue index
  * </pre>
+ * Each queue's notify address (the first {@link VfioUserDevice#MAX_IOEVENTFDS_PER_REGION} queues) is also offered
+ * as an ioeventfd of length 0 (DEVICE_GET_REGION_IO_FDS): a client that registers it with KVM rings the queue without
+ * a REGION_WRITE; the signal takes the same notify path.
  * Each structure is found through a vendor-specific capability, struct virtio_pci_cap (4.1.4); a
  * VIRTIO_PCI_CAP_PCI_CFG capability (4.1.4, "PCI configuration access capability") reaches both BARs through
  * configuration space alone.
@@ -158,7 +162,7 @@ public final class VirtioPciTransport {
         addVirtioCapability(VIRTIO_PCI_CAP_DEVICE_CFG, DEVICE_CFG_OFFSET, deviceConfigSize, -1);
         new PciCfgCapability(function, this::barRead, this::barWrite, this::barSize);
 
-        vfioUserDevice = VfioUserDevice.builder(function)
+        VfioUserDevice.Builder builder = VfioUserDevice.builder(function)
                 .bar(VIRTIO_BAR, new RegionHandler() {
                     @Override
                     public void read(long offset, byte[] into) {
@@ -175,8 +179,13 @@ public final class VirtioPciTransport {
                 .irqs(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), vectors)
                 .onReset(this::functionReset)
                 .onDisconnect(this::functionReset)
-                .dmaByMessages(dmaByMessages)
-                .build();
+                .dmaByMessages(dmaByMessages);
+        // Each queue's doorbell as an ioeventfd of length 0 (any write at the address: KVM's fast MMIO path, as QEMU
+        // registers modern virtio-pci notifications); a signal reaches notifyQueue as a REGION_WRITE there would.
+        for (int i = 0; i < Math.min(queues.length, VfioUserDevice.MAX_IOEVENTFDS_PER_REGION); i++) {
+            builder.ioeventfd(VIRTIO_BAR, NOTIFY_OFFSET + (long) i * NOTIFY_OFF_MULTIPLIER, 0, OptionalLong.empty());
+        }
+        vfioUserDevice = builder.build();
         functionReset();
     }
 

@@ -29,10 +29,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LibcTest {
     /**
      * Prints, as "NAME value", every constant of {@link Libc} and {@link Errno} as the C headers define it
-     * (glibc's {@code fcntl.h}, {@code sys/mman.h}, {@code sys/eventfd.h}, {@code signal.h}, {@code errno.h},
+     * (glibc's {@code fcntl.h}, {@code sys/mman.h}, the kernel's {@code linux/memfd.h}, {@code sys/eventfd.h}, {@code signal.h}, {@code errno.h},
      * which take the values from the kernel's {@code asm-generic} headers). {@code SIGSET_T_BYTES} is
      * {@code sizeof(sigset_t)}; {@code STAT_BYTES} and {@code STAT_ST_SIZE_OFFSET} are {@code struct stat}'s size
-     * and {@code st_size}'s offset.
+     * and {@code st_size}'s offset; {@code HUGE_PAGE_BYTES} is the page size {@code MFD_HUGE_2MB} encodes.
      */
     private static final String CONSTANTS_PROGRAM = """
             #define _GNU_SOURCE
@@ -44,18 +44,20 @@ class LibcTest {
             #include <sys/eventfd.h>
             #include <sys/mman.h>
             #include <sys/stat.h>
+            #include <linux/memfd.h>
             #define P(name) printf("%s %ld\\n", #name, (long)(name))
             int main(void) {
                 P(O_RDONLY); P(O_WRONLY); P(O_RDWR); P(O_NONBLOCK); P(O_CLOEXEC);
                 P(F_GETFL); P(F_SETFL); P(F_ADD_SEALS); P(F_GET_SEALS);
                 P(F_SEAL_SEAL); P(F_SEAL_SHRINK); P(F_SEAL_GROW);
                 printf("SEALS %ld\\n", (long)(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));
+                printf("HUGE_PAGE_BYTES %ld\\n", 1L << ((MFD_HUGE_2MB >> MFD_HUGE_SHIFT) & MFD_HUGE_MASK));
                 printf("STAT_BYTES %ld\\n", (long)sizeof(struct stat));
                 printf("STAT_ST_SIZE_OFFSET %ld\\n", (long)offsetof(struct stat, st_size));
                 P(PROT_NONE); P(PROT_READ); P(PROT_WRITE); P(PROT_EXEC);
                 P(MAP_SHARED); P(MAP_PRIVATE); P(MAP_FIXED); P(MAP_ANONYMOUS); P(MAP_NORESERVE);
-                P(MADV_HUGEPAGE);
-                P(MFD_CLOEXEC); P(MFD_ALLOW_SEALING);
+                P(MADV_DONTFORK); P(MADV_HUGEPAGE);
+                P(MFD_CLOEXEC); P(MFD_ALLOW_SEALING); P(MFD_HUGETLB); P(MFD_HUGE_2MB);
                 P(EFD_CLOEXEC); P(EFD_NONBLOCK);
                 P(SIG_BLOCK); P(SIG_UNBLOCK); P(SIG_SETMASK);
                 printf("SIGSET_T_BYTES %ld\\n", (long)sizeof(sigset_t));

@@ -14,7 +14,7 @@ public final class ConfigException extends MachineException {
 
     /**
      * @param setting  the {@link MachineConfig} component: "cpus", "memory" (for {@code memoryBytes}), "kernel",
-     *                 "initrd", "device" (one of {@code devices})
+     *                 "initrd", "device" (one of {@code devices}), "memoryBackend"
      * @param template the message, with {@value #SETTING} where the setting's name goes
      */
     ConfigException(String setting, String template) {

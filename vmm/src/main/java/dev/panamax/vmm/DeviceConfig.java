@@ -23,9 +23,18 @@ public sealed interface DeviceConfig {
      * @param requestTimeout how long a request may wait for its reply (default {@link #DEFAULT_TIMEOUT})
      * @param stopOnError    whether a server that dies or misbehaves stops the VM with an error; if not, the device
      *                       goes on broken, its reads all-ones and its writes dropped
+     * @param ioeventfd      whether the doorbells the server offers (DEVICE_GET_REGION_IO_FDS) are registered with KVM
+     *                       as ioeventfds (default off: not yet measured, and a guest hung once in 4 nested boots with it on); on turns posted BAR writes off, so that a write is served
+     *                       before a doorbell rung after it
      */
-    record VfioUserPci(String name, Path socket, Duration requestTimeout, boolean stopOnError) implements DeviceConfig {
+    record VfioUserPci(String name, Path socket, Duration requestTimeout, boolean stopOnError, boolean ioeventfd)
+            implements DeviceConfig {
         /** The default request timeout, as QEMU's vfio-user client has it. */
         public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(5);
+
+        /** With ioeventfds off (the default). */
+        public VfioUserPci(String name, Path socket, Duration requestTimeout, boolean stopOnError) {
+            this(name, socket, requestTimeout, stopOnError, false);
+        }
     }
 }

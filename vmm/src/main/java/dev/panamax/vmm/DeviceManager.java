@@ -2,6 +2,7 @@ package dev.panamax.vmm;
 
 import dev.panamax.core.irq.IrqRoutes;
 import dev.panamax.core.memory.AddressSpace;
+import dev.panamax.core.memory.IoEventFds;
 import dev.panamax.core.memory.MemoryListener;
 import dev.panamax.core.sys.LinuxException;
 import dev.panamax.pci.BarListener;
@@ -14,6 +15,7 @@ import dev.panamax.vfio.VfioDeviceIo;
 import dev.panamax.vfio.DmaMemoryListener;
 import dev.panamax.vfiouser.client.VfioUserClient;
 import dev.panamax.vfiouser.client.VfioUserClientException;
+import dev.panamax.vfiouser.client.VfioUserIoEventFds;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -42,6 +44,9 @@ final class DeviceManager implements AutoCloseable {
     private final PciBus bus;
     /** The VM's GSI routing, asked for only when a device is assigned (it replaces KVM's default table). */
     private final Supplier<IrqRoutes> routes;
+    /** The VM's ioeventfds, for vfio-user doorbells ({@link DeviceConfig.VfioUserPci#ioeventfd()}). */
+    private final Supplier<IoEventFds> ioEventFds;
+    private final List<VfioUserIoEventFds> doorbells = new ArrayList<>();
     private final BarListener trapping;
     private final PciBarAllocator allocator;
     private final List<AssignedPciDevice> devices = new ArrayList<>();
@@ -57,6 +62,13 @@ final class DeviceManager implements AutoCloseable {
      */
     DeviceManager(AddressSpace space, PciBus bus, Supplier<IrqRoutes> routes, BarListener trapping, PciBarAllocator allocator,
                 Consumer<String> onBroken) {
+        this(space, bus, routes, () -> null, trapping, allocator, onBroken);
+    }
+
+    /** @param ioEventFds the VM's ioeventfds (null from the supplier: vfio-user doorbells always go by REGION_WRITE) */
+    DeviceManager(AddressSpace space, PciBus bus, Supplier<IrqRoutes> routes, Supplier<IoEventFds> ioEventFds, BarListener trapping,
+                  PciBarAllocator allocator, Consumer<String> onBroken) {
+        this.ioEventFds = ioEventFds;
         this.onBroken = onBroken;
         this.space = space;
         this.bus = bus;
@@ -84,6 +96,12 @@ final class DeviceManager implements AutoCloseable {
                 throw e;
             }
             devices.add(d);
+            if (spec instanceof DeviceConfig.VfioUserPci u && u.ioeventfd() && io instanceof VfioUserClient client
+                    && ioEventFds.get() != null) {
+                VfioUserIoEventFds bells = VfioUserIoEventFds.attach(client, d.function(), ioEventFds.get());
+                doorbells.add(bells);
+                log.debug("{}: {} ioeventfds offered", spec.name(), bells.offeredCount());
+            }
             log.info("{}: assigned as PCI 00:{}.0 ({}), interrupts {}", spec.name(), String.format("%02x", d.slot()),
                     d.function().name(), d.interrupts().mode());
         } catch (IllegalStateException | IllegalArgumentException | LinuxException | VfioUserClientException e) {
@@ -96,7 +114,9 @@ final class DeviceManager implements AutoCloseable {
      * listener is removed (DMA_UNMAP) when the device is stopped, before the connection closes.
      */
     private VfioDeviceIo connectVfioUser(DeviceConfig.VfioUserPci spec) {
-        VfioUserClient.Options options = VfioUserClient.Options.defaults().withRequestTimeout(spec.requestTimeout());
+        // With ioeventfds, a doorbell bypasses the socket: BAR writes must not be posted, or one could be overtaken.
+        VfioUserClient.Options options = VfioUserClient.Options.defaults().withRequestTimeout(spec.requestTimeout())
+                .withPostedWrites(!spec.ioeventfd());
         if (spec.stopOnError()) {
             options = options.withOnBroken((client, reason) -> onBroken.accept(client.name() + ": " + reason));
         }
@@ -145,6 +165,14 @@ final class DeviceManager implements AutoCloseable {
     /** Stops every device (reset: no more DMA), unmaps guest RAM from the IOMMU, then releases devices and container. */
     @Override
     public void close() {
+        for (VfioUserIoEventFds bells : doorbells.reversed()) {
+            try {
+                bells.close();
+            } catch (RuntimeException e) {
+                log.error("deassigning vfio-user ioeventfds failed: {}", e.getMessage());
+            }
+        }
+        doorbells.clear();
         for (AssignedPciDevice d : devices.reversed()) {
             d.stop();
         }

@@ -4,6 +4,7 @@ import dev.panamax.core.bus.Bus;
 import dev.panamax.core.cpu.X86BootState;
 import dev.panamax.core.memory.AddressSpace;
 import dev.panamax.core.memory.GuestRam;
+import dev.panamax.core.memory.RamBacking;
 import dev.panamax.core.memory.ReservedRegion;
 import dev.panamax.core.memory.X86Layout;
 import dev.panamax.core.sys.Errno;
@@ -48,7 +49,8 @@ import java.util.concurrent.atomic.AtomicReference;
  * <ol>
  * <li>open {@code /dev/kvm}, create the VM with its in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT;</li>
  * <li>reserve the ranges KVM and its in-kernel devices own ({@link X86Layout#reservedRegions()}) in the address
- *     space, then create guest RAM (one memfd) there; the VM's memslot listener mirrors the RAM;</li>
+ *     space, then create guest RAM there (one allocation: anonymous memory, or a memfd when a vfio-user device
+ *     needs one, {@link MachineConfig#ramBacking()}); the VM's memslot listener mirrors the RAM;</li>
  * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the ACPI PM1 and reset
  *     registers ({@code AcpiPm}: power-off and reset), the exit port;
  *     and the PCI bus (host bridge at 00:00.0, configuration mechanism #1 at 0xCF8/0xCFC, ECAM on the MMIO bus at
@@ -125,7 +127,7 @@ public final class Machine {
             for (ReservedRegion r : X86Layout.reservedRegions()) {
                 space.add(r);
             }
-            try (GuestRam ram = allocate(space)) {
+            try (GuestRam ram = allocate(space, config)) {
                 Bus pio = new Bus("pio");
                 Bus mmio = new Bus("mmio");
                 Serial16550 com1 = attachDevices(vm, pio);
@@ -133,7 +135,7 @@ public final class Machine {
                 pci.registerPorts(pio);
                 pci.registerEcam(mmio);
                 PciBarAllocator bars = barAllocator(config.memoryBytes(), physicalAddressBits(kvm));
-                try (DeviceManager devices = new DeviceManager(space, pci, vm::irqRoutes, new BusBarMapper(pio, mmio),
+                try (DeviceManager devices = new DeviceManager(space, pci, vm::irqRoutes, vm::ioEventFds, new BusBarMapper(pio, mmio),
                         bars, reason -> finish(Verdict.error(reason)))) {
                     for (DeviceConfig d : config.devices()) {
                         devices.add(d);
@@ -228,10 +230,24 @@ public final class Machine {
         }
     }
 
-    private GuestRam allocate(AddressSpace space) {
+    /**
+     * Guest RAM of {@code config}'s size and backing in {@code space}.
+     *
+     * @throws ConfigException on "memoryBackend" (hugetlbfs: one line naming the huge pages needed and free) or
+     *                         "memory" (the host cannot give that much)
+     */
+    static GuestRam allocate(AddressSpace space, MachineConfig config) {
+        RamBacking backing = config.ramBacking();
         try {
-            return new GuestRam(space, config.memoryBytes());
+            GuestRam ram = new GuestRam(space, config.memoryBytes(), backing);
+            log.debug("guest RAM: {} MiB, {}", config.memoryBytes() >> 20, backing);
+            return ram;
         } catch (LinuxException e) {
+            if (backing == RamBacking.HUGETLBFS) {
+                // One line, at start: the huge pages are reserved when mapped, so a short pool never SIGBUSes later.
+                throw new ConfigException("memoryBackend", ConfigException.SETTING + " hugetlbfs: cannot get "
+                        + (config.memoryBytes() >> 20) + " MiB of 2 MiB huge pages (" + e.getMessage() + ")", e);
+            }
             if (e.errno() == Errno.ENOMEM || e.errno() == Errno.ENOSPC) {
                 throw new ConfigException("memory", "cannot get " + (config.memoryBytes() >> 20)
                         + " MiB of guest memory from the host (" + e.getMessage() + "); try a smaller "
@@ -365,6 +381,8 @@ public final class Machine {
         for (String line : ExitCounts.table(vcpus.stream().map(KvmVcpu::exitCounts).toList(), pio, mmio)) {
             log.info("{}", line);
         }
+        log.info("{}", StartTime.firstKvmRunLine(ProcessHandle.current().info().startInstant(),
+                vcpus.stream().flatMap(v -> v.firstRun().stream()).min(Instant::compareTo)));
     }
 
     private boolean awaitForever() throws InterruptedException {

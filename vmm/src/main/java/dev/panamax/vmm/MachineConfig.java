@@ -18,9 +18,19 @@ import java.util.List;
  * @param consoleInput whether the host's standard input feeds the guest's serial console
  * @param devices     the PCI devices assigned to the guest, in order
  * @param stats       whether to log the VM exit counts of each vCPU when the machine stops
+ * @param memoryBackend what host memory backs guest RAM ({@link MemoryBackend#AUTO}: a memfd when a vfio-user device
+ *                    is attached, anonymous memory otherwise); {@link MemoryBackend#ANONYMOUS} with a vfio-user device
+ *                    is a {@link ConfigException} (its server maps guest RAM through an fd anonymous memory lacks)
  */
 public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes,
-                            Duration timeout, boolean consoleInput, List<DeviceConfig> devices, boolean stats) {
+                            Duration timeout, boolean consoleInput, List<DeviceConfig> devices, boolean stats,
+                            MemoryBackend memoryBackend) {
+    /** A machine whose guest RAM backend is chosen by its devices ({@link MemoryBackend#AUTO}). */
+    public MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes, Duration timeout,
+                         boolean consoleInput, List<DeviceConfig> devices, boolean stats) {
+        this(kernel, initrd, cmdline, cpus, memoryBytes, timeout, consoleInput, devices, stats, MemoryBackend.AUTO);
+    }
+
     /** A machine that does not log its exit counts. */
     public MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes, Duration timeout,
                          boolean consoleInput, List<DeviceConfig> devices) {
@@ -46,5 +56,19 @@ public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, 
         if (memoryBytes % (2L << 20) != 0) {
             throw new ConfigException("memory", ConfigException.SETTING + " must be a multiple of 2M, not " + memoryBytes + " bytes");
         }
+        if (memoryBackend == null) {
+            memoryBackend = MemoryBackend.AUTO;
+        }
+        DeviceConfig.VfioUserPci vfioUser = MemoryBackend.firstVfioUser(devices);
+        if (memoryBackend == MemoryBackend.ANONYMOUS && vfioUser != null) {
+            throw new ConfigException("memoryBackend", ConfigException.SETTING + " anonymous cannot be used with vfio-user device "
+                    + vfioUser.name() + ": its server maps guest RAM through a file descriptor, which anonymous memory"
+                    + " has not; use memfd or hugetlbfs (auto picks memfd)");
+        }
+    }
+
+    /** @return the guest RAM backing this machine gets ({@link MemoryBackend#resolve}) */
+    public dev.panamax.core.memory.RamBacking ramBacking() {
+        return memoryBackend.resolve(devices);
     }
 }

@@ -120,6 +120,21 @@ public final class kvm_h {
         return 0x2;
     }
 
+    /** {@code #define KVM_IOEVENTFD_FLAG_DATAMATCH 1} */
+    public static int KVM_IOEVENTFD_FLAG_DATAMATCH() {
+        return 0x1;
+    }
+
+    /** {@code #define KVM_IOEVENTFD_FLAG_PIO 2} */
+    public static int KVM_IOEVENTFD_FLAG_PIO() {
+        return 0x2;
+    }
+
+    /** {@code #define KVM_IOEVENTFD_FLAG_DEASSIGN 4} */
+    public static int KVM_IOEVENTFD_FLAG_DEASSIGN() {
+        return 0x4;
+    }
+
     /** {@code #define KVM_CAP_IRQCHIP 0} */
     public static int KVM_CAP_IRQCHIP() {
         return 0x0;
@@ -163,6 +178,11 @@ public final class kvm_h {
     /** {@code #define KVM_CAP_IRQFD 32} */
     public static int KVM_CAP_IRQFD() {
         return 0x20;
+    }
+
+    /** {@code #define KVM_CAP_IOEVENTFD 36} */
+    public static int KVM_CAP_IOEVENTFD() {
+        return 0x24;
     }
 
     /** {@code #define KVM_CAP_PIT2 33} */
@@ -423,6 +443,11 @@ public final class kvm_h {
     /** {@code #define KVM_CREATE_PIT2 _IOW(KVMIO, 0x77, struct kvm_pit_config)} */
     public static long KVM_CREATE_PIT2() {
         return _IOW(KVMIO(), 0x77, kvm_pit_config.sizeof());
+    }
+
+    /** {@code #define KVM_IOEVENTFD _IOW(KVMIO, 0x79, struct kvm_ioeventfd)} */
+    public static long KVM_IOEVENTFD() {
+        return _IOW(KVMIO(), 0x79, kvm_ioeventfd.sizeof());
     }
 
     /** {@code #define KVM_RUN _IO(KVMIO, 0x80)} */

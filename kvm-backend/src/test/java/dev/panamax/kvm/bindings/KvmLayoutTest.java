@@ -26,7 +26,7 @@ class KvmLayoutTest {
             kvm_cpuid2.class, kvm_cpuid_entry2.class, kvm_msrs.class, kvm_msr_entry.class, kvm_msr_list.class,
             kvm_userspace_memory_region.class, kvm_pit_config.class, kvm_irq_level.class, kvm_lapic_state.class,
             kvm_signal_mask.class, kvm_mp_state.class, kvm_irqfd.class, kvm_irq_routing.class,
-            kvm_irq_routing_entry.class, kvm_irq_routing_msi.class, kvm_irq_routing_irqchip.class);
+            kvm_irq_routing_entry.class, kvm_irq_routing_msi.class, kvm_irq_routing_irqchip.class, kvm_ioeventfd.class);
 
     static BindingsCheck check;
 

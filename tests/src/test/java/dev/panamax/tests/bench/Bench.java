@@ -36,11 +36,10 @@ import java.util.regex.Pattern;
  *     ({@code ./panamax run}) vs {@code qemu-system-x86_64 -enable-kvm -cpu host} with {@code -machine q35}
  *     (SeaBIOS) and with {@code -machine microvm} (qboot); from process start to the guest init's first line
  *     ({@code panamax: init reached}) and to the VMM's exit (the init writes its status to port 0xf4 at once:
- *     Panamax's exit port, QEMU's {@code isa-debug-exit} at the same port); nested, Panamax boots once more
- *     with L1's {@code shmem_enabled} at {@code advise}, so that its memfd guest RAM gets huge pages as QEMU's
- *     anonymous RAM does by default;</li>
+ *     Panamax's exit port, QEMU's {@code isa-debug-exit} at the same port); Panamax boots once more with
+ *     {@code --memory-backend memfd} (its default is anonymous RAM with {@code MADV_HUGEPAGE}, as QEMU's);</li>
  * <li>{@code memory}: the VMM's resident memory beyond guest RAM ({@code RssAnon + RssFile} from
- *     /proc/PID/status, guest RAM being a memfd in both: {@code RssShmem}), sampled 1 s after the guest's init
+ *     /proc/PID/status, guest RAM being a memfd in all ({@code --memory-backend memfd}): {@code RssShmem}), sampled 1 s after the guest's init
  *     says it idles;</li>
  * <li>{@code exits}: ns per port-I/O and per MMIO exit, {@link ExitBench} (Panamax's KvmVcpu) vs
  *     {@code exit_bench.c} (the same KVM_RUN loop in C), first rep of each process dropped (JIT warm-up).</li>
@@ -185,23 +184,25 @@ public final class Bench {
         if (only.contains("boot")) {
             for (int r = 1; r <= runs; r++) {
                 // Interleaved, so that a slow phase of the shared machine hits every VMM alike.
-                sh.append("boot panamax \"$CMD\" '").append(PANAMAX).append("'\n");
+                // --stats adds the line "process start to first KVM_RUN: N ms" (the boot function reads it).
+                sh.append("boot panamax \"$CMD\" '").append(PANAMAX).append(" --stats'\n");
                 // The same guest without ACPI (MP table only): what reading the ACPI tables costs a boot.
                 sh.append("boot panamax-acpi-off \"$CMD acpi=off\" '").append(PANAMAX).append("'\n");
-                if (mode == HostVirtualization.Mode.NESTED) {
-                    // L1 is the bench's own VM: boot Panamax once more with shared memory allowed huge pages
-                    // (README, "Running a guest"); a host's own setting is never changed.
-                    sh.append("shmem_thp advise; boot panamax-thp \"$CMD\" '").append(PANAMAX).append("'; shmem_thp never\n");
-                }
+                // Guest RAM as a memfd (what a vfio-user device needs) instead of the default anonymous memory, with
+                // the host's shmem_enabled as it is (Debian: never, so 4 KiB pages): what the backing costs a boot.
+                sh.append("boot panamax-memfd \"$CMD\" '").append(PANAMAX).append(" --memory-backend memfd'\n");
                 sh.append("boot q35 \"$CMD\" '").append(QEMU_Q35).append("'\n");
                 sh.append("boot microvm \"$CMD\" '").append(QEMU_MICROVM).append("'\n");
                 // The JVM's share: ./panamax --version starts the same JVM and class path, and exits.
                 sh.append("boot jvm \"$CMD\" './panamax --version'\n");
+                // The JVM's own floor: java -version with ./panamax's options and AOT cache (scripts/lib.sh).
+                sh.append("boot jvm-floor \"$CMD\" '").append(JAVA_VERSION_FLOOR).append("'\n");
             }
         }
         if (only.contains("memory")) {
             for (int r = 1; r <= memoryRuns; r++) {
-                sh.append("mem panamax \"$CMD bench.idle\" '").append(PANAMAX).append("'\n");
+                // Guest RAM as a memfd in every VMM, so that it is RssShmem and RssAnon + RssFile is the VMM's own.
+                sh.append("mem panamax \"$CMD bench.idle\" '").append(PANAMAX).append(" --memory-backend memfd'\n");
                 sh.append("mem q35 \"$CMD bench.idle\" '").append(QEMU_Q35).append(' ').append(MEMFD).append("'\n");
                 sh.append("mem microvm \"$CMD bench.idle\" '").append(QEMU_MICROVM.replace("microvm,", "microvm,memory-backend=ram0,"))
                         .append(" -object memory-backend-memfd,id=ram0,size=").append(MEMORY).append("'\n");
@@ -328,14 +329,14 @@ public final class Bench {
                     while IFS= read -r l; do
                         case "$l" in *'%s'*)
                             if [ $seen = 0 ]; then seen=1; echo "BENCH $label init_ns=$(( $(now) - t0 ))"; fi;;
+                            *'process start to first KVM_RUN: '*' ms'*)
+                                f=${l##*KVM_RUN: }; echo "BENCH $label firstrun_ns=$(( ${f%%%% ms*} * 1000000 ))";;
                         esac
                         printf '  %%s| %%s\\n' "$label" "$l"
                     done
                 }
                 echo "BENCH $label exit_ns=$(( $(now) - t0 ))"
             }
-            # shmem_thp never|advise: whether shared memory (Panamax's memfd guest RAM) may get transparent huge pages.
-            shmem_thp() { echo "$1" > /sys/kernel/mm/transparent_hugepage/shmem_enabled; }
             # pt LABEL CMDLINE 'COMMAND': L1's clock at the guest's BENCH-PT-START and BENCH-PT-END lines.
             pt() {
                 label=$1; cmd=$2; run=$3
@@ -367,6 +368,9 @@ public final class Bench {
             }
             """.formatted(CMDLINE, INIT_LINE);
 
+    /** {@code java -version} with {@code ./panamax}'s JVM options and AOT cache, as {@code scripts/startup-bench} runs it. */
+    static final String JAVA_VERSION_FLOOR = "bash -c \". scripts/lib.sh; j=\\$(panamax_java_home);"
+            + " exec \\$j/bin/java \\$(panamax_jvm_base_options) \\$(PANAMAX_NO_BUILD=1 panamax_startup_options \\$j) -version\"";
     static final String PANAMAX = "./panamax run -k \"$K\" -i \"$I\" -c 1 -m " + MEMORY + " --cmdline \"$cmd\" --timeout 300s";
     static final String QEMU_COMMON = " -enable-kvm -cpu host -smp 1 -m " + MEMORY
             + " -nodefaults -no-user-config -display none -serial stdio -no-reboot"
@@ -426,15 +430,18 @@ public final class Bench {
         }
         rows.add(Row.of("boot to guest init, ms, with ACPI vs acpi=off (Panamax both)" + where,
                 v.get("panamax.init_ns"), v.get("panamax-acpi-off.init_ns"), 0));
-        rows.add(Row.of("boot to guest init, ms, with shmem THP (advise), vs QEMU q35" + where,
-                v.get("panamax-thp.init_ns"), v.get("q35.init_ns"), 0));
+        rows.add(Row.of("boot to guest init, ms, anonymous RAM (default) vs memfd RAM (Panamax both)" + where,
+                v.get("panamax.init_ns"), v.get("panamax-memfd.init_ns"), 0));
         for (String other : List.of("q35", "microvm")) {
             rows.add(Row.of("VMM RSS beyond guest RAM (anon+file), MiB, vs QEMU " + other + where,
                     v.get("panamax.mem"), v.get(other + ".mem"), 1));
             rows.add(Row.of("  of which anonymous, MiB, vs QEMU " + other, v.get("panamax.anon"), v.get(other + ".anon"), 1));
             rows.add(Row.of("  guest RAM touched (RssShmem), MiB, vs QEMU " + other, v.get("panamax.shmem"), v.get(other + ".shmem"), 1));
         }
-        rows.add(Row.of("./panamax --version (JVM start to exit), ms" + where, v.get("jvm.exit_ns"), null, 0));
+        rows.add(Row.of("./panamax --version (JVM start to exit), ms, vs java -version (same options)" + where,
+                v.get("jvm.exit_ns"), v.get("jvm-floor.exit_ns"), 0));
+        rows.add(Row.of("process start to first KVM_RUN (--stats), ms, vs java -version (same options)" + where,
+                v.get("panamax.firstrun_ns"), v.get("jvm-floor.exit_ns"), 0));
         rows.add(Row.of("port I/O exit round trip, ns, vs C" + where, v.get("exits-java.port_ns"), v.get("exits-c.port_ns"), 0));
         rows.add(Row.of("MMIO exit round trip, ns, vs C" + where, v.get("exits-java.mmio_ns"), v.get("exits-c.mmio_ns"), 0));
         rows.add(Row.of("port I/O exit round trip, ns, with C2, vs C" + where, v.get("exits-java-c2.port_ns"), v.get("exits-c.port_ns"), 0));

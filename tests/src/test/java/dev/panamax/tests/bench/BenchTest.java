@@ -52,6 +52,19 @@ class BenchTest {
     }
 
     @Test
+    void firstKvmRunFromTheStatsLineIsComparedWithTheJvmFloor() {
+        String out = String.join("\n",
+                "BENCH panamax firstrun_ns=3000000000",        // what boot() prints for "... first KVM_RUN: 3000 ms"
+                "BENCH jvm-floor exit_ns=2000000000",
+                "");
+        Bench.Row r = Bench.parse(out, "nested").stream().filter(x -> x.what().startsWith("process start to first KVM_RUN"))
+                .findFirst().orElseThrow();
+        assertEquals(List.of(3000.0), r.panamax());
+        assertEquals(List.of(2000.0), r.other());
+        assertTrue(Bench.table(List.of(r)).contains("| 1.50x |"), Bench.table(List.of(r)));
+    }
+
+    @Test
     void passthroughThroughputIsBytesOverTheMarkersTime() {
         String out = String.join("\n",
                 "BENCH panamax-pt pt_ns=2000000000 bytes=268435456",   // 256 MiB in 2 s

@@ -13,6 +13,7 @@ import dev.panamax.vfiouser.transport.UnixSocket;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -51,8 +52,11 @@ import java.util.Objects;
  * throws {@link VfioUserClientException} with the errno.
  */
 public final class VfioUserClient implements VfioDeviceIo {
-    /** The most fds we accept in one message, our {@code max_msg_fds}: a region info reply carries one. */
-    public static final int MAX_MSG_FDS = 1;
+    /**
+     * The most fds we accept in one message, our {@code max_msg_fds}: a region info reply carries one, a
+     * GET_REGION_IO_FDS reply one per ioeventfd (as many as the project's server offers for one region).
+     */
+    public static final int MAX_MSG_FDS = 16;
 
     /**
      * How the client behaves.
@@ -262,6 +266,14 @@ public final class VfioUserClient implements VfioDeviceIo {
     @Override
     public void regionWrite(int index, long offset, MemorySegment buffer) {
         device.regionWrite(index, offset, buffer);
+    }
+
+    /**
+     * {@code VFIO_USER_DEVICE_GET_REGION_IO_FDS} for region {@code index} of {@code regionSize} bytes: its usable
+     * ioeventfds, each fd the caller's to close ({@link RegionIoFds#query}); empty when the server offers none.
+     */
+    List<RegionIoFds.IoEventFd> regionIoEventFds(int index, long regionSize) {
+        return RegionIoFds.query(proxy, index, regionSize);
     }
 
     /** Maps part of a region from the fd its region info reply carried. Unmap with {@code Libc.munmap}. */

@@ -56,7 +56,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * replies (the server refusing one request) are no breakage: the call throws {@link VfioUserClientException} with
  * the errno.
  *
- * <p>Not supported: REGION_WRITE_MULTI (each write is one message), DEVICE_GET_REGION_IO_FDS, migration.
+ * <p>Not supported: REGION_WRITE_MULTI (each write is one message), migration. DEVICE_GET_REGION_IO_FDS is
+ * {@link RegionIoFds}.
  */
 final class VfioUserDeviceIo implements VfioDeviceIo {
     private static final Logger LOG = LoggerFactory.getLogger(VfioUserDeviceIo.class);

@@ -95,6 +95,12 @@ public final class VfioUserDmaBackend implements DmaBackend {
      */
     @Override
     public void dmaMap(long iova, RamRegion region, int flags) {
+        if (passFds && region.fd() < 0) {
+            // Not refused: the spec's message path serves it, only slower (a machine's config refuses anonymous
+            // guest RAM with a vfio-user device before it gets here).
+            LOG.warn("vfio-user {}: {} has no fd (anonymous memory): the server cannot mmap it and must reach it by"
+                    + " DMA_READ / DMA_WRITE messages", name, region.name());
+        }
         map(iova, region.size(), region.host(), passFds ? region.fd() : -1, region.fdOffset(), flags);
     }
 

@@ -5,8 +5,11 @@ import dev.panamax.pci.PciConfigSpace;
 import dev.panamax.pci.PciFunction;
 import dev.panamax.vfio.bindings.vfio_h;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Optional;
+import java.util.OptionalLong;
 
 /**
  * What a vfio-user server exposes: PCI regions by vfio index, interrupt counts by vfio IRQ index
@@ -14,7 +17,8 @@ import java.util.Optional;
  * {@code _REQ_} 4), and callbacks for DEVICE_RESET and for the client going away. Build with
  * {@link #builder} from a pci-bus {@link PciFunction} (the same model as the VMM's PCI bus: {@link PciConfigSpace}
  * with its masks, BARs, MSI and MSI-X capabilities); its configuration space becomes region
- * {@code VFIO_PCI_CONFIG_REGION_INDEX}, served by {@link PciConfigRegion}.
+ * {@code VFIO_PCI_CONFIG_REGION_INDEX}, served by {@link PciConfigRegion}. Doorbells of trapped regions may be
+ * declared as ioeventfds ({@link Builder#ioeventfd}): the server offers them by DEVICE_GET_REGION_IO_FDS.
  */
 public final class VfioUserDevice {
 
@@ -24,8 +28,39 @@ public final class VfioUserDevice {
     private final Runnable onReset;
     private final Runnable onDisconnect;
     private final boolean dmaByMessages;
+    private final List<IoEventFd> ioEventFds;
+
+    /** Most ioeventfds one region may declare: each is an fd in one GET_REGION_IO_FDS reply (the server's {@code max_msg_fds}). */
+    public static final int MAX_IOEVENTFDS_PER_REGION = 16;
+
+    /**
+     * A doorbell of a trapped region offered as an ioeventfd (spec, "VFIO_USER_DEVICE_GET_REGION_IO_FDS", the
+     * ioeventfd sub-region: offset, size, datamatch; linux/kvm.h {@code struct kvm_ioeventfd}). When the client's
+     * VMM registers it (KVM_IOEVENTFD), a guest write that matches signals the server's eventfd instead of becoming a
+     * REGION_WRITE; the server then calls the region's {@link RegionHandler#write} at {@code offset} with the
+     * datamatch as {@code size} little-endian bytes, or with no bytes (the value is not known) without one.
+     *
+     * @param region    vfio region index of a trapped, writable region
+     * @param offset    byte offset of the doorbell in the region
+     * @param size      0 (a write of any size and value: KVM's fast MMIO), 1, 2, 4 or 8 bytes
+     * @param datamatch the value the write must carry (KVM_IOEVENTFD_FLAG_DATAMATCH); empty for any; none with size 0
+     */
+    public record IoEventFd(int region, long offset, int size, OptionalLong datamatch) {
+        /** @return the bytes {@link RegionHandler#write} gets on a signal: the datamatch, little-endian, or none */
+        public byte[] written() {
+            if (datamatch.isEmpty()) {
+                return new byte[0];
+            }
+            byte[] b = new byte[size];
+            for (int i = 0; i < size; i++) {
+                b[i] = (byte) (datamatch.getAsLong() >>> (8 * i));
+            }
+            return b;
+        }
+    }
 
     private VfioUserDevice(Builder b) {
+        this.ioEventFds = List.copyOf(b.ioEventFds);
         this.function = b.function;
         this.regions = b.regions.clone();
         this.irqCounts = b.irqCounts.clone();
@@ -72,6 +107,16 @@ public final class VfioUserDevice {
         return dmaByMessages;
     }
 
+    /** @return the ioeventfds declared for region {@code index}, in declaration order */
+    public List<IoEventFd> ioEventFds(long index) {
+        return ioEventFds.stream().filter(e -> e.region() == index).toList();
+    }
+
+    /** @return every declared ioeventfd */
+    public List<IoEventFd> ioEventFds() {
+        return ioEventFds;
+    }
+
     void reset() {
         onReset.run();
     }
@@ -93,6 +138,7 @@ public final class VfioUserDevice {
         private Runnable onReset = () -> { };
         private Runnable onDisconnect = () -> { };
         private boolean dmaByMessages;
+        private final List<IoEventFd> ioEventFds = new ArrayList<>();
 
         private Builder(PciFunction function) {
             this.function = function;
@@ -120,6 +166,45 @@ public final class VfioUserDevice {
                 throw new IllegalArgumentException("region index " + region.index() + " is declared twice");
             }
             regions[region.index()] = region;
+            return this;
+        }
+
+        /**
+         * Declares a doorbell of region {@code region} as an ioeventfd ({@link IoEventFd}); declare the region first.
+         *
+         * @throws IllegalArgumentException if the region is not declared, not trapped or not writable; the span
+         *         {@code [offset, offset + max(size, 1))} is not inside it; size is not 0, 1, 2, 4 or 8; a datamatch comes
+         *         with size 0 or does not fit {@code size} bytes; the region has {@value #MAX_IOEVENTFDS_PER_REGION}
+         *         already; or another ioeventfd at the same offset would match the same writes (KVM refuses those, EEXIST)
+         */
+        public Builder ioeventfd(int region, long offset, int size, OptionalLong datamatch) {
+            VfioUserRegion r = region >= 0 && region < regions.length ? regions[region] : null;
+            String what = "ioeventfd at offset 0x" + Long.toHexString(offset) + " of region " + region;
+            if (r == null || r.handler() == null || !r.writable()) {
+                throw new IllegalArgumentException(what + ": the region must be declared first, trapped and writable");
+            }
+            if (size != 0 && size != 1 && size != 2 && size != 4 && size != 8) {
+                throw new IllegalArgumentException(what + ": size " + size + " is not 0, 1, 2, 4 or 8");
+            }
+            if (offset < 0 || offset >= r.size() || Math.max(size, 1) > r.size() - offset) {
+                throw new IllegalArgumentException(what + ": " + size + " bytes lie outside the region's " + r.size());
+            }
+            if (datamatch.isPresent() && (size == 0 || (size < 8 && datamatch.getAsLong() >>> (8 * size) != 0))) {
+                throw new IllegalArgumentException(what + ": datamatch 0x" + Long.toHexString(datamatch.getAsLong())
+                        + " needs a size it fits, not " + size);
+            }
+            long count = ioEventFds.stream().filter(e -> e.region() == region).count();
+            if (count >= MAX_IOEVENTFDS_PER_REGION) {
+                throw new IllegalArgumentException(what + ": region " + region + " has " + MAX_IOEVENTFDS_PER_REGION + " ioeventfds already");
+            }
+            for (IoEventFd e : ioEventFds) {
+                boolean sameWrites = e.region() == region && e.offset() == offset
+                        && (e.datamatch().isEmpty() || datamatch.isEmpty() || e.datamatch().equals(datamatch));
+                if (sameWrites) {
+                    throw new IllegalArgumentException(what + ": " + e + " matches the same writes");
+                }
+            }
+            ioEventFds.add(new IoEventFd(region, offset, size, datamatch));
             return this;
         }
 

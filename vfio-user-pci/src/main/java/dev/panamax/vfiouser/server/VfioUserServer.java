@@ -49,7 +49,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * negotiates VERSION, then answers the client's requests until it goes away. Two threads: a reader
  * that takes every message off the socket (replies to this side's DMA_READ / DMA_WRITE go to the
  * device thread waiting for them) and a request thread that serves the client's commands in order
- * and calls the device's callbacks. Malformed or unknown requests get an error reply carrying the
+ * and calls the device's callbacks; a third, when the device declares ioeventfds, turns their signals into
+ * region writes ({@link IoEventFdPoller}). Malformed or unknown requests get an error reply carrying the
  * errno, and the server goes on. When the client disconnects (or {@link #close} is called) every
  * eventfd and DMA mapping the client gave is closed and the device's disconnect callback runs.
  *
@@ -76,6 +77,8 @@ public final class VfioUserServer implements AutoCloseable {
     private final MessageChannel channel;
     private final DeviceDma dma;
     private final DeviceIrqs irqs;
+    /** The device's ioeventfds and the thread that turns their signals into region writes. */
+    private final IoEventFdPoller ioEventFds;
     /** Client requests between the reader and the request thread, bounded (backpressure). */
     private final RequestQueue requests = new RequestQueue();
     private final ConcurrentHashMap<Integer, CompletableFuture<ReceivedMessage>> pending = new ConcurrentHashMap<>();
@@ -132,6 +135,7 @@ public final class VfioUserServer implements AutoCloseable {
                 return Math.min(MAX_DATA_XFER_SIZE, c == null ? VersionCodec.DEFAULT_MAX_DATA_XFER_SIZE : c.effectiveMaxDataXferSize());
             }
         }, MAX_DMA_MAPS, device.dmaByMessages());
+        this.ioEventFds = new IoEventFdPoller(device);
         this.reader = Thread.ofPlatform().name("vfio-user-reader").daemon().unstarted(this::readLoop);
         this.worker = Thread.ofPlatform().name("vfio-user-server").daemon().unstarted(this::serveLoop);
     }
@@ -177,8 +181,9 @@ public final class VfioUserServer implements AutoCloseable {
         }
     }
 
-    /** Starts the reader and request threads. */
+    /** Starts the reader and request threads, and the ioeventfd thread when the device declares ioeventfds. */
     public void start() {
+        ioEventFds.start(() -> channel.socket().shutdown()); // the reader and request threads wake and end
         reader.start();
         worker.start();
     }
@@ -342,6 +347,7 @@ public final class VfioUserServer implements AutoCloseable {
         }
         try {
             requests.closeAll();
+            ioEventFds.close();
             irqs.closeAll();
             dma.unmapAll();
             channel.close();
@@ -402,7 +408,7 @@ public final class VfioUserServer implements AutoCloseable {
                     // "The server responds with the original DMA entry in the request."
                     DmaUnmapCodec.encode(new DmaUnmapCodec.Unmap(DmaUnmapCodec.SIZE, 0, u.address(), u.size()), out);
                 }
-                case DEVICE_GET_REGION_IO_FDS -> regionIoFds(in, out);
+                case DEVICE_GET_REGION_IO_FDS -> fds = regionIoFds(in, out);
                 case DMA_READ, DMA_WRITE -> throw new VfioUserProtocolException(Errno.EINVAL, h.command() + " is sent by the server, not the client");
             }
             if (!h.noReply()) {
@@ -474,17 +480,18 @@ public final class VfioUserServer implements AutoCloseable {
         return new int[]{region.memFd().fd()};
     }
 
-    /**
-     * DEVICE_GET_REGION_IO_FDS (spec, "VFIO_USER_DEVICE_GET_REGION_IO_FDS"): we offer no
-     * ioeventfds, so the answer for a region the device has is an empty list; EINVAL for another.
-     */
-    private void regionIoFds(ByteBuf in, ByteBuf out) {
+    /** DEVICE_GET_REGION_IO_FDS (spec, "VFIO_USER_DEVICE_GET_REGION_IO_FDS"): {@link IoEventFdPoller#reply}. */
+    private int[] regionIoFds(ByteBuf in, ByteBuf out) {
         DeviceGetRegionIoFdsCodec.Request r = DeviceGetRegionIoFdsCodec.decodeRequest(in);
         if (device.region(r.index()).isEmpty()) {
             throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_GET_REGION_IO_FDS: region " + r.index() + " does not exist");
         }
-        DeviceGetRegionIoFdsCodec.encodeReply(DeviceGetRegionIoFdsCodec.Reply.of(r.index(), List.of()), r.argsz(), out);
+        Capabilities c = clientCapabilities;
+        return ioEventFds.reply(device, r, c == null ? 0 : c.effectiveMaxMsgFds(), out);
     }
+
+    /** linux/kvm.h {@code KVM_IOEVENTFD_FLAG_DATAMATCH} (1 << kvm_ioeventfd_flag_nr_datamatch), the sub-region flag. */
+    public static final int KVM_IOEVENTFD_FLAG_DATAMATCH = 1;
 
     private void irqInfo(ByteBuf in, ByteBuf out) {
         DeviceGetIrqInfoCodec.IrqInfo r = DeviceGetIrqInfoCodec.decodeRequest(in);

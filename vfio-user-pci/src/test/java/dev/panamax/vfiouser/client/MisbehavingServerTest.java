@@ -191,7 +191,24 @@ class MisbehavingServerTest {
             long t0 = System.nanoTime();
             assertThrows(VfioUserDeviceBrokenException.class, () -> client.regionInfo(2));
             assertTrue(System.nanoTime() - t0 < 3_000_000_000L);
-            assertBroken("3 fds exceed max_msg_fds 1");
+            // Within our max_msg_fds (16, for GET_REGION_IO_FDS replies) but more than a region info reply carries.
+            assertBroken("3 fds, the command carries at most 1");
+        }
+    }
+
+    @Test
+    void replyWithMoreFdsThanMaxMsgFds() throws Exception {
+        try (MemFd a = new MemFd("a", 4096)) {
+            int[] fds = new int[VfioUserClient.MAX_MSG_FDS + 1];
+            java.util.Arrays.fill(fds, a.fd());
+            start((m, s) -> {
+                ByteBuf p = Unpooled.buffer();
+                DeviceGetRegionInfoCodec.encodeReply(new VfioRegionInfo(2,
+                        vfio_h.VFIO_REGION_INFO_FLAG_READ() | vfio_h.VFIO_REGION_INFO_FLAG_MMAP(), 4096, 0, List.of()), 1024, p);
+                s.sendRaw(FakeServer.replyBytes(m.header().messageId(), m.header().command(), p), fds);
+            });
+            assertThrows(VfioUserDeviceBrokenException.class, () -> client.regionInfo(2));
+            assertBroken((VfioUserClient.MAX_MSG_FDS + 1) + " fds exceed max_msg_fds " + VfioUserClient.MAX_MSG_FDS);
         }
     }
 

@@ -4,6 +4,7 @@ import dev.panamax.core.sys.EventFd;
 import dev.panamax.core.sys.MemFd;
 import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.DeviceSetIrqsCodec;
+import dev.panamax.vfiouser.protocol.DeviceGetRegionIoFdsCodec;
 import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.pci.PciBar;
@@ -25,6 +26,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 
 import static dev.panamax.vfiouser.server.TestClient.payload;
@@ -302,6 +304,49 @@ class VirtioBlkTest {
         } else {
             assertTrue(client.dmaMessages > 50, "DMA went by messages: " + client.dmaMessages);
         }
+    }
+
+    @Test
+    void theNotifyIoeventfdRingsTheQueueAsTheDoorbellWriteDoes() throws Exception {
+        start(Dma.MAPPED, false);
+        driver.enableMsix(true);
+        driver.init(FEATURES, 16, 0, 1);
+        // DEVICE_GET_REGION_IO_FDS of BAR0: queue 0's notify address, length 0 (any write), one fd.
+        try (var m = client.call(VfioUserCommand.DEVICE_GET_REGION_IO_FDS, payload(b -> DeviceGetRegionIoFdsCodec.encode(
+                new DeviceGetRegionIoFdsCodec.Request(16 + 40 * 8, VIRTIO_BAR), b)))) {
+            var r = DeviceGetRegionIoFdsCodec.decodeReply(m.payloadBuffer());
+            assertEquals(List.of(new DeviceGetRegionIoFdsCodec.SubRegion(VirtioPciTransport.NOTIFY_OFFSET, 0, 0,
+                    dev.panamax.vfiouser.bindings.vfio_user_h.VFIO_USER_IO_FD_TYPE_IOEVENTFD(), 0, 0)), r.subRegions());
+            assertEquals(1, m.fds().count());
+
+            driver.header(FREE + 0x400, VIRTIO_BLK_T_GET_ID, 0);
+            driver.put(FREE + 0x83, new byte[]{(byte) 0xFF});
+            int before = driver.usedIdx();
+            driver.submit(new Desc[]{ro(FREE + 0x400, 16), rw(FREE + 0x500, VIRTIO_BLK_ID_BYTES), rw(FREE + 0x83, 1)});
+            // What KVM does for a matching guest write: signal the eventfd. No REGION_WRITE.
+            try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+                assertEquals(8, dev.panamax.core.sys.Libc.writeRaw(m.fds().peek(0),
+                        a.allocateFrom(java.lang.foreign.ValueLayout.JAVA_LONG, 1L)));
+            }
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (driver.usedIdx() == before && System.nanoTime() < deadline) {
+                Thread.sleep(1);
+            }
+            assertEquals((before + 1) & 0xFFFF, driver.usedIdx(), "used idx after the ioeventfd");
+            assertEquals(VIRTIO_BLK_S_OK, driver.get(FREE + 0x83, 1)[0]);
+            assertEquals("serial-0123456789ABC", new String(driver.get(FREE + 0x500, VIRTIO_BLK_ID_BYTES)));
+            deadline = System.nanoTime() + 5_000_000_000L;
+            long fired = 0;
+            while (fired == 0 && System.nanoTime() < deadline) {
+                fired = queue.read();
+                Thread.sleep(fired == 0 ? 1 : 0);
+            }
+            assertEquals(1, fired, "the queue's MSI-X vector fired");
+        }
+        // The doorbell by REGION_WRITE still works.
+        driver.header(FREE + 0x300, VIRTIO_BLK_T_FLUSH, 0);
+        request(ro(FREE + 0x300, 16), rw(FREE + 0x82, 1));
+        assertEquals(VIRTIO_BLK_S_OK, driver.get(FREE + 0x82, 1)[0]);
     }
 
     @Test

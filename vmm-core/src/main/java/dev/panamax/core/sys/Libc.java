@@ -55,11 +55,15 @@ public final class Libc {
     public static final int MAP_FIXED = 0x10;
     public static final int MAP_ANONYMOUS = 0x20;
     public static final int MAP_NORESERVE = 0x4000;
+    /** {@code madvise(2)} advice: leave the range out of a {@code fork(2)} child (QEMU does so for guest RAM: DMA-pinned pages must not become copy-on-write). */
+    public static final int MADV_DONTFORK = 10;
     /** {@code madvise(2)} advice: back the range with transparent huge pages where the kernel allows it. */
     public static final int MADV_HUGEPAGE = 14;
-    /** {@code memfd_create(2)} flags. */
+    /** {@code memfd_create(2)} flags; {@code MFD_HUGE_2MB} ({@code <linux/memfd.h>}) picks 2 MiB pages for {@code MFD_HUGETLB}. */
     public static final int MFD_CLOEXEC = 0x1;
     public static final int MFD_ALLOW_SEALING = 0x2;
+    public static final int MFD_HUGETLB = 0x4;
+    public static final int MFD_HUGE_2MB = 21 << 26;
     /** {@code eventfd(2)} flags. */
     public static final int EFD_CLOEXEC = O_CLOEXEC;
     public static final int EFD_NONBLOCK = O_NONBLOCK;
