@@ -26,7 +26,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  *
  * <p>Prints {@code kvm-soak: 200 cycles, fds 12->12, threads 9->9, memfds 0->0, rss 61->63 MiB, 14.2 s} and exits 0,
  * or {@code kvm-soak: FAILED ...} naming the bound that broke (or the cycle that failed) and exits 1. Needs
- * /dev/kvm ({@code KvmSoakTest} runs 20 cycles where there is one; not a nested CI step yet, see docs/security.md):
+ * /dev/kvm ({@code KvmSoakTest} runs 20 cycles where there is hardware KVM; tests' {@code KvmSoakEndToEndTest} runs 200
+ * where the guests run, nested in CI; see docs/security.md):
  * <pre>java --enable-native-access=ALL-UNNAMED -cp 'kvm-backend/target/test-classes:vmm-core/target/test-classes:launcher/target/lib/*' dev.panamax.kvm.KvmSoak --cycles 2000</pre>
  */
 public final class KvmSoak {
@@ -153,6 +154,10 @@ public final class KvmSoak {
             Footprint before = Footprint.afterGc();
             for (; done < cycles; done++) {
                 cycle();
+                if ((done + 1) % 50 == 0 && done + 1 < cycles) {
+                    // Progress, so that a stall of the machine under the soak shows where it came.
+                    System.out.printf("kvm-soak: %d of %d cycles, %.1f s%n", done + 1, cycles, (System.nanoTime() - t0) / 1e9);
+                }
             }
             Footprint after = Footprint.afterGc();
             String numbers = cycles + " cycles, " + before.change(after) + String.format(", %.1f s", (System.nanoTime() - t0) / 1e9);

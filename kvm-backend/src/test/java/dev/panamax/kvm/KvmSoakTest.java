@@ -11,7 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@link KvmSoak}'s command line, and a short soak where this host has hardware KVM; elsewhere that part is skipped
- * here because {@code BootEndToEndTest} runs the full soak nested ({@code kvm-soak}).
+ * here because {@code KvmSoakEndToEndTest} (tests module) runs the full soak nested.
  */
 class KvmSoakTest {
     @Test
@@ -27,7 +27,7 @@ class KvmSoakTest {
     @Test
     void aShortSoakStaysWithinItsBounds() {
         boolean hardware = Files.exists(Kvm.DEV_KVM) && Kvm.hasHardwareVirtualization(Kvm.PROC_CPUINFO);
-        Assumptions.assumeTrue(hardware, "no hardware KVM on this host: KvmSoak runs nested in tests' BootEndToEndTest");
+        Assumptions.assumeTrue(hardware, "no hardware KVM on this host: KvmSoak runs nested in tests' KvmSoakEndToEndTest");
         String line = KvmSoak.run(20);
         assertTrue(line.startsWith("kvm-soak: 20 cycles, fds "), line);
     }

@@ -28,7 +28,7 @@ record E2eSession(Result result, Map<String, Integer> statuses) {
     private static final String L2_TRIPLE_FAULT = "(KVM_EXIT_SHUTDOWN: triple fault)";
 
     /**
-     * Runs {@code script} in {@code repo} (20 minutes at most) and prints what it measured: the session's time,
+     * Runs {@code script} in {@code repo} (20 minutes at most per try) and prints what it measured: the session's time,
      * the statuses and each guest's time from process start to init.
      *
      * <p>The emulated L1 of a nested run (QEMU TCG with emulated SVM) has faults of its own, each seen in CI or in
@@ -48,9 +48,15 @@ record E2eSession(Result result, Map<String, Integer> statuses) {
      */
     static E2eSession run(GuestRunner runner, Path repo, String script, Runnable beforeRerun)
             throws IOException, InterruptedException {
+        return run(runner, repo, script, beforeRerun, Duration.ofMinutes(20));
+    }
+
+    /** {@link #run(GuestRunner, Path, String, Runnable)} with {@code timeout} for each try of the session. */
+    static E2eSession run(GuestRunner runner, Path repo, String script, Runnable beforeRerun, Duration timeout)
+            throws IOException, InterruptedException {
         makeAotCache(repo);
         GuestCommand command = GuestCommand.of(script).in(repo).withEnv("PANAMAX_NO_BUILD", "1")
-                .withTimeout(Duration.ofMinutes(20));
+                .withTimeout(timeout);
         Result r;
         String fault;
         try {

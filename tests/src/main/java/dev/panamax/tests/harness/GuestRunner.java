@@ -51,6 +51,14 @@ public interface GuestRunner {
      * read-write ({@link NestedHarness.Builder#writable}); directly, they are writable anyway.
      */
     static GuestRunner select(Path... writable) {
+        return select(b -> { }, writable);
+    }
+
+    /**
+     * As {@link #select(Path...)}, with {@code nested} applied to the L1's builder in nested mode (e.g. its CPU
+     * count); directly, it is not used.
+     */
+    static GuestRunner select(java.util.function.Consumer<NestedHarness.Builder> nested, Path... writable) {
         Logger log = LoggerFactory.getLogger(GuestRunner.class);
         HostVirtualization host = HostVirtualization.probe();
         HostVirtualization.Mode mode = host.chooseMode(System.getenv(HostVirtualization.MODE_VARIABLE));
@@ -63,6 +71,7 @@ public interface GuestRunner {
                 for (Path p : writable) {
                     b.writable(p);
                 }
+                nested.accept(b);
                 yield b.build();
             }
         };
