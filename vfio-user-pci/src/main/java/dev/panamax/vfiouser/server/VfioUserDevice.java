@@ -24,6 +24,7 @@ public final class VfioUserDevice {
     private final Runnable onReset;
     private final Runnable onDisconnect;
     private final boolean dmaByMessages;
+    private final MigratableDevice migration;
 
     private VfioUserDevice(Builder b) {
         this.function = b.function;
@@ -32,6 +33,7 @@ public final class VfioUserDevice {
         this.onReset = b.onReset;
         this.onDisconnect = b.onDisconnect;
         this.dmaByMessages = b.dmaByMessages;
+        this.migration = b.migration;
     }
 
     /** @return a builder for a device that is PCI function {@code function} */
@@ -72,6 +74,11 @@ public final class VfioUserDevice {
         return dmaByMessages;
     }
 
+    /** @return the device's migration callbacks; empty: DEVICE_FEATURE for migration answers ENOTTY */
+    public Optional<MigratableDevice> migration() {
+        return Optional.ofNullable(migration);
+    }
+
     void reset() {
         onReset.run();
     }
@@ -93,6 +100,7 @@ public final class VfioUserDevice {
         private Runnable onReset = () -> { };
         private Runnable onDisconnect = () -> { };
         private boolean dmaByMessages;
+        private MigratableDevice migration;
 
         private Builder(PciFunction function) {
             this.function = function;
@@ -154,6 +162,15 @@ public final class VfioUserDevice {
          */
         public Builder dmaByMessages(boolean on) {
             this.dmaByMessages = on;
+            return this;
+        }
+
+        /**
+         * Declares migration support (VFIO_MIGRATION_STOP_COPY): the server offers the VERSION {@code migration}
+         * capability and answers DEVICE_FEATURE, MIG_DATA_READ and MIG_DATA_WRITE.
+         */
+        public Builder migration(MigratableDevice m) {
+            this.migration = m;
             return this;
         }
 
