@@ -163,4 +163,28 @@ struct vfio_user_region_write_multi_reply {
     uint64_t wr_cnt;
 } __attribute__((packed));
 
+/*
+ * Migration v2 over vfio-user (libvfio-user's include/vfio-user.h): DEVICE_FEATURE carries <linux/vfio.h>'s
+ * struct vfio_device_feature (argsz, flags, data[]); MIG_DATA_READ/WRITE carry the device state that the kernel
+ * moves through its data fd. The feature payloads are <linux/vfio.h>'s vfio_device_feature_migration and
+ * vfio_device_feature_mig_state.
+ */
+#include <linux/vfio.h>
+
+#define VFIO_USER_DEVICE_FEATURE 16
+#define VFIO_USER_MIG_DATA_READ 17
+#define VFIO_USER_MIG_DATA_WRITE 18
+
+struct vfio_user_device_feature {
+    uint32_t argsz;
+    uint32_t flags;
+    uint8_t data[];
+} __attribute__((packed));
+
+struct vfio_user_mig_data {
+    uint32_t argsz;
+    uint32_t size;
+    uint8_t data[];
+} __attribute__((packed));
+
 #endif

@@ -131,7 +131,9 @@ class VfioUserBlkEndToEndTest {
                         + " ] && break; kill -0 $mb 2>/dev/null || break; sleep 0.1; done; cat /tmp/misbehaving.log",
                 "./panamax test --image " + img + " --script " + REPO.relativize(WORK.resolve("misbehaving.sh"))
                         + " -m 256M --timeout 300s" + devices + "; echo \"E2E misbehaving=$?\"",
-                "wait $mb; echo \"E2E misbehaving-server=$?\"",
+                // The servers' log once more when they failed: a JVM that died (134: SIGABRT) says why there, and
+                // E2eSession sees a HotSpot crash only in the session's output.
+                "wait $mb; s=$?; echo \"E2E misbehaving-server=$s\"; [ $s = 0 ] || tail -60 /tmp/misbehaving.log",
                 "");
         E2eSession session = E2eSession.run(GuestRunner.select(WORK), REPO, l1, disk::restore);
         String out = session.output();

@@ -80,6 +80,21 @@ public final class vfio_user_h {
         return 0xf;
     }
 
+    /** {@code #define VFIO_USER_DEVICE_FEATURE 16} */
+    public static int VFIO_USER_DEVICE_FEATURE() {
+        return 0x10;
+    }
+
+    /** {@code #define VFIO_USER_MIG_DATA_READ 17} */
+    public static int VFIO_USER_MIG_DATA_READ() {
+        return 0x11;
+    }
+
+    /** {@code #define VFIO_USER_MIG_DATA_WRITE 18} */
+    public static int VFIO_USER_MIG_DATA_WRITE() {
+        return 0x12;
+    }
+
     /** {@code #define VFIO_USER_F_TYPE_COMMAND 0} */
     public static int VFIO_USER_F_TYPE_COMMAND() {
         return 0x0;
@@ -133,6 +148,76 @@ public final class vfio_user_h {
     /** {@code #define VFIO_USER_MULTI_MAX 200} */
     public static int VFIO_USER_MULTI_MAX() {
         return 0xc8;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_MASK 65535} */
+    public static int VFIO_DEVICE_FEATURE_MASK() {
+        return 0xffff;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_GET 65536} */
+    public static int VFIO_DEVICE_FEATURE_GET() {
+        return 0x10000;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_SET 131072} */
+    public static int VFIO_DEVICE_FEATURE_SET() {
+        return 0x20000;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_PROBE 262144} */
+    public static int VFIO_DEVICE_FEATURE_PROBE() {
+        return 0x40000;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_MIGRATION 1} */
+    public static int VFIO_DEVICE_FEATURE_MIGRATION() {
+        return 0x1;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE 2} */
+    public static int VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE() {
+        return 0x2;
+    }
+
+    /** {@code #define VFIO_MIGRATION_STOP_COPY 1} */
+    public static int VFIO_MIGRATION_STOP_COPY() {
+        return 0x1;
+    }
+
+    /** {@code #define VFIO_MIGRATION_P2P 2} */
+    public static int VFIO_MIGRATION_P2P() {
+        return 0x2;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_ERROR 0} */
+    public static int VFIO_DEVICE_STATE_ERROR() {
+        return 0x0;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_STOP 1} */
+    public static int VFIO_DEVICE_STATE_STOP() {
+        return 0x1;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_RUNNING 2} */
+    public static int VFIO_DEVICE_STATE_RUNNING() {
+        return 0x2;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_STOP_COPY 3} */
+    public static int VFIO_DEVICE_STATE_STOP_COPY() {
+        return 0x3;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_RESUMING 4} */
+    public static int VFIO_DEVICE_STATE_RESUMING() {
+        return 0x4;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_RUNNING_P2P 5} */
+    public static int VFIO_DEVICE_STATE_RUNNING_P2P() {
+        return 0x5;
     }
 
 }

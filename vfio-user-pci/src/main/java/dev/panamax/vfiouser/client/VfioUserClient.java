@@ -126,6 +126,7 @@ public final class VfioUserClient implements VfioDeviceIo {
     private final VfioUserProxy proxy;
     private final VfioUserDeviceIo device;
     private final VfioUserDmaBackend dma;
+    private final VfioUserMigration migration;
     private boolean closed;
 
     private VfioUserClient(UnixSocket socket, String name, Options options) {
@@ -137,6 +138,7 @@ public final class VfioUserClient implements VfioDeviceIo {
         });
         this.device = new VfioUserDeviceIo(proxy);
         this.dma = new VfioUserDmaBackend(proxy, options.dmaFds());
+        this.migration = new VfioUserMigration(proxy);
     }
 
     /**
@@ -182,6 +184,11 @@ public final class VfioUserClient implements VfioDeviceIo {
     /** @return the DMA backend of this connection: give it to a {@code DmaMemoryListener} to DMA_MAP guest RAM */
     public VfioUserDmaBackend dma() {
         return dma;
+    }
+
+    /** @return the migration v2 requests of this connection (DEVICE_FEATURE, MIG_DATA_READ / MIG_DATA_WRITE) */
+    public VfioUserMigration migration() {
+        return migration;
     }
 
     /** @return true once the device is broken (see the class comment) */

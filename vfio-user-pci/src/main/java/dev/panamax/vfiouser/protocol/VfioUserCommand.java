@@ -24,7 +24,11 @@ public enum VfioUserCommand {
     DMA_WRITE(VFIO_USER_DMA_WRITE(), false),
     DEVICE_RESET(VFIO_USER_DEVICE_RESET(), true),
     // 14 was VFIO_USER_DIRTY_PAGES, which the spec no longer lists.
-    REGION_WRITE_MULTI(VFIO_USER_REGION_WRITE_MULTI(), true);
+    REGION_WRITE_MULTI(VFIO_USER_REGION_WRITE_MULTI(), true),
+    // Migration v2 (libvfio-user's vfio-user.h; the seed spec predates them).
+    DEVICE_FEATURE(VFIO_USER_DEVICE_FEATURE(), true),
+    MIG_DATA_READ(VFIO_USER_MIG_DATA_READ(), true),
+    MIG_DATA_WRITE(VFIO_USER_MIG_DATA_WRITE(), true);
 
     private final int code;
     private final boolean fromClient;

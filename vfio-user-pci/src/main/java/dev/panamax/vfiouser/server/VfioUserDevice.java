@@ -28,6 +28,7 @@ public final class VfioUserDevice {
     private final Runnable onReset;
     private final Runnable onDisconnect;
     private final boolean dmaByMessages;
+<<<<<<< HEAD
     private final List<IoEventFd> ioEventFds;
 
     /** Most ioeventfds one region may declare: each is an fd in one GET_REGION_IO_FDS reply (the server's {@code max_msg_fds}). */
@@ -58,6 +59,9 @@ public final class VfioUserDevice {
             return b;
         }
     }
+=======
+    private final MigratableDevice migration;
+>>>>>>> final
 
     private VfioUserDevice(Builder b) {
         this.ioEventFds = List.copyOf(b.ioEventFds);
@@ -67,6 +71,7 @@ public final class VfioUserDevice {
         this.onReset = b.onReset;
         this.onDisconnect = b.onDisconnect;
         this.dmaByMessages = b.dmaByMessages;
+        this.migration = b.migration;
     }
 
     /** @return a builder for a device that is PCI function {@code function} */
@@ -107,6 +112,7 @@ public final class VfioUserDevice {
         return dmaByMessages;
     }
 
+<<<<<<< HEAD
     /** @return the ioeventfds declared for region {@code index}, in declaration order */
     public List<IoEventFd> ioEventFds(long index) {
         return ioEventFds.stream().filter(e -> e.region() == index).toList();
@@ -115,6 +121,11 @@ public final class VfioUserDevice {
     /** @return every declared ioeventfd */
     public List<IoEventFd> ioEventFds() {
         return ioEventFds;
+=======
+    /** @return the device's migration callbacks; empty: DEVICE_FEATURE for migration answers ENOTTY */
+    public Optional<MigratableDevice> migration() {
+        return Optional.ofNullable(migration);
+>>>>>>> final
     }
 
     void reset() {
@@ -138,7 +149,11 @@ public final class VfioUserDevice {
         private Runnable onReset = () -> { };
         private Runnable onDisconnect = () -> { };
         private boolean dmaByMessages;
+<<<<<<< HEAD
         private final List<IoEventFd> ioEventFds = new ArrayList<>();
+=======
+        private MigratableDevice migration;
+>>>>>>> final
 
         private Builder(PciFunction function) {
             this.function = function;
@@ -239,6 +254,15 @@ public final class VfioUserDevice {
          */
         public Builder dmaByMessages(boolean on) {
             this.dmaByMessages = on;
+            return this;
+        }
+
+        /**
+         * Declares migration support (VFIO_MIGRATION_STOP_COPY): the server offers the VERSION {@code migration}
+         * capability and answers DEVICE_FEATURE, MIG_DATA_READ and MIG_DATA_WRITE.
+         */
+        public Builder migration(MigratableDevice m) {
+            this.migration = m;
             return this;
         }
 

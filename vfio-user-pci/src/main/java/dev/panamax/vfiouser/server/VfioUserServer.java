@@ -79,6 +79,7 @@ public final class VfioUserServer implements AutoCloseable {
     private final DeviceIrqs irqs;
     /** The device's ioeventfds and the thread that turns their signals into region writes. */
     private final IoEventFdPoller ioEventFds;
+    private final DeviceMigration migration;
     /** Client requests between the reader and the request thread, bounded (backpressure). */
     private final RequestQueue requests = new RequestQueue();
     private final ConcurrentHashMap<Integer, CompletableFuture<ReceivedMessage>> pending = new ConcurrentHashMap<>();
@@ -123,6 +124,7 @@ public final class VfioUserServer implements AutoCloseable {
         this.device = device;
         this.channel = new MessageChannel(socket, MAX_MSG_FDS, VfioUserHeader.SIZE + 16 + MAX_DATA_XFER_SIZE + 4096);
         this.irqs = new DeviceIrqs(device);
+        this.migration = new DeviceMigration(device.migration().orElse(null));
         this.dma = new DeviceDma(new DeviceDma.Requester() {
             @Override
             public ReceivedMessage request(VfioUserCommand command, ByteBuf payload) {
@@ -400,7 +402,11 @@ public final class VfioUserServer implements AutoCloseable {
                 case DEVICE_RESET -> {
                     DeviceResetCodec.decode(in);
                     device.reset();
+                    migration.reset();
                 }
+                case DEVICE_FEATURE -> migration.feature(in, out);
+                case MIG_DATA_READ -> migration.read(in, out, clientCapabilities.effectiveMaxDataXferSize());
+                case MIG_DATA_WRITE -> migration.write(in, MAX_DATA_XFER_SIZE);
                 case DMA_MAP -> dma.map(DmaMapCodec.decode(in), m.fds());
                 case DMA_UNMAP -> {
                     DmaUnmapCodec.Unmap u = DmaUnmapCodec.decode(in);
@@ -451,9 +457,14 @@ public final class VfioUserServer implements AutoCloseable {
         // write_multiple only when the client offered it: the reply's list is a subset of the proposal.
         Boolean writeMultiple = client.effectiveWriteMultiple() ? Boolean.TRUE : null;
         VersionCodec.encode(new VersionCodec.Version(VersionCodec.MAJOR, minor,
-                new Capabilities(MAX_MSG_FDS, MAX_DATA_XFER_SIZE, PGSIZES, MAX_DMA_MAPS, null, writeMultiple)), out);
+                new Capabilities(MAX_MSG_FDS, MAX_DATA_XFER_SIZE, PGSIZES, MAX_DMA_MAPS, migrationCapability(), writeMultiple)), out);
         channel.setPeerMaxFds(client.effectiveMaxMsgFds());
         clientCapabilities = client;
+    }
+
+    /** The VERSION {@code migration} capability, for a device that migrates: our page size, the default bitmap bound. */
+    private VersionCodec.Migration migrationCapability() {
+        return device.migration().isEmpty() ? null : new VersionCodec.Migration(PGSIZES, VersionCodec.DEFAULT_MAX_BITMAP_SIZE);
     }
 
     private int[] regionInfo(ByteBuf in, ByteBuf out) {

@@ -25,14 +25,16 @@ class VfioUserLayoutTest {
             vfio_user_region_access.class, vfio_user_dma_region_access.class, vfio_user_dma_write_reply.class,
             vfio_user_region_io_fds_request.class, vfio_user_sub_region_ioeventfd.class,
             vfio_user_sub_region_ioregionfd.class, vfio_user_region_io_fds_reply.class, vfio_user_write_one.class,
-            vfio_user_region_write_multi.class, vfio_user_region_write_multi_reply.class);
+            vfio_user_region_write_multi.class, vfio_user_region_write_multi_reply.class,
+            vfio_user_device_feature.class, vfio_user_mig_data.class, vfio_device_feature_migration.class,
+            vfio_device_feature_mig_state.class);
 
     static BindingsCheck check;
 
     @BeforeAll
     static void askGcc() throws Exception {
         Path includeDir = Path.of(VfioUserLayoutTest.class.getResource("/vfio-user.h").toURI()).getParent();
-        check = new BindingsCheck("vfio-user.h", includeDir, vfio_user_h.class, "VFIO_USER_[A-Za-z0-9_]*", STRUCTS);
+        check = new BindingsCheck("vfio-user.h", includeDir, vfio_user_h.class, "VFIO_(USER|DEVICE|MIGRATION)_[A-Za-z0-9_]*", STRUCTS);
     }
 
     @Test
@@ -73,6 +75,21 @@ class VfioUserLayoutTest {
         assertEquals(1, vfio_user_h.VFIO_USER_IO_FD_TYPE_IOREGIONFD());
         assertEquals(8, vfio_user_h.VFIO_USER_MULTI_DATA());
         assertEquals(200, vfio_user_h.VFIO_USER_MULTI_MAX());
+        // Migration v2: the command numbers, <linux/vfio.h>'s feature numbers and enum vfio_device_mig_state.
+        assertEquals(16, vfio_user_h.VFIO_USER_DEVICE_FEATURE());
+        assertEquals(17, vfio_user_h.VFIO_USER_MIG_DATA_READ());
+        assertEquals(18, vfio_user_h.VFIO_USER_MIG_DATA_WRITE());
+        assertEquals(8, vfio_user_device_feature.sizeof());
+        assertEquals(8, vfio_user_mig_data.sizeof());
+        assertEquals(8, vfio_device_feature_migration.sizeof());
+        assertEquals(8, vfio_device_feature_mig_state.sizeof());
+        assertEquals(1, vfio_user_h.VFIO_DEVICE_FEATURE_MIGRATION());
+        assertEquals(2, vfio_user_h.VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE());
+        assertEquals(1 << 16, vfio_user_h.VFIO_DEVICE_FEATURE_GET());
+        assertEquals(1 << 17, vfio_user_h.VFIO_DEVICE_FEATURE_SET());
+        assertEquals(1 << 18, vfio_user_h.VFIO_DEVICE_FEATURE_PROBE());
+        assertEquals(3, vfio_user_h.VFIO_DEVICE_STATE_STOP_COPY());
+        assertEquals(4, vfio_user_h.VFIO_DEVICE_STATE_RESUMING());
     }
 
     /** Packed, as in C: the accessors work on a byte[] at any offset. */

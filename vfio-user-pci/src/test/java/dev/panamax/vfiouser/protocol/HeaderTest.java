@@ -79,7 +79,7 @@ class HeaderTest {
 
     @Test
     void unknownCommands() {
-        for (int code : new int[] {0, 14, 16, 0xFFFF}) {
+        for (int code : new int[] {0, 14, 19, 0xFFFF}) { // 16-18: migration v2 (issue 17)
             VfioUserProtocolException e = fails(raw(3, code, 16, 0, 0), Errno.ENOSYS);
             assertEquals(3, e.messageId());
             assertEquals(code, e.command());

@@ -1,0 +1,162 @@
+package dev.panamax.vfiouser.protocol;
+
+import dev.panamax.core.sys.Errno;
+import dev.panamax.vfiouser.bindings.vfio_device_feature_mig_state;
+import dev.panamax.vfiouser.bindings.vfio_device_feature_migration;
+import dev.panamax.vfiouser.bindings.vfio_user_device_feature;
+import io.netty.buffer.ByteBuf;
+
+import java.lang.foreign.MemorySegment;
+
+import static dev.panamax.vfiouser.bindings.vfio_user_h.*;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
+/**
+ * {@code VFIO_USER_DEVICE_FEATURE} (command 16, libvfio-user's {@code include/vfio-user.h}; the seed spec predates it):
+ * request and reply are {@code struct vfio_device_feature} of {@code <linux/vfio.h>} ({@link vfio_user_device_feature}:
+ * u32 argsz, u32 flags, u8 data[]), as the {@code VFIO_DEVICE_FEATURE} ioctl takes it. {@code flags} holds the feature
+ * index ({@code VFIO_DEVICE_FEATURE_MASK}) and the GET/SET/PROBE bits; {@code argsz} is the whole struct's size in
+ * bytes, data included, and in a GET request the room the caller offers for the reply's data. The migration v2
+ * features' data: {@link MigrationInfo} ({@code struct vfio_device_feature_migration}, feature 1) and
+ * {@link MigState} ({@code struct vfio_device_feature_mig_state}, feature 2).
+ */
+public final class DeviceFeatureCodec {
+    /** {@code sizeof(struct vfio_device_feature)}: 8, the payload without data. */
+    public static final int SIZE = (int) vfio_user_device_feature.sizeof();
+    /** {@code sizeof(struct vfio_device_feature_migration)} and {@code sizeof(struct vfio_device_feature_mig_state)}: 8. */
+    public static final int MIGRATION_SIZE = (int) vfio_device_feature_migration.sizeof();
+    public static final int MIG_STATE_SIZE = (int) vfio_device_feature_mig_state.sizeof();
+    /**
+     * {@code VFIO_MIGRATION_PRE_COPY} (1 << 2) of {@code <linux/vfio.h>} since Linux 6.2; newer than the header the
+     * bindings are generated against, so written out here.
+     */
+    public static final long VFIO_MIGRATION_PRE_COPY = 1L << 2;
+    /** Every flag bit {@code <linux/vfio.h>} defines: the index, GET, SET, PROBE. */
+    private static final int KNOWN_FLAGS = VFIO_DEVICE_FEATURE_MASK() | VFIO_DEVICE_FEATURE_GET()
+            | VFIO_DEVICE_FEATURE_SET() | VFIO_DEVICE_FEATURE_PROBE();
+
+    private DeviceFeatureCodec() {
+    }
+
+    /**
+     * One {@code struct vfio_device_feature}.
+     *
+     * @param argsz bytes, u32 (0..2^32-1 held in a long)
+     * @param flags feature index and GET/SET/PROBE bits
+     * @param data  the feature's data, held, not copied
+     */
+    public record Feature(long argsz, int flags, byte[] data) {
+        /** A request carrying {@code data}, argsz its exact size. */
+        public static Feature of(int flags, byte[] data) {
+            return new Feature(SIZE + data.length, flags, data);
+        }
+
+        /** @return the feature index, {@code flags & VFIO_DEVICE_FEATURE_MASK} */
+        public int feature() {
+            return flags & VFIO_DEVICE_FEATURE_MASK();
+        }
+
+        public boolean get() {
+            return (flags & VFIO_DEVICE_FEATURE_GET()) != 0;
+        }
+
+        public boolean set() {
+            return (flags & VFIO_DEVICE_FEATURE_SET()) != 0;
+        }
+
+        public boolean probe() {
+            return (flags & VFIO_DEVICE_FEATURE_PROBE()) != 0;
+        }
+    }
+
+    /** {@code struct vfio_device_feature_migration}: {@code flags}, {@code VFIO_MIGRATION_STOP_COPY} | {@code _P2P} | {@code _PRE_COPY}. */
+    public record MigrationInfo(long flags) {
+    }
+
+    /**
+     * {@code struct vfio_device_feature_mig_state}.
+     *
+     * @param deviceState a value of {@code enum vfio_device_mig_state}, u32
+     * @param dataFd      the kernel's data fd; over vfio-user always -1 (the data moves by MIG_DATA_READ/WRITE)
+     */
+    public record MigState(int deviceState, int dataFd) {
+    }
+
+    public static void encode(Feature f, ByteBuf out) {
+        MemorySegment s = Payloads.append(out, SIZE + f.data.length);
+        vfio_user_device_feature.argsz(s, (int) f.argsz);
+        vfio_user_device_feature.flags(s, f.flags);
+        MemorySegment.copy(f.data, 0, s, JAVA_BYTE, vfio_user_device_feature.data$offset(), f.data.length);
+    }
+
+    /**
+     * A request, as the kernel's {@code vfio_ioctl_device_feature} checks it.
+     *
+     * @throws VfioUserProtocolException EINVAL when truncated, when argsz is below 8 or below the bytes sent, for flag
+     *         bits {@code <linux/vfio.h>} does not define, or for GET and SET together without PROBE
+     */
+    public static Feature decodeRequest(ByteBuf in) {
+        Feature f = decode(in, "DEVICE_FEATURE request");
+        if ((f.flags & ~KNOWN_FLAGS) != 0) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_FEATURE flags 0x" + Integer.toHexString(f.flags)
+                    + " have bits <linux/vfio.h> does not define");
+        }
+        if (f.get() && f.set() && !f.probe()) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DEVICE_FEATURE GET and SET together without PROBE");
+        }
+        return f;
+    }
+
+    /** @throws VfioUserProtocolException EINVAL when truncated or argsz is below 8 or below the bytes sent */
+    public static Feature decodeReply(ByteBuf in) {
+        return decode(in, "DEVICE_FEATURE reply");
+    }
+
+    private static Feature decode(ByteBuf in, String what) {
+        Payloads.atLeast(in, SIZE, what);
+        MemorySegment s = Payloads.view(in);
+        long argsz = Integer.toUnsignedLong(vfio_user_device_feature.argsz(s));
+        int flags = vfio_user_device_feature.flags(s);
+        int dataBytes = in.readableBytes() - SIZE;
+        if (argsz < SIZE + (long) dataBytes) {
+            throw new VfioUserProtocolException(Errno.EINVAL, what + " argsz " + argsz + " is below the "
+                    + (SIZE + dataBytes) + " bytes sent");
+        }
+        byte[] data = s.asSlice(SIZE, dataBytes).toArray(JAVA_BYTE);
+        in.skipBytes(in.readableBytes());
+        return new Feature(argsz, flags, data);
+    }
+
+    public static byte[] encodeMigrationInfo(MigrationInfo m) {
+        byte[] b = new byte[MIGRATION_SIZE];
+        vfio_device_feature_migration.flags(MemorySegment.ofArray(b), m.flags);
+        return b;
+    }
+
+    /** @throws VfioUserProtocolException EINVAL unless {@code data} is exactly 8 bytes */
+    public static MigrationInfo decodeMigrationInfo(byte[] data) {
+        exactly(data, MIGRATION_SIZE, "struct vfio_device_feature_migration");
+        return new MigrationInfo(vfio_device_feature_migration.flags(MemorySegment.ofArray(data)));
+    }
+
+    public static byte[] encodeMigState(MigState m) {
+        byte[] b = new byte[MIG_STATE_SIZE];
+        MemorySegment s = MemorySegment.ofArray(b);
+        vfio_device_feature_mig_state.device_state(s, m.deviceState);
+        vfio_device_feature_mig_state.data_fd(s, m.dataFd);
+        return b;
+    }
+
+    /** @throws VfioUserProtocolException EINVAL unless {@code data} is exactly 8 bytes */
+    public static MigState decodeMigState(byte[] data) {
+        exactly(data, MIG_STATE_SIZE, "struct vfio_device_feature_mig_state");
+        MemorySegment s = MemorySegment.ofArray(data);
+        return new MigState(vfio_device_feature_mig_state.device_state(s), vfio_device_feature_mig_state.data_fd(s));
+    }
+
+    private static void exactly(byte[] data, int size, String what) {
+        if (data.length != size) {
+            throw new VfioUserProtocolException(Errno.EINVAL, what + " is " + data.length + " bytes, must be " + size);
+        }
+    }
+}

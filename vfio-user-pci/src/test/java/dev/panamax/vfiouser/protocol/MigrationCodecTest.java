@@ -1,0 +1,205 @@
+package dev.panamax.vfiouser.protocol;
+
+import dev.panamax.core.sys.Errno;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteOrder;
+
+import static dev.panamax.vfiouser.bindings.vfio_user_h.*;
+import static dev.panamax.vfiouser.protocol.VfioDeviceMigState.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+/** DEVICE_FEATURE and MIG_DATA codecs, the migration state arcs and the VERSION migration capability. */
+class MigrationCodecTest {
+    static final int GET = VFIO_DEVICE_FEATURE_GET();
+    static final int SET = VFIO_DEVICE_FEATURE_SET();
+    static final int PROBE = VFIO_DEVICE_FEATURE_PROBE();
+    static final long STOP_COPY_ONLY = VFIO_MIGRATION_STOP_COPY();
+
+    static ByteBuf le(int... words) {
+        ByteBuf b = Unpooled.buffer().order(ByteOrder.LITTLE_ENDIAN);
+        for (int w : words) {
+            b.writeIntLE(w);
+        }
+        return b;
+    }
+
+    static int errno(Runnable r) {
+        return assertThrows(VfioUserProtocolException.class, r::run).errno();
+    }
+
+    // ---- DEVICE_FEATURE ----
+
+    @Test
+    void featureRoundTripsEveryField() {
+        byte[] state = DeviceFeatureCodec.encodeMigState(new DeviceFeatureCodec.MigState(RESUMING.code(), -1));
+        ByteBuf b = Unpooled.buffer();
+        DeviceFeatureCodec.encode(DeviceFeatureCodec.Feature.of(SET | 2, state), b);
+        assertEquals(16, b.readableBytes());
+        assertEquals(16, b.getIntLE(0));
+        assertEquals(SET | 2, b.getIntLE(4));
+        assertEquals(4, b.getIntLE(8));
+        assertEquals(-1, b.getIntLE(12));
+        DeviceFeatureCodec.Feature f = DeviceFeatureCodec.decodeRequest(b);
+        assertEquals(16, f.argsz());
+        assertEquals(2, f.feature());
+        assertTrue(f.set());
+        assertFalse(f.get());
+        assertFalse(f.probe());
+        assertEquals(new DeviceFeatureCodec.MigState(4, -1), DeviceFeatureCodec.decodeMigState(f.data()));
+        assertFalse(b.isReadable());
+        byte[] mig = DeviceFeatureCodec.encodeMigrationInfo(new DeviceFeatureCodec.MigrationInfo(0x8000_0000_0000_0001L));
+        assertEquals(0x8000_0000_0000_0001L, DeviceFeatureCodec.decodeMigrationInfo(mig).flags());
+    }
+
+    @Test
+    void getRequestMayOfferRoomWithoutData() {
+        DeviceFeatureCodec.Feature f = DeviceFeatureCodec.decodeRequest(le(16, GET | 1));
+        assertEquals(16, f.argsz());
+        assertEquals(0, f.data().length);
+        assertTrue(f.get());
+    }
+
+    @Test
+    void argszIsUnsigned() {
+        // argsz 0xFFFFFFFF: a u32 near 2^32, larger than anything sent, read as 4294967295 and not -1.
+        DeviceFeatureCodec.Feature f = DeviceFeatureCodec.decodeRequest(le(0xFFFF_FFFF, GET | 2));
+        assertEquals(0xFFFF_FFFFL, f.argsz());
+    }
+
+    @Test
+    void malformedFeatureRequestsAreRefused() {
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeRequest(Unpooled.buffer())));
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeRequest(le(8).writeShortLE(0))));
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeRequest(le(7, GET | 1))), "argsz below 8");
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeRequest(le(12, SET | 2, 1, -1))), "argsz lies: below the 16 bytes sent");
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeRequest(le(16, 1 << 19 | 1))), "unknown flag bit");
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeRequest(le(16, 0x8000_0000 | 1))), "top flag bit");
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeRequest(le(16, GET | SET | 2))), "GET and SET");
+        DeviceFeatureCodec.decodeRequest(le(8, GET | SET | PROBE | 2)); // with PROBE both may be asked
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeReply(le(4, GET | 2, 1, 1))), "reply argsz lies");
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeMigState(new byte[7])));
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeMigState(new byte[9])));
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeMigrationInfo(new byte[0])));
+    }
+
+    // ---- MIG_DATA ----
+
+    @Test
+    void migDataRoundTrips() {
+        ByteBuf b = Unpooled.buffer();
+        MigDataCodec.encode(MigDataCodec.ReadRequest.of(4096), b);
+        assertEquals(8, b.readableBytes());
+        assertEquals(8 + 4096, b.getIntLE(0));
+        assertEquals(4096, b.getIntLE(4));
+        assertEquals(new MigDataCodec.ReadRequest(8 + 4096, 4096), MigDataCodec.decodeReadRequest(b, 1 << 20));
+        ByteBuf d = Unpooled.buffer();
+        MigDataCodec.encode(MigDataCodec.Data.of(new byte[]{1, 2, 3}), d);
+        assertEquals(11, d.getIntLE(0));
+        assertEquals(3, d.getIntLE(4));
+        MigDataCodec.Data back = MigDataCodec.decodeData(d, 1 << 20, "t");
+        assertArrayEquals(new byte[]{1, 2, 3}, back.data());
+        assertEquals(11, back.argsz());
+        assertFalse(d.isReadable());
+        ByteBuf empty = Unpooled.buffer();
+        MigDataCodec.encode(MigDataCodec.Data.of(new byte[0]), empty);
+        assertEquals(0, MigDataCodec.decodeData(empty, 4096, "t").data().length, "end of data");
+    }
+
+    @Test
+    void malformedMigDataIsRefused() {
+        assertEquals(Errno.EINVAL, errno(() -> MigDataCodec.decodeReadRequest(le(8), 4096)), "truncated");
+        assertEquals(Errno.EINVAL, errno(() -> MigDataCodec.decodeReadRequest(le(16, 8, 0), 4096)), "too long");
+        assertEquals(Errno.EINVAL, errno(() -> MigDataCodec.decodeReadRequest(le(15, 8), 4096)), "argsz below 8 + size");
+        assertEquals(Errno.E2BIG, errno(() -> MigDataCodec.decodeReadRequest(le(8 + 4097, 4097), 4096)));
+        assertEquals(Errno.E2BIG, errno(() -> MigDataCodec.decodeReadRequest(le(-1, -1), 4096)), "size 2^32-1 unsigned");
+        // argsz 2^32-1 with size 2^32-9: 8 + size fits u32 only unsigned; still above max_data_xfer_size.
+        assertEquals(Errno.E2BIG, errno(() -> MigDataCodec.decodeReadRequest(le(-1, -9), 1L << 20)));
+        assertEquals(Errno.EINVAL, errno(() -> MigDataCodec.decodeData(le(8), 4096, "t")), "truncated");
+        assertEquals(Errno.EINVAL, errno(() -> MigDataCodec.decodeData(le(12, 4, 1).writeByte(0), 4096, "t")), "size lies: 5 bytes sent");
+        assertEquals(Errno.EINVAL, errno(() -> MigDataCodec.decodeData(le(12, 8, 1), 4096, "t")), "size lies: 4 bytes sent");
+        assertEquals(Errno.EINVAL, errno(() -> MigDataCodec.decodeData(le(13, 4, 1), 4096, "t")), "argsz lies");
+        assertEquals(Errno.EINVAL, errno(() -> MigDataCodec.decodeData(le(4, 4, 1), 4096, "t")), "argsz below 8");
+        assertEquals(Errno.E2BIG, errno(() -> MigDataCodec.decodeData(le(-1, -9, 1), 4096, "t")), "size near 2^32");
+        assertEquals(Errno.E2BIG, errno(() -> MigDataCodec.decodeData(le(12, 4, 1), 3, "t")), "above max_data_xfer_size");
+        // A max_data_xfer_size near 2^64 does not make a u32 size negative or unbounded.
+        assertEquals(Errno.EINVAL, errno(() -> MigDataCodec.decodeData(le(-1, -9, 1), Long.MAX_VALUE, "t")));
+        assertEquals(Errno.EINVAL, errno(() -> MigDataCodec.decodeReadRequest(le(7, -1), Long.MAX_VALUE)), "argsz below 8 + 2^32-1");
+    }
+
+    // ---- the state machine ----
+
+    @Test
+    void combinationTransitionsGoThroughTheIntermediateStates() {
+        assertEquals(STOP, RUNNING.nextStep(STOP, STOP_COPY_ONLY));
+        assertEquals(STOP, RUNNING.nextStep(STOP_COPY, STOP_COPY_ONLY));
+        assertEquals(STOP, RUNNING.nextStep(RESUMING, STOP_COPY_ONLY));
+        assertEquals(RUNNING, STOP.nextStep(RUNNING, STOP_COPY_ONLY));
+        assertEquals(STOP_COPY, STOP.nextStep(STOP_COPY, STOP_COPY_ONLY));
+        assertEquals(RESUMING, STOP.nextStep(RESUMING, STOP_COPY_ONLY));
+        assertEquals(STOP, STOP_COPY.nextStep(RUNNING, STOP_COPY_ONLY));
+        assertEquals(STOP, STOP_COPY.nextStep(RESUMING, STOP_COPY_ONLY));
+        assertEquals(STOP, RESUMING.nextStep(RUNNING, STOP_COPY_ONLY));
+        assertEquals(STOP, RESUMING.nextStep(STOP_COPY, STOP_COPY_ONLY));
+        assertEquals(RUNNING, RUNNING.nextStep(RUNNING, STOP_COPY_ONLY));
+    }
+
+    @Test
+    void refusedArcs() {
+        for (VfioDeviceMigState s : values()) {
+            assertEquals(ERROR, s.nextStep(ERROR, STOP_COPY_ONLY), s + " -> ERROR");
+            if (s != ERROR) {
+                assertEquals(ERROR, ERROR.nextStep(s, STOP_COPY_ONLY), "ERROR -> " + s);
+            }
+        }
+        assertEquals(ERROR, RUNNING.nextStep(RUNNING_P2P, STOP_COPY_ONLY), "no P2P offered");
+        assertEquals(ERROR, RUNNING.nextStep(PRE_COPY, STOP_COPY_ONLY), "no PRE_COPY offered");
+        assertEquals(ERROR, RUNNING.nextStep(STOP, 0), "no STOP_COPY: no STOP either");
+        long pre = STOP_COPY_ONLY | DeviceFeatureCodec.VFIO_MIGRATION_PRE_COPY;
+        assertEquals(PRE_COPY, RUNNING.nextStep(PRE_COPY, pre));
+        assertEquals(STOP_COPY, PRE_COPY.nextStep(STOP_COPY, pre));
+        assertEquals(RUNNING, PRE_COPY.nextStep(STOP, pre));
+        assertEquals(ERROR, STOP_COPY.nextStep(PRE_COPY, pre), "PRE_COPY cannot be re-entered from STOP_COPY");
+        long p2p = STOP_COPY_ONLY | VFIO_MIGRATION_P2P();
+        assertEquals(RUNNING_P2P, RUNNING.nextStep(STOP, p2p));
+        assertEquals(STOP, RUNNING_P2P.nextStep(STOP_COPY, p2p));
+    }
+
+    @Test
+    void stateNumbersAreVfioHs() {
+        assertEquals(STOP_COPY, VfioDeviceMigState.of(3));
+        assertEquals(PRE_COPY, VfioDeviceMigState.of(6));
+        assertEquals(Errno.EINVAL, errno(() -> VfioDeviceMigState.of(8)));
+        assertEquals(Errno.EINVAL, errno(() -> VfioDeviceMigState.of(-1)));
+    }
+
+    // ---- VERSION's migration capability ----
+
+    @Test
+    void versionMigrationCapabilityRoundTrips() {
+        VersionCodec.Capabilities c = new VersionCodec.Capabilities(null, null, null, null,
+                new VersionCodec.Migration(4096, 1L << 30), null);
+        ByteBuf b = Unpooled.buffer();
+        VersionCodec.encode(new VersionCodec.Version(0, 0, c), b);
+        VersionCodec.Migration m = VersionCodec.decode(b).capabilities().migration();
+        assertEquals(4096, m.pgsize());
+        assertEquals(1L << 30, m.effectiveMaxBitmapSize());
+        ByteBuf d = Unpooled.buffer();
+        VersionCodec.encode(new VersionCodec.Version(0, 0, new VersionCodec.Capabilities(null, null, null, null,
+                new VersionCodec.Migration(4096, null), null)), d);
+        assertEquals(VersionCodec.DEFAULT_MAX_BITMAP_SIZE, VersionCodec.decode(d).capabilities().migration().effectiveMaxBitmapSize());
+    }
+
+    @Test
+    void badVersionMigrationCapabilitiesAreRefused() {
+        for (String json : new String[]{"{\"capabilities\":{\"migration\":1}}", "{\"capabilities\":{\"migration\":{}}}",
+                "{\"capabilities\":{\"migration\":{\"pgsize\":-1}}}", "{\"capabilities\":{\"migration\":{\"pgsize\":\"4k\"}}}",
+                "{\"capabilities\":{\"migration\":{\"pgsize\":4096,\"max_bitmap_size\":18446744073709551615}}}"}) {
+            ByteBuf b = Unpooled.buffer().writeShortLE(0).writeShortLE(0);
+            b.writeBytes(json.getBytes()).writeByte(0);
+            assertEquals(Errno.EINVAL, errno(() -> VersionCodec.decode(b)), json);
+        }
+    }
+}

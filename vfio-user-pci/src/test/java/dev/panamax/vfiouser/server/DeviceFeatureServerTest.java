@@ -1,0 +1,121 @@
+package dev.panamax.vfiouser.server;
+
+import dev.panamax.core.sys.Errno;
+import dev.panamax.vfiouser.protocol.DeviceFeatureCodec;
+import dev.panamax.vfiouser.protocol.MigDataCodec;
+import dev.panamax.vfiouser.protocol.VfioUserCommand;
+import dev.panamax.vfiouser.transport.UnixSocket;
+import io.netty.buffer.ByteBuf;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import static dev.panamax.vfiouser.bindings.vfio_user_h.*;
+import static dev.panamax.vfiouser.server.TestClient.payload;
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The server's DEVICE_FEATURE and MIG_DATA answers, request by request over a socketpair with {@link TestClient}:
+ * the kernel's {@code vfio_ioctl_device_feature} errnos (ENOTTY for a feature it lacks, EINVAL for an operation the
+ * feature lacks or a short argsz), PROBE, GET, and MIG_DATA chunks bounded by the request.
+ */
+@Timeout(20)
+class DeviceFeatureServerTest {
+    static final int GET = VFIO_DEVICE_FEATURE_GET();
+    static final int SET = VFIO_DEVICE_FEATURE_SET();
+    static final int PROBE = VFIO_DEVICE_FEATURE_PROBE();
+
+    VfioUserServer server;
+    TestClient client;
+    byte[] state = new byte[10_000];
+
+    void start(boolean migratable) {
+        VfioUserDevice.Builder b = VfioUserDevice.builder(VfioUserDevice.pciFunction("feat", 0x1af4, 0x10ff, 0xff0000, 0));
+        if (migratable) {
+            b.migration(new MigratableDevice() {
+                public void stop() { }
+                public void resume() { }
+                public byte[] saveState() { return state; }
+                public void loadState(byte[] s) { }
+            });
+        }
+        UnixSocket[] pair = UnixSocket.pair();
+        server = new VfioUserServer(pair[1], b.build());
+        client = new TestClient(pair[0], 0x100000, 0x1000);
+        server.start();
+        client.version();
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        client.close();
+        server.close();
+    }
+
+    int featureError(long argsz, int flags, byte[] data) {
+        return client.error(VfioUserCommand.DEVICE_FEATURE, payload(o -> DeviceFeatureCodec.encode(new DeviceFeatureCodec.Feature(argsz, flags, data), o)));
+    }
+
+    DeviceFeatureCodec.Feature feature(long argsz, int flags, byte[] data) {
+        return DeviceFeatureCodec.decodeReply(client.ok(VfioUserCommand.DEVICE_FEATURE,
+                payload(o -> DeviceFeatureCodec.encode(new DeviceFeatureCodec.Feature(argsz, flags, data), o))));
+    }
+
+    @Test
+    void kernelErrnos() {
+        start(true);
+        assertEquals(Errno.ENOTTY, featureError(16, GET | 0, new byte[0]), "PCI_VF_TOKEN");
+        assertEquals(Errno.ENOTTY, featureError(16, GET | 6, new byte[0]), "DMA_LOGGING_START: not offered");
+        assertEquals(Errno.ENOTTY, featureError(8, PROBE | 0xFFFF, new byte[0]));
+        assertEquals(Errno.EINVAL, featureError(16, SET | 1, new byte[8]), "MIGRATION has no SET");
+        assertEquals(Errno.EINVAL, featureError(8, PROBE | SET | 1, new byte[0]), "probing SET on MIGRATION");
+        assertEquals(Errno.EINVAL, featureError(15, GET | 1, new byte[0]), "argsz one byte short");
+        assertEquals(Errno.EINVAL, featureError(12, SET | 2, new byte[4]), "SET with 4 data bytes");
+        assertEquals(Errno.EINVAL, featureError(16, 2, new byte[0]), "neither GET, SET nor PROBE");
+        assertEquals(Errno.EINVAL, featureError(16, SET | 2, DeviceFeatureCodec.encodeMigState(new DeviceFeatureCodec.MigState(99, -1))));
+        assertEquals(0, feature(8, PROBE | GET | SET | 2, new byte[0]).data().length);
+        assertEquals(0, feature(8, PROBE | 1, new byte[0]).data().length);
+        DeviceFeatureCodec.Feature f = feature(16, GET | 1, new byte[0]);
+        assertEquals(VFIO_MIGRATION_STOP_COPY(), DeviceFeatureCodec.decodeMigrationInfo(f.data()).flags());
+        assertEquals(16, f.argsz());
+        assertEquals(GET | 1, f.flags());
+        // argsz larger than needed is fine (unsigned, near 2^32).
+        assertEquals(VFIO_DEVICE_STATE_RUNNING(), DeviceFeatureCodec.decodeMigState(feature(0xFFFF_FFFFL, GET | 2, new byte[0]).data()).deviceState());
+    }
+
+    @Test
+    void noMigrationNoFeatures() {
+        start(false);
+        assertEquals(Errno.ENOTTY, featureError(16, GET | 1, new byte[0]));
+        assertEquals(Errno.ENOTTY, featureError(16, GET | 2, new byte[0]));
+        assertEquals(Errno.ENOTTY, featureError(8, PROBE | 1, new byte[0]));
+    }
+
+    @Test
+    void migDataReadChunksEndWithZero() {
+        start(true);
+        for (int i = 0; i < state.length; i++) {
+            state[i] = (byte) i;
+        }
+        feature(16, SET | 2, DeviceFeatureCodec.encodeMigState(new DeviceFeatureCodec.MigState(VFIO_DEVICE_STATE_STOP_COPY(), -1)));
+        byte[] got = new byte[state.length];
+        int at = 0;
+        while (true) {
+            MigDataCodec.Data d = MigDataCodec.decodeData(client.ok(VfioUserCommand.MIG_DATA_READ,
+                    payload(o -> MigDataCodec.encode(MigDataCodec.ReadRequest.of(3000), o))), 3000, "t");
+            if (d.data().length == 0) {
+                break;
+            }
+            assertTrue(d.data().length <= 3000);
+            System.arraycopy(d.data(), 0, got, at, d.data().length);
+            at += d.data().length;
+        }
+        assertEquals(state.length, at);
+        assertArrayEquals(state, got);
+        // A read larger than the client's max_data_xfer_size (1 MiB by default): E2BIG; argsz short of 8 + size: EINVAL.
+        assertEquals(Errno.E2BIG, client.error(VfioUserCommand.MIG_DATA_READ, payload(o -> MigDataCodec.encode(MigDataCodec.ReadRequest.of((1 << 20) + 1), o))));
+        assertEquals(Errno.EINVAL, client.error(VfioUserCommand.MIG_DATA_READ, payload(o -> MigDataCodec.encode(new MigDataCodec.ReadRequest(8, 1), o))));
+        // A MIG_DATA_WRITE above max_data_xfer_size is refused before anything is kept.
+        assertEquals(Errno.EINVAL, client.error(VfioUserCommand.MIG_DATA_WRITE, payload(o -> MigDataCodec.encode(MigDataCodec.Data.of(new byte[1]), o))), "not RESUMING");
+    }
+}
