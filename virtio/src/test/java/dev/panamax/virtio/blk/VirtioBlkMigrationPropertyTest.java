@@ -25,9 +25,9 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
  * {@link MigratableDevice#loadState} of virtio-blk on the virtio PCI transport against arbitrary bytes, and against a
  * valid state with bytes changed or cut: it either takes the bytes or throws IllegalArgumentException (never another
  * exception), and after a refusal the device saves exactly what it saved before. The device is real (a disk file),
- * not served: migration state needs no client.
+ * not served: migration state needs no client. Named *Test so that surefire runs it by default.
  */
-class VirtioBlkMigrationProperties {
+class VirtioBlkMigrationPropertyTest {
     static Path disk;
     static VirtioBlk blk;
     static MigratableDevice mig;
