@@ -50,6 +50,10 @@ import static dev.panamax.virtio.VirtioDevice.DRIVER_OK;
  * <p>Features offered: the device's, plus VIRTIO_F_VERSION_1 and VIRTIO_F_RING_INDIRECT_DESC (6). Not offered:
  * VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_RING_EVENT_IDX. A broken ring sets DEVICE_NEEDS_RESET (2.1.2).
  *
+ * <p>Migration (vfio-user migration v2, VFIO_MIGRATION_STOP_COPY): the device declares a {@code MigratableDevice}
+ * ({@link TransportMigration}, which documents the state format): STOP quiesces the queues (see {@link #stopQueues}),
+ * the state carries the common configuration, queues, ISR, MSI-X table and the {@link VirtioDevice}'s own part.
+ *
  * <p>Use: {@code new VirtioPciTransport(device, dmaByMessages)}, then {@link #serve} on a connected socket; one
  * instance per client (its PCI state is not reset between clients). Thread-safe: every access holds the PCI
  * function's lock.

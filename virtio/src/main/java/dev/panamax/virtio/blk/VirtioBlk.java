@@ -35,6 +35,9 @@ import java.util.List;
  * Requests (5.2.6): IN, OUT, FLUSH, GET_ID; others answer VIRTIO_BLK_S_UNSUPP. Bad requests answer
  * VIRTIO_BLK_S_IOERR; a broken ring is the transport's DEVICE_NEEDS_RESET.
  *
+ * <p>Migration: the transport saves the queues; this device adds its capacity, read-only flag and serial
+ * ({@link #saveState}), and a destination serving another disk refuses them ({@link #loadState}).
+ *
  * <p>One instance per client. Not thread-safe on its own: the transport calls it with its lock held.
  */
 public final class VirtioBlk implements VirtioDevice, AutoCloseable {
