@@ -71,6 +71,38 @@ final class CommonConfig {
         return driverFeatures;
     }
 
+    /** @return the offered features (device features plus the transport's) */
+    long deviceFeatures() {
+        return deviceFeatures;
+    }
+
+    int deviceFeatureSelect() {
+        return deviceFeatureSelect;
+    }
+
+    int driverFeatureSelect() {
+        return driverFeatureSelect;
+    }
+
+    int queueSelect() {
+        return queueSelect;
+    }
+
+    /** @return MSI-X vectors a vector field may name (NO_VECTOR aside) */
+    int msixVectors() {
+        return msixVectors;
+    }
+
+    /** Migration ({@link TransportMigration}): takes fields already validated, without the side effects of a driver write. */
+    void restore(int deviceFeatureSelect, int driverFeatureSelect, long driverFeatures, int msixConfig, int status, int queueSelect) {
+        this.deviceFeatureSelect = deviceFeatureSelect;
+        this.driverFeatureSelect = driverFeatureSelect;
+        this.driverFeatures = driverFeatures;
+        this.msixConfig = msixConfig;
+        this.status = status;
+        this.queueSelect = queueSelect;
+    }
+
     /** @return the queue queue_select names, or null when the device has no such queue */
     private Virtqueue selected() {
         return queueSelect < queues.length ? queues[queueSelect] : null;

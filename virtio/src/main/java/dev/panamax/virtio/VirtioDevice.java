@@ -73,4 +73,27 @@ public interface VirtioDevice {
     /** The device was reset (2.4): back to its initial state. The transport resets the queues itself. */
     default void reset() {
     }
+
+    /**
+     * Migration: the device type's own state (beyond what the transport saves: common configuration, queues, ISR,
+     * MSI-X table), called with the device quiesced. By default none.
+     *
+     * @return bytes in the device's own documented format; carried inside the transport's state
+     */
+    default byte[] saveState() {
+        return new byte[0];
+    }
+
+    /**
+     * Migration: takes what {@link #saveState} made on the source. Checks everything before changing anything: a
+     * refusal leaves the device as it was. By default only an empty state is accepted.
+     *
+     * @throws IllegalArgumentException when the bytes are not this device's state, or describe another device (say,
+     *                                  another disk capacity), naming the mismatch
+     */
+    default void loadState(byte[] state) {
+        if (state.length != 0) {
+            throw new IllegalArgumentException(name() + ": " + state.length + " bytes of device state, expected none");
+        }
+    }
 }

@@ -54,6 +54,10 @@ import static dev.panamax.virtio.VirtioDevice.DRIVER_OK;
  * <p>Features offered: the device's, plus VIRTIO_F_VERSION_1 and VIRTIO_F_RING_INDIRECT_DESC (6). Not offered:
  * VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_RING_EVENT_IDX. A broken ring sets DEVICE_NEEDS_RESET (2.1.2).
  *
+ * <p>Migration (vfio-user migration v2, VFIO_MIGRATION_STOP_COPY): the device declares a {@code MigratableDevice}
+ * ({@link TransportMigration}, which documents the state format): STOP quiesces the queues (see {@link #stopQueues}),
+ * the state carries the common configuration, queues, ISR, MSI-X table and the {@link VirtioDevice}'s own part.
+ *
  * <p>Use: {@code new VirtioPciTransport(device, dmaByMessages)}, then {@link #serve} on a connected socket; one
  * instance per client (its PCI state is not reset between clients). Thread-safe: every access holds the PCI
  * function's lock.
@@ -97,20 +101,24 @@ public final class VirtioPciTransport {
     public static final int ISR_QUEUE = 1;
     public static final int ISR_CONFIG = 2;
 
-    private final VirtioDevice device;
+    final VirtioDevice device;
     private final String name;
     private final long deviceFeatures;
     private final int deviceConfigSize;
     private final PciFunction function;
     private final PciConfigSpace config;
-    private final MsixCapability msix;
+    final MsixCapability msix;
     private final BusDeviceRegion msixRegion;
-    private final Virtqueue[] queues;
-    private final CommonConfig common;
+    final Virtqueue[] queues;
+    final CommonConfig common;
     private final VfioUserDevice vfioUserDevice;
     private DeviceDma dma;
     private DeviceIrqs irqs;
-    private int isr;
+    int isr;
+    /** Migration (STOP until RUNNING): doorbells are remembered in {@link #notifyPending}, not served. */
+    boolean stopped;
+    /** Per queue: rung while stopped, to be served on resume. */
+    final boolean[] notifyPending;
 
     /**
      * Builds the PCI function for {@code device}.
@@ -133,6 +141,7 @@ public final class VirtioPciTransport {
         for (int i = 0; i < sizes.length; i++) {
             queues[i] = new Virtqueue(i, sizes[i]);
         }
+        notifyPending = new boolean[sizes.length];
         deviceFeatures = device.features() | (1L << VirtioDevice.VIRTIO_F_VERSION_1) | (1L << VirtioDevice.VIRTIO_F_RING_INDIRECT_DESC);
         int vectors = queues.length + 1;
         common = new CommonConfig(name, deviceFeatures, queues, vectors, this::virtioReset);
@@ -179,7 +188,8 @@ public final class VirtioPciTransport {
                 .irqs(vfio_h.VFIO_PCI_MSIX_IRQ_INDEX(), vectors)
                 .onReset(this::functionReset)
                 .onDisconnect(this::functionReset)
-                .dmaByMessages(dmaByMessages);
+                .dmaByMessages(dmaByMessages)
+                .migration(new TransportMigration(this));
         // Each queue's doorbell as an ioeventfd of length 0 (any write at the address: KVM's fast MMIO path, as QEMU
         // registers modern virtio-pci notifications); a signal reaches notifyQueue as a REGION_WRITE there would.
         for (int i = 0; i < Math.min(queues.length, VfioUserDevice.MAX_IOEVENTFDS_PER_REGION); i++) {
@@ -298,6 +308,7 @@ public final class VirtioPciTransport {
         for (Virtqueue q : queues) {
             q.reset();
         }
+        Arrays.fill(notifyPending, false);
         device.reset();
         updateInterruptStatus();
     }
@@ -377,7 +388,7 @@ public final class VirtioPciTransport {
      * (unless the command register's Interrupt Disable bit is set; {@link PciFunction#setIntx}): raised by a used
      * buffer or a configuration change, lowered when the driver reads ISR.
      */
-    private void updateInterruptStatus() {
+    void updateInterruptStatus() {
         function.setIntx(isr != 0 && !msix.enabled());
     }
 
@@ -390,8 +401,15 @@ public final class VirtioPciTransport {
 
     // ---- Notifications (4.1.5.2, 2.7.13 from the device's side) ----
 
-    /** The driver rang {@code queue}'s doorbell: the device serves it, then one interrupt unless suppressed. */
+    /**
+     * The driver rang {@code queue}'s doorbell: the device serves it, then one interrupt unless suppressed. While
+     * stopped for migration the doorbell is only remembered; {@link #resumeQueues} serves it.
+     */
     private void notifyQueue(Virtqueue queue) {
+        if (stopped) {
+            notifyPending[queue.index] = true;
+            return;
+        }
         int status = common.status;
         if ((status & DRIVER_OK) == 0 || (status & DEVICE_NEEDS_RESET) != 0 || !queue.enabled || dma == null) {
             LOG.debug("{}: notify ignored (status 0x{}, queue enabled {})", name, Integer.toHexString(status), queue.enabled);
@@ -404,5 +422,41 @@ public final class VirtioPciTransport {
         } catch (VirtqueueException | DmaException e) {
             needsReset(e.getMessage());
         }
+    }
+
+    // ---- Migration (TransportMigration) ----
+
+    /**
+     * RUNNING -&gt; STOP. Why this quiesces, with no request half done: a request is served only inside
+     * {@link #notifyQueue}, which runs with the PCI function's lock held, on the vfio-user server's one request
+     * thread (a REGION_WRITE to the notify area, or to the VIRTIO_PCI_CAP_PCI_CFG window in configuration space),
+     * and pops, serves and pushes each chain before it returns. The migration state change reaches {@code stop()}
+     * on that same thread, after the previous message was wholly handled, and takes the same lock. The one other
+     * way in, a doorbell signalled through its ioeventfd (DEVICE_GET_REGION_IO_FDS), reaches the same
+     * {@code virtioBarWrite} on the server's {@code vfio-user-ioeventfd} thread and takes the same lock too, so
+     * {@code stop()} waits for a chain being served there as well. Once stopped no doorbell is served (no DMA, no used-buffer interrupt) until {@link #resumeQueues}.
+     */
+    void stopQueues() {
+        synchronized (function.lock()) {
+            stopped = true;
+        }
+    }
+
+    /** STOP -&gt; RUNNING: serve again, first the queues whose doorbell rang while stopped (or in the loaded state). */
+    void resumeQueues() {
+        synchronized (function.lock()) {
+            stopped = false;
+            for (int i = 0; i < queues.length; i++) {
+                if (notifyPending[i]) {
+                    notifyPending[i] = false;
+                    notifyQueue(queues[i]);
+                }
+            }
+        }
+    }
+
+    /** @return the lock every access to the device holds */
+    Object lock() {
+        return function.lock();
     }
 }

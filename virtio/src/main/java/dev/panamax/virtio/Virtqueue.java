@@ -197,6 +197,28 @@ public final class Virtqueue {
         return (u16(dma, driver) & VIRTQ_AVAIL_F_NO_INTERRUPT) != 0;
     }
 
+    /** @return the device's count of chains taken from the available ring (free-running u16) */
+    int lastAvailIdx() {
+        return lastAvailIdx;
+    }
+
+    /** @return the device's used ring index (free-running u16) */
+    int usedIdx() {
+        return usedIdx;
+    }
+
+    /** Migration ({@link TransportMigration}): takes fields already validated against {@link #maxSize}. */
+    void restore(int size, int msixVector, boolean enabled, long desc, long driver, long device, int lastAvailIdx, int usedIdx) {
+        this.size = size;
+        this.msixVector = msixVector;
+        this.enabled = enabled;
+        this.desc = desc;
+        this.driver = driver;
+        this.device = device;
+        this.lastAvailIdx = lastAvailIdx;
+        this.usedIdx = usedIdx;
+    }
+
     /** @return the queue's index in the device */
     public int index() {
         return index;

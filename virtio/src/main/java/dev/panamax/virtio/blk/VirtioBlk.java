@@ -35,6 +35,9 @@ import java.util.List;
  * Requests (5.2.6): IN, OUT, FLUSH, GET_ID; others answer VIRTIO_BLK_S_UNSUPP. Bad requests answer
  * VIRTIO_BLK_S_IOERR; a broken ring is the transport's DEVICE_NEEDS_RESET.
  *
+ * <p>Migration: the transport saves the queues; this device adds its capacity, read-only flag and serial
+ * ({@link #saveState}), and a destination serving another disk refuses them ({@link #loadState}).
+ *
  * <p>One instance per client. Not thread-safe on its own: the transport calls it with its lock held.
  */
 public final class VirtioBlk implements VirtioDevice, AutoCloseable {
@@ -180,6 +183,56 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
         return b.array();
     }
 
+    /** Bytes of {@link #saveState}: le64 capacity, u8 read_only, 3 reserved, u8[20] GET_ID serial. */
+    public static final int STATE_SIZE = 32;
+
+    /**
+     * Migration: what the driver has learnt of this disk, so that a destination serving another disk refuses it.
+     * 32 bytes, little-endian: 0 le64 capacity (512-byte sectors), 8 u8 read_only (0 or 1), 9 u8[3] reserved (0),
+     * 12 u8[20] the GET_ID serial (5.2.6, NUL-padded). The disk contents are not in it: the file is shared.
+     */
+    @Override
+    public byte[] saveState() {
+        return ByteBuffer.allocate(STATE_SIZE).order(ByteOrder.LITTLE_ENDIAN).putLong(capacity)
+                .put((byte) (options.readOnly() ? 1 : 0)).put(new byte[3]).put(serialId()).array();
+    }
+
+    /**
+     * Migration: checks the source's disk is this one as the driver sees it (there is nothing to change here).
+     *
+     * @throws IllegalArgumentException for another length, another capacity, read-only flag or serial
+     */
+    @Override
+    public void loadState(byte[] state) {
+        if (state.length != STATE_SIZE) {
+            throw new IllegalArgumentException("virtio-blk state: " + state.length + " bytes, expected " + STATE_SIZE);
+        }
+        ByteBuffer b = ByteBuffer.wrap(state).order(ByteOrder.LITTLE_ENDIAN);
+        long sourceCapacity = b.getLong(0);
+        int readOnly = b.get(8) & 0xFF;
+        byte[] serial = Arrays.copyOfRange(state, 12, STATE_SIZE);
+        if (sourceCapacity != capacity) {
+            throw new IllegalArgumentException("virtio-blk state: the source's disk has " + Long.toUnsignedString(sourceCapacity)
+                    + " sectors, this one (" + disk + ") " + capacity);
+        }
+        if (readOnly > 1 || b.get(9) != 0 || b.get(10) != 0 || b.get(11) != 0) {
+            throw new IllegalArgumentException("virtio-blk state: read_only " + readOnly + " or reserved bytes set");
+        }
+        if ((readOnly == 1) != options.readOnly()) {
+            throw new IllegalArgumentException("virtio-blk state: the source's disk is " + (readOnly == 1 ? "read-only" : "read-write")
+                    + ", this one is " + (options.readOnly() ? "read-only" : "read-write"));
+        }
+        if (!Arrays.equals(serial, serialId())) {
+            throw new IllegalArgumentException("virtio-blk state: the source's serial \""
+                    + new String(serial, StandardCharsets.US_ASCII).replace("\0", "") + "\" differs from \"" + options.serial() + "\"");
+        }
+    }
+
+    /** @return what GET_ID returns: the serial's ASCII bytes, NUL-padded or cut to 20 */
+    private byte[] serialId() {
+        return Arrays.copyOf(options.serial().getBytes(StandardCharsets.US_ASCII), VIRTIO_BLK_ID_BYTES);
+    }
+
     @Override
     public void close() {
         try {
@@ -248,7 +301,7 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                         result = VIRTIO_BLK_S_OK;
                     }
                     case VIRTIO_BLK_T_GET_ID -> {
-                        byte[] id = Arrays.copyOf(options.serial().getBytes(StandardCharsets.US_ASCII), VIRTIO_BLK_ID_BYTES);
+                        byte[] id = serialId();
                         long n = Math.min(VIRTIO_BLK_ID_BYTES, writableBytes - 1);
                         scatter(dma, slice(in, 0, n), id);
                         written += n;

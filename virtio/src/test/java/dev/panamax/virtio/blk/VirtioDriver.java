@@ -40,7 +40,15 @@ final class VirtioDriver {
     record Structure(int bar, long offset, long length) {
     }
 
-    final TestClient client;
+    /** Region access by some vfio-user client: REGION_READ / REGION_WRITE with the reply awaited. */
+    interface RegionIo {
+        byte[] read(long region, long offset, int count);
+
+        void write(long region, long offset, byte[] data);
+    }
+
+    /** Whom region accesses go to; a migration test points it at the destination device. */
+    RegionIo io;
     final MemorySegment memory;
     final long base;
     final Map<Integer, Structure> structures = new HashMap<>();
@@ -52,7 +60,22 @@ final class VirtioDriver {
     private int nextDesc;
 
     VirtioDriver(TestClient client, MemorySegment memory, long base) {
-        this.client = client;
+        this(new RegionIo() {
+            @Override
+            public byte[] read(long region, long offset, int count) {
+                ByteBuf r = client.ok(VfioUserCommand.REGION_READ, payload(b -> RegionReadCodec.encode(new RegionReadCodec.Request(offset, region, count), b)));
+                return RegionReadCodec.decodeReply(r, 1 << 20).data();
+            }
+
+            @Override
+            public void write(long region, long offset, byte[] data) {
+                client.ok(VfioUserCommand.REGION_WRITE, payload(p -> RegionWriteCodec.encode(new RegionWriteCodec.Request(offset, region, data), p)));
+            }
+        }, memory, base);
+    }
+
+    VirtioDriver(RegionIo io, MemorySegment memory, long base) {
+        this.io = io;
         this.memory = memory;
         this.base = base;
     }
@@ -60,8 +83,7 @@ final class VirtioDriver {
     // ---- vfio-user region access ----
 
     byte[] read(long region, long offset, int count) {
-        ByteBuf r = client.ok(VfioUserCommand.REGION_READ, payload(b -> RegionReadCodec.encode(new RegionReadCodec.Request(offset, region, count), b)));
-        return RegionReadCodec.decodeReply(r, 1 << 20).data();
+        return io.read(region, offset, count);
     }
 
     long readLe(long region, long offset, int width) {
@@ -78,7 +100,7 @@ final class VirtioDriver {
         for (int i = 0; i < width; i++) {
             b[i] = (byte) (value >>> (8 * i));
         }
-        client.ok(VfioUserCommand.REGION_WRITE, payload(p -> RegionWriteCodec.encode(new RegionWriteCodec.Request(offset, region, b), p)));
+        io.write(region, offset, b);
     }
 
     // ---- discovery (4.1.4) ----
