@@ -28,7 +28,6 @@ public final class VfioUserDevice {
     private final Runnable onReset;
     private final Runnable onDisconnect;
     private final boolean dmaByMessages;
-<<<<<<< HEAD
     private final List<IoEventFd> ioEventFds;
 
     /** Most ioeventfds one region may declare: each is an fd in one GET_REGION_IO_FDS reply (the server's {@code max_msg_fds}). */
@@ -59,9 +58,7 @@ public final class VfioUserDevice {
             return b;
         }
     }
-=======
     private final MigratableDevice migration;
->>>>>>> final
 
     private VfioUserDevice(Builder b) {
         this.ioEventFds = List.copyOf(b.ioEventFds);
@@ -112,7 +109,6 @@ public final class VfioUserDevice {
         return dmaByMessages;
     }
 
-<<<<<<< HEAD
     /** @return the ioeventfds declared for region {@code index}, in declaration order */
     public List<IoEventFd> ioEventFds(long index) {
         return ioEventFds.stream().filter(e -> e.region() == index).toList();
@@ -121,11 +117,11 @@ public final class VfioUserDevice {
     /** @return every declared ioeventfd */
     public List<IoEventFd> ioEventFds() {
         return ioEventFds;
-=======
+    }
+
     /** @return the device's migration callbacks; empty: DEVICE_FEATURE for migration answers ENOTTY */
     public Optional<MigratableDevice> migration() {
         return Optional.ofNullable(migration);
->>>>>>> final
     }
 
     void reset() {
@@ -149,11 +145,8 @@ public final class VfioUserDevice {
         private Runnable onReset = () -> { };
         private Runnable onDisconnect = () -> { };
         private boolean dmaByMessages;
-<<<<<<< HEAD
         private final List<IoEventFd> ioEventFds = new ArrayList<>();
-=======
         private MigratableDevice migration;
->>>>>>> final
 
         private Builder(PciFunction function) {
             this.function = function;
