@@ -35,8 +35,9 @@ record E2eSession(Result result, Map<String, Integer> statuses) {
      * probes on loaded 2-core machines with code that passes elsewhere; on one of them the session runs once more
      * ({@code beforeRerun} first, e.g. to restore a disk image), and a fault that comes back fails the test:
      * <ul>
-     *   <li>HotSpot died of SIGSEGV in C1-compiled code near its class-data-sharing metadata, before Panamax's first
-     *       line (once in about 40 JVM runs; the JVM leaves hs_err_pid*.log in the repository);</li>
+     *   <li>HotSpot died in C1-compiled code before Panamax's first line: SIGSEGV near its class-data-sharing
+     *       metadata (once in about 40 JVM runs), SIGILL in {@code Unsafe.toUnsignedInt} (once, 2026-12-01); the JVM
+     *       leaves hs_err_pid*.log in the repository where it can write;</li>
      *   <li>L1 went silent (no console line, not even its kernel's hung-task warnings) until the timeout;</li>
      *   <li>L1's own kernel died inside {@code KVM_RUN} of an L2 guest (2026-12-01: "stack guard page was hit",
      *       page faults recursing in {@code exc_page_fault} on a per-CPU read right after a {@code #VMEXIT}: the

@@ -88,11 +88,6 @@ final class CommonConfig {
         return queueSelect;
     }
 
-    /** @return MSI-X vectors a vector field may name (NO_VECTOR aside) */
-    int msixVectors() {
-        return msixVectors;
-    }
-
     /** Migration ({@link TransportMigration}): takes fields already validated, without the side effects of a driver write. */
     void restore(int deviceFeatureSelect, int driverFeatureSelect, long driverFeatures, int msixConfig, int status, int queueSelect) {
         this.deviceFeatureSelect = deviceFeatureSelect;

@@ -292,11 +292,8 @@ public final class Machine {
      * reset line first, and either ends the VM here (arch/x86/kernel/reboot.c, {@code native_machine_emergency_restart}).
      */
     private Verdict afterTripleFault(String how) {
-        String p = panicLine;
-        if (p != null) {
-            return Verdict.panic(p);
-        }
-        return rebootsByTripleFault(config.cmdline()) ? Verdict.reset(how) : Verdict.crash(how);
+        // After a panic line, afterReset reports the panic, as for any reset.
+        return panicLine != null || rebootsByTripleFault(config.cmdline()) ? afterReset(how) : Verdict.crash(how);
     }
 
     /**

@@ -118,10 +118,7 @@ public final class DeviceFeatureCodec {
         long argsz = Integer.toUnsignedLong(vfio_user_device_feature.argsz(s));
         int flags = vfio_user_device_feature.flags(s);
         int dataBytes = in.readableBytes() - SIZE;
-        if (argsz < SIZE + (long) dataBytes) {
-            throw new VfioUserProtocolException(Errno.EINVAL, what + " argsz " + argsz + " is below the "
-                    + (SIZE + dataBytes) + " bytes sent");
-        }
+        Payloads.argszAtLeast(argsz, SIZE + dataBytes, what); // below the bytes sent
         byte[] data = s.asSlice(SIZE, dataBytes).toArray(JAVA_BYTE);
         in.skipBytes(in.readableBytes());
         return new Feature(argsz, flags, data);

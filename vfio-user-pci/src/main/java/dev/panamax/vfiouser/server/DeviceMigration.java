@@ -46,10 +46,6 @@ final class DeviceMigration {
         this.device = device;
     }
 
-    VfioDeviceMigState state() {
-        return state;
-    }
-
     /**
      * DEVICE_FEATURE.
      *
