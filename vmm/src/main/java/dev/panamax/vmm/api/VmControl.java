@@ -1,0 +1,48 @@
+package dev.panamax.vmm.api;
+
+import java.nio.file.Path;
+
+/**
+ * What the control socket ({@code --api-socket}) can ask of a running machine (issue 17). Each call returns when
+ * done or throws {@link ControlException} with the one-line reason the reply carries; the VM keeps running after a
+ * failed call (a snapshot that failed resumes the vCPUs it paused).
+ */
+public interface VmControl {
+    /** What {@code status} replies. */
+    record Status(String state, int cpus, long memoryBytes, long uptimeMillis) {
+        /** The states: {@code running}, {@code paused}. */
+        public static final String RUNNING = "running", PAUSED = "paused";
+    }
+
+    /** What {@code snapshot} replies: where, how many bytes on disk, how long the VM was paused for it. */
+    record SnapshotResult(Path dir, long ramBytes, long diskBytes, long pausedMillis) {
+    }
+
+    Status status();
+
+    /** Stops every vCPU at an instruction boundary (pending port and MMIO accesses completed); idempotent. */
+    void pause();
+
+    /** Runs the vCPUs again; idempotent. */
+    void resume();
+
+    /**
+     * Writes a snapshot of the VM to {@code dir} (created; must not exist or be empty), pausing the VM for it and
+     * leaving it as it was (running or paused) afterwards.
+     */
+    SnapshotResult snapshot(Path dir);
+
+    /** Live migration to a destination waiting with {@code --incoming unix:SOCKET}; the source exits 0 after it. */
+    void migrate(Path socket);
+
+    /** A request that could not be done, with the reason for the reply; the VM keeps running. */
+    final class ControlException extends RuntimeException {
+        public ControlException(String message) {
+            super(message);
+        }
+
+        public ControlException(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+}
