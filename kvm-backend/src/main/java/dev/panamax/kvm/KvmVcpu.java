@@ -342,10 +342,21 @@ public final class KvmVcpu implements AutoCloseable {
         }
     }
 
-    /** Makes {@link #run} return {@link VcpuStop.Reason#STOPPED} soon, from any thread. */
+    /**
+     * Makes {@link #run} return {@link VcpuStop.Reason#STOPPED} soon, from any thread, once the port or MMIO access
+     * it is handling (if any) is complete in the guest: the vCPU's state is then whole, as a snapshot needs it.
+     */
     public void requestStop() {
         stop = true;
         kick();
+    }
+
+    /**
+     * Forgets {@link #requestStop()}, so that {@link #run} can be called again: how a paused vCPU resumes. Called by
+     * the thread that runs the vCPU, after {@link #run} returned.
+     */
+    public void clearStop() {
+        stop = false;
     }
 
     /**

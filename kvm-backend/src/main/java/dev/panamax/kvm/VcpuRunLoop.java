@@ -65,11 +65,18 @@ final class VcpuRunLoop {
      * @throws LinuxException if {@code KVM_RUN} fails with another errno than EINTR or EAGAIN
      */
     VcpuStop loop() {
+        // Set after a port I/O or MMIO exit was handled, until the next KVM_RUN: that KVM_RUN is what completes the
+        // access in the guest (an IN's value into RAX, RIP past the instruction; api.rst, "KVM_RUN": "the
+        // corresponding operations are complete (and guest state is consistent) only after userspace has re-entered
+        // the kernel with KVM_RUN"). A stop waits for it, so the vCPU state a snapshot saves is whole: the kick
+        // set immediate_exit, so that KVM_RUN completes the access and returns EINTR at once.
+        boolean accessPending = false;
         while (true) {
-            if (vcpu.stopRequested()) {
+            if (!accessPending && vcpu.stopRequested()) {
                 return new VcpuStop(VcpuStop.Reason.STOPPED, "vCPU " + id + " stopped");
             }
             int r = vcpu.kvmRun();
+            accessPending = false;
             if (r < 0) {
                 if (-r == Errno.EINTR || -r == Errno.EAGAIN) {
                     counts.interrupted++;
@@ -83,8 +90,10 @@ final class VcpuRunLoop {
             counts.exit(reason);
             if (reason == kvm_h.KVM_EXIT_IO()) {
                 io();
+                accessPending = true;
             } else if (reason == kvm_h.KVM_EXIT_MMIO()) {
                 mmio();
+                accessPending = true;
             } else if (reason == kvm_h.KVM_EXIT_HLT()) {
                 return new VcpuStop(VcpuStop.Reason.HALTED, "vCPU " + id + " halted (KVM_EXIT_HLT)");
             } else if (reason == kvm_h.KVM_EXIT_SHUTDOWN()) {

@@ -32,7 +32,7 @@ class LibcTest {
      * (glibc's {@code fcntl.h}, {@code sys/mman.h}, the kernel's {@code linux/memfd.h}, {@code sys/eventfd.h}, {@code signal.h}, {@code errno.h},
      * which take the values from the kernel's {@code asm-generic} headers). {@code SIGSET_T_BYTES} is
      * {@code sizeof(sigset_t)}; {@code STAT_BYTES} and {@code STAT_ST_SIZE_OFFSET} are {@code struct stat}'s size
-     * and {@code st_size}'s offset; {@code HUGE_PAGE_BYTES} is the page size {@code MFD_HUGE_2MB} encodes.
+     * and {@code st_size}'s and {@code st_blocks}' offsets; {@code HUGE_PAGE_BYTES} is the page size {@code MFD_HUGE_2MB} encodes.
      */
     private static final String CONSTANTS_PROGRAM = """
             #define _GNU_SOURCE
@@ -54,6 +54,7 @@ class LibcTest {
                 printf("HUGE_PAGE_BYTES %ld\\n", 1L << ((MFD_HUGE_2MB >> MFD_HUGE_SHIFT) & MFD_HUGE_MASK));
                 printf("STAT_BYTES %ld\\n", (long)sizeof(struct stat));
                 printf("STAT_ST_SIZE_OFFSET %ld\\n", (long)offsetof(struct stat, st_size));
+                printf("STAT_ST_BLOCKS_OFFSET %ld\\n", (long)offsetof(struct stat, st_blocks));
                 P(PROT_NONE); P(PROT_READ); P(PROT_WRITE); P(PROT_EXEC);
                 P(MAP_SHARED); P(MAP_PRIVATE); P(MAP_FIXED); P(MAP_ANONYMOUS); P(MAP_NORESERVE);
                 P(MADV_DONTFORK); P(MADV_HUGEPAGE);

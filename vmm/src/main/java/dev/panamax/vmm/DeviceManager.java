@@ -16,6 +16,7 @@ import dev.panamax.vfio.DmaMemoryListener;
 import dev.panamax.vfiouser.client.VfioUserClient;
 import dev.panamax.vfiouser.client.VfioUserClientException;
 import dev.panamax.vfiouser.client.VfioUserIoEventFds;
+import dev.panamax.vmm.snapshot.SnapshotManifest;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,6 +51,8 @@ final class DeviceManager implements AutoCloseable {
     private final BarListener trapping;
     private final PciBarAllocator allocator;
     private final List<AssignedPciDevice> devices = new ArrayList<>();
+    /** What each attached device is, in the order of {@link #devices}: for a snapshot's manifest. */
+    private final List<SnapshotManifest.Device> described = new ArrayList<>();
     private final Consumer<String> onBroken;
     /** The vfio-user connections' DMA listeners, by connection. */
     private final Map<VfioDeviceIo, MemoryListener> dmaListeners = new HashMap<>();
@@ -96,6 +99,10 @@ final class DeviceManager implements AutoCloseable {
                 throw e;
             }
             devices.add(d);
+            described.add(new SnapshotManifest.Device(spec.name(), switch (spec) {
+                case DeviceConfig.VfioPci p -> "vfio-pci";
+                case DeviceConfig.VfioUserPci u -> "vfio-user-pci";
+            }, String.format("00:%02x.0", d.slot())));
             if (spec instanceof DeviceConfig.VfioUserPci u && u.ioeventfd() && io instanceof VfioUserClient client
                     && ioEventFds.get() != null) {
                 VfioUserIoEventFds bells = VfioUserIoEventFds.attach(client, d.function(), ioEventFds.get());
@@ -162,6 +169,11 @@ final class DeviceManager implements AutoCloseable {
         return device;
     }
 
+    /** @return the attached devices as a snapshot's manifest lists them: name, kind, guest PCI address */
+    List<SnapshotManifest.Device> described() {
+        return List.copyOf(described);
+    }
+
     /** Stops every device (reset: no more DMA), unmaps guest RAM from the IOMMU, then releases devices and container. */
     @Override
     public void close() {
@@ -200,6 +212,7 @@ final class DeviceManager implements AutoCloseable {
             }
         }
         devices.clear();
+        described.clear();
         if (container != null) {
             container.close();
             container = null;

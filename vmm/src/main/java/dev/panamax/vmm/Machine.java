@@ -19,7 +19,15 @@ import dev.panamax.firmware.acpi.AcpiTables;
 import dev.panamax.kvm.ExitCounts;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.KvmVcpu;
+import dev.panamax.kvm.KvmException;
 import dev.panamax.kvm.KvmVm;
+import dev.panamax.kvm.VcpuStop;
+import dev.panamax.core.state.Snapshottable;
+import dev.panamax.vmm.api.VmControl;
+import dev.panamax.vmm.snapshot.MachineState;
+import dev.panamax.vmm.snapshot.Snapshot;
+import dev.panamax.vmm.snapshot.SnapshotException;
+import dev.panamax.vmm.snapshot.SnapshotManifest;
 import dev.panamax.devices.CmosRtc;
 import dev.panamax.devices.AcpiPm;
 import dev.panamax.devices.ExitPort;
@@ -38,7 +46,9 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -80,8 +90,12 @@ public final class Machine {
     /** The ids of vCPUs whose thread did not stop in time ({@link #runVcpus}): not closed. */
     private final java.util.Set<Integer> stuck = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
-    private Machine(MachineConfig config) {
+    /** The snapshot a restore starts from, or null for a boot. */
+    private final Snapshot restoreFrom;
+
+    private Machine(MachineConfig config, Snapshot restoreFrom) {
         this.config = config;
+        this.restoreFrom = restoreFrom;
     }
 
     /**
@@ -92,7 +106,25 @@ public final class Machine {
      * @throws MachineException  for other errors the user can act on
      */
     public static Verdict boot(MachineConfig config) {
-        return new Machine(config).run();
+        return new Machine(config, null).run();
+    }
+
+    /**
+     * Starts the machine a snapshot holds ({@link Snapshot}) and returns how it ended: the same machine as
+     * {@link #boot}, but guest RAM, the vCPUs, the in-kernel irqchip, PIT and clock, and the device models come from
+     * the snapshot instead of a kernel load. {@code config} must have the snapshot's shape
+     * ({@link MachineConfig#forSnapshot}); its kernel and initrd are not used.
+     *
+     * @throws ConfigException ("restore") before any vCPU runs, if the snapshot is damaged or does not match
+     *                         {@code config} (vCPUs, RAM, the devices' kinds and PCI addresses)
+     */
+    public static Verdict restore(MachineConfig config, Snapshot snapshot) {
+        SnapshotManifest.Machine m = snapshot.manifest().machine();
+        if (m.cpus() != config.cpus() || m.memoryBytes() != config.memoryBytes()) {
+            throw new ConfigException("restore", "{setting}: the snapshot is of " + m.cpus() + " vCPUs and "
+                    + (m.memoryBytes() >> 20) + " MiB, not " + config.cpus() + " vCPUs and " + (config.memoryBytes() >> 20) + " MiB");
+        }
+        return new Machine(config, snapshot).run();
     }
 
     /** Logs the verdict for the user and returns the process exit status. */
@@ -117,8 +149,8 @@ public final class Machine {
             throw new ConfigException("memory", ConfigException.SETTING + " " + (config.memoryBytes() >> 20)
                     + " MiB is more than this host has (" + (hostBytes >> 20) + " MiB in /proc/meminfo MemTotal)");
         }
-        BzImage kernel = readKernel(config.kernel());
-        Initrd initrd = config.initrd() == null ? null : initrdFile(config.initrd());
+        BzImage kernel = restoreFrom != null ? null : readKernel(config.kernel());
+        Initrd initrd = restoreFrom != null || config.initrd() == null ? null : initrdFile(config.initrd());
         try (Kvm kvm = Kvm.open();
              KvmVm vm = kvm.createVm()) {
             AddressSpace space = new AddressSpace();
@@ -130,8 +162,10 @@ public final class Machine {
             try (GuestRam ram = allocate(space, config)) {
                 Bus pio = new Bus("pio");
                 Bus mmio = new Bus("mmio");
-                Serial16550 com1 = attachDevices(vm, pio);
+                Map<String, Snapshottable> models = new LinkedHashMap<>();
+                Serial16550 com1 = attachDevices(vm, pio, models);
                 PciBus pci = new PciBus(vm::irqLine);
+                models.put("pci", pci);
                 pci.registerPorts(pio);
                 pci.registerEcam(mmio);
                 PciBarAllocator bars = barAllocator(config.memoryBytes(), physicalAddressBits(kvm));
@@ -140,7 +174,8 @@ public final class Machine {
                     for (DeviceConfig d : config.devices()) {
                         devices.add(d);
                     }
-                    return boot(vm, ram, pio, mmio, com1, pci, bars, kernel, initrd);
+                    MachineState restored = restoreFrom == null ? null : restoreMemoryAndModels(ram, models, devices.described());
+                    return boot(vm, ram, pio, mmio, com1, pci, bars, kernel, initrd, models, devices.described(), restored);
                 }
             }
         }
@@ -203,10 +238,55 @@ public final class Machine {
         return X86Layout.DEFAULT_PHYSICAL_ADDRESS_BITS;
     }
 
-    /** Loads the kernel, creates the vCPUs and runs them to a verdict. */
+    /**
+     * For a restore, before the vCPUs exist: checks that the devices attached match the snapshot's, then reads its
+     * state and guest RAM and restores the device models.
+     *
+     * @return the state the vCPUs and the VM get once they exist
+     * @throws ConfigException ("restore") on a mismatch or a damaged snapshot
+     */
+    private MachineState restoreMemoryAndModels(GuestRam ram, Map<String, Snapshottable> models,
+                                                List<SnapshotManifest.Device> attached) {
+        List<SnapshotManifest.Device> saved = restoreFrom.manifest().devices();
+        if (!sameDevices(saved, attached)) {
+            throw new ConfigException("restore", "{setting}: the snapshot's devices are " + describe(saved)
+                    + ", the command line's " + describe(attached) + ": name the same kinds of device, in the same order");
+        }
+        try {
+            MachineState state = restoreFrom.state();
+            restoreFrom.loadRam(ram.memory().mapping());
+            MachineControl.restoreModels(models, state.devices());
+            return state;
+        } catch (SnapshotException e) {
+            throw new ConfigException("restore", "{setting}: " + e.getMessage(), e);
+        }
+    }
+
+    /** @return whether two device lists have the same kinds at the same PCI addresses (names may differ) */
+    static boolean sameDevices(List<SnapshotManifest.Device> a, List<SnapshotManifest.Device> b) {
+        if (a.size() != b.size()) {
+            return false;
+        }
+        for (int i = 0; i < a.size(); i++) {
+            if (!a.get(i).kind().equals(b.get(i).kind()) || !a.get(i).pciAddress().equals(b.get(i).pciAddress())) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static String describe(List<SnapshotManifest.Device> devices) {
+        return devices.isEmpty() ? "none" : devices.stream().map(d -> d.kind() + " at " + d.pciAddress()).toList().toString();
+    }
+
+    /**
+     * Loads the kernel (or, restoring, takes the vCPUs' and the VM's state from the snapshot), creates the vCPUs and
+     * runs them to a verdict.
+     */
     private Verdict boot(KvmVm vm, GuestRam ram, Bus pio, Bus mmio, Serial16550 com1, PciBus pci, PciBarAllocator bars,
-                         BzImage kernel, Initrd initrd) {
-        X86BootState boot = load(ram, kernel, initrd, mpTable(config.cpus(), pci),
+                         BzImage kernel, Initrd initrd, Map<String, Snapshottable> models,
+                         List<SnapshotManifest.Device> described, MachineState restored) {
+        X86BootState boot = restored != null ? null : load(ram, kernel, initrd, mpTable(config.cpus(), pci),
                 AcpiTables.build(acpiMachine(config.cpus(), bars)));
         if (config.consoleInput()) {
             Console.pumpInput(System.in, com1::receive);
@@ -216,8 +296,19 @@ public final class Machine {
             for (int id = 0; id < config.cpus(); id++) {
                 vcpus.add(vm.createVcpu(id, config.cpus()));
             }
-            vcpus.getFirst().setBootState(boot);
-            return runVcpus(vcpus, pio, mmio);
+            if (restored != null) {
+                try {
+                    MachineControl.restoreCpus(vm, vcpus, restored);
+                } catch (IllegalArgumentException | KvmException | LinuxException e) {
+                    throw new ConfigException("restore", "{setting}: " + e.getMessage(), e);
+                }
+                log.info("restored from {}", restoreFrom.dir());
+            } else {
+                vcpus.getFirst().setBootState(boot);
+            }
+            VcpuPause pause = new VcpuPause(vcpus);
+            MachineControl control = new MachineControl(config, vm, ram, vcpus, models, described, pause);
+            return runVcpus(vcpus, pio, mmio, pause, control);
         } finally {
             for (KvmVcpu v : vcpus) {
                 // A thread still inside KVM_RUN uses the vCPU's fd and kvm_run mapping: closing them under it would
@@ -265,18 +356,24 @@ public final class Machine {
         }
     }
 
-    /** Puts the PC's legacy devices on the I/O bus; returns COM1 for console input. */
-    private Serial16550 attachDevices(KvmVm vm, Bus pio) {
+    /** Puts the PC's legacy devices on the I/O bus, and those with state into {@code models}; returns COM1 for console input. */
+    private Serial16550 attachDevices(KvmVm vm, Bus pio, Map<String, Snapshottable> models) {
         Console console = new Console(this::watchConsole);
         Serial16550 com1 = new Serial16550(vm.irqLine(Serial16550.COM1_IRQ), console::guestOutput);
+        I8042 i8042 = new I8042(vm.irqLine(I8042.KBD_IRQ), vm.irqLine(I8042.AUX_IRQ), () -> finish(afterReset("i8042 reset")));
+        CmosRtc rtc = new CmosRtc(Clock.systemUTC());
+        AcpiPm pm = new AcpiPm(() -> finish(panicLine != null ? Verdict.panic(panicLine) : Verdict.powerOff("ACPI S5")),
+                () -> finish(afterReset("ACPI reset register")));
         pio.register(Serial16550.COM1_PORT, Serial16550.PORT_COUNT, "com1", com1);
-        pio.register(I8042.BASE_PORT, I8042.PORT_COUNT, "i8042",
-                new I8042(vm.irqLine(I8042.KBD_IRQ), vm.irqLine(I8042.AUX_IRQ), () -> finish(afterReset("i8042 reset"))));
-        pio.register(CmosRtc.BASE_PORT, CmosRtc.PORT_COUNT, "rtc", new CmosRtc(Clock.systemUTC()));
+        pio.register(I8042.BASE_PORT, I8042.PORT_COUNT, "i8042", i8042);
+        pio.register(CmosRtc.BASE_PORT, CmosRtc.PORT_COUNT, "rtc", rtc);
         pio.register(ExitPort.PORT, 1, "exit-port", new ExitPort(status -> finish(Verdict.guestExit(status))));
-        pio.register(AcpiPm.BASE_PORT, AcpiPm.PORT_COUNT, "acpi-pm", new AcpiPm(
-                () -> finish(panicLine != null ? Verdict.panic(panicLine) : Verdict.powerOff("ACPI S5")),
-                () -> finish(afterReset("ACPI reset register"))));
+        pio.register(AcpiPm.BASE_PORT, AcpiPm.PORT_COUNT, "acpi-pm", pm);
+        // The names their state has in a snapshot (MachineState.devices); the exit port has none.
+        models.put("com1", com1);
+        models.put("i8042", i8042);
+        models.put("rtc", rtc);
+        models.put("acpi-pm", pm);
         return com1;
     }
 
@@ -333,11 +430,12 @@ public final class Machine {
         }
     }
 
-    private Verdict runVcpus(List<KvmVcpu> vcpus, Bus pio, Bus mmio) {
+    private Verdict runVcpus(List<KvmVcpu> vcpus, Bus pio, Bus mmio, VcpuPause pause, VmControl control) {
         List<Thread> threads = new ArrayList<>();
         for (KvmVcpu vcpu : vcpus) {
             Thread t = Thread.ofPlatform().name("vcpu-" + vcpu.id()).unstarted(
-                    VcpuThread.body(vcpu.id(), () -> vcpu.run(pio, mmio), this::finish, this::afterReset, this::afterTripleFault));
+                    VcpuThread.body(vcpu.id(), () -> runPausable(vcpu, pio, mmio, pause), this::finish, this::afterReset,
+                            this::afterTripleFault));
             threads.add(t);
         }
         threads.forEach(Thread::start);
@@ -352,6 +450,7 @@ public final class Machine {
             Thread.currentThread().interrupt();
             finish(Verdict.error("interrupted"));
         }
+        pause.close(); // before the stop requests: a parked vCPU must not clear its own
         for (KvmVcpu vcpu : vcpus) {
             vcpu.requestStop();
         }
@@ -371,6 +470,15 @@ public final class Machine {
             printStats(vcpus, pio, mmio);
         }
         return verdict.get();
+    }
+
+    /** Runs a vCPU until it stops for another reason than a pause ({@link VcpuPause}). */
+    private static VcpuStop runPausable(KvmVcpu vcpu, Bus pio, Bus mmio, VcpuPause pause) {
+        VcpuStop stop;
+        do {
+            stop = vcpu.run(pio, mmio);
+        } while (stop.reason() == VcpuStop.Reason.STOPPED && pause.park(vcpu::clearStop));
+        return stop;
     }
 
     /** {@link MachineConfig#stats()}: the exit counts of every vCPU, one table (read after the vCPU threads were joined). */

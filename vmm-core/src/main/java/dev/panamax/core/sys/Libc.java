@@ -45,6 +45,7 @@ public final class Libc {
     /** {@code sizeof(struct stat)} and {@code offsetof(struct stat, st_size)} on x86-64 ({@code bits/struct_stat.h}). */
     public static final long STAT_BYTES = 144;
     public static final long STAT_ST_SIZE_OFFSET = 48;
+    public static final long STAT_ST_BLOCKS_OFFSET = 64;
     // sys/mman.h
     public static final int PROT_NONE = 0;
     public static final int PROT_READ = 1;
@@ -381,6 +382,20 @@ public final class Libc {
      * @throws LinuxException e.g. EBADF
      */
     public static long fstatSize(int fd) {
+        return fstatLong(fd, STAT_ST_SIZE_OFFSET);
+    }
+
+    /**
+     * {@code fstat(2)}'s {@code st_blocks}: 512-byte blocks the file takes on disk (less than its size for a sparse file).
+     *
+     * @throws LinuxException e.g. EBADF
+     */
+    public static long fstatBlocks(int fd) {
+        return fstatLong(fd, STAT_ST_BLOCKS_OFFSET);
+    }
+
+    /** One 8-byte field of x86-64's {@code struct stat} ({@code asm/stat.h}). */
+    private static long fstatLong(int fd, long offset) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = CAPTURE.get();
             MemorySegment st = arena.allocate(STAT_BYTES, 8);
@@ -388,7 +403,7 @@ public final class Libc {
             if (r < 0) {
                 throw new LinuxException("fstat fd " + fd, errno(capture));
             }
-            return st.get(JAVA_LONG, STAT_ST_SIZE_OFFSET);
+            return st.get(JAVA_LONG, offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }

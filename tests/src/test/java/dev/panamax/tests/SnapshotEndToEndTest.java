@@ -1,0 +1,132 @@
+package dev.panamax.tests;
+
+import dev.panamax.images.DebianPackages;
+import dev.panamax.images.GuestImage;
+import dev.panamax.images.ImageBuilder;
+import dev.panamax.tests.harness.GuestRunner;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A guest survives its VMM process (issue 17): a guest counts in a loop, printing its count, uptime and boot id; the
+ * control socket pauses it and writes a snapshot ({@code panamax ctl}); the VMM process is killed; a new process
+ * ({@code panamax run --restore}) goes on from the snapshot. The count continues where it stopped, with the same boot
+ * id and an uptime that did not restart, and the guest never boots again (no init line). The script's own exit status
+ * (7) ends the restored run. Then bad input: a truncated RAM file and a manifest from the future are refused with one
+ * line and status 125 before anything runs. Directly where this host has hardware KVM, else nested.
+ */
+class SnapshotEndToEndTest {
+    private static final Path REPO = Path.of("").toAbsolutePath().getParent();
+    private static final Path WORK = REPO.resolve("tests/target/e2e-snapshot");
+    private static final Pattern COUNT = Pattern.compile("e2e-count (\\d+) up ([0-9.]+) boot ([0-9a-f-]+)");
+
+    @Test
+    void guestCountsOnAfterRestoreInANewProcess() throws Exception {
+        Files.createDirectories(WORK);
+        GuestImage image = new ImageBuilder(DebianPackages.inDefaultCache()).build(WORK.resolve("image"));
+        Files.writeString(WORK.resolve("count.sh"), """
+                #!/bin/sh
+                i=0
+                while [ $i -lt 40 ]; do
+                    echo "e2e-count $i up $(cut -d' ' -f1 /proc/uptime) boot $(cat /proc/sys/kernel/random/boot_id)"
+                    i=$((i+1))
+                    sleep 0.5
+                done
+                exit 7
+                """);
+        String img = REPO.relativize(image.dir()).toString();
+        String e2e = REPO.relativize(WORK).toString();
+        String script = String.join("\n",
+                "snap=/tmp/pmx-snap; sock=/tmp/pmx-api.sock; rm -rf $snap /tmp/pmx-bad*",
+                "./panamax test --image " + img + " --script " + e2e + "/count.sh -m 256M --api-socket $sock --timeout 300s"
+                        + " > /tmp/run1.log 2>&1 &",
+                "pid=$!",
+                "for i in $(seq 1 600); do grep -q 'e2e-count 5 ' /tmp/run1.log && break; sleep 0.5; done",
+                "./panamax ctl --api-socket $sock status; echo \"E2E status=$?\"",
+                "./panamax ctl --api-socket $sock pause; echo \"E2E pause=$?\"",
+                "./panamax ctl --api-socket $sock snapshot $snap; echo \"E2E snapshot=$?\"",
+                "kill -9 $pid; wait $pid 2>/dev/null",
+                "sed 's/^/run1: /' /tmp/run1.log",
+                "ls -ls $snap; cat $snap/manifest.json",
+                "./panamax run --restore $snap --timeout 120s > /tmp/run2.log 2>&1; echo \"E2E restore=$?\"",
+                "sed 's/^/run2: /' /tmp/run2.log",
+                "cp -r $snap /tmp/pmx-bad1; truncate -s 1M /tmp/pmx-bad1/ram",
+                "./panamax run --restore /tmp/pmx-bad1 --timeout 60s; echo \"E2E truncated=$?\"",
+                "cp -r $snap /tmp/pmx-bad2; sed -i 's/\"version\" : 1/\"version\" : 99/' /tmp/pmx-bad2/manifest.json",
+                "./panamax run --restore /tmp/pmx-bad2 --timeout 60s; echo \"E2E future=$?\"",
+                "");
+        E2eSession session = E2eSession.run(GuestRunner.select(), REPO, script, () -> { });
+        String out = session.output();
+        assertEquals(0, session.result().exitStatus(), "the runner's command itself failed:\n" + out);
+        assertEquals(Map.of("status", 0, "pause", 0, "snapshot", 0, "restore", 7, "truncated", 125, "future", 125),
+                session.statuses(), out);
+
+        List<long[]> before = counts(out, "run1: ");
+        List<long[]> after = counts(out, "run2: ");
+        List<String> bootsBefore = boots(out, "run1: ");
+        List<String> bootsAfter = boots(out, "run2: ");
+        assertFalse(before.isEmpty() || after.isEmpty(), "no counts before or after the restore:\n" + out);
+        long last = before.getLast()[0];
+        long first = after.getFirst()[0];
+        assertTrue(first == last + 1 || first == last, "count went from " + last + " to " + first + ":\n" + out);
+        assertEquals(39, after.getLast()[0], "the restored guest did not count to the end:\n" + out);
+        assertEquals(bootsBefore.getLast(), bootsAfter.getFirst(), "the boot id changed: the guest booted again\n" + out);
+        // Uptime is in centiseconds here: it goes on from where it stopped, without restarting or jumping by the
+        // time the VM spent paused, killed and restored.
+        long upBefore = before.getLast()[1];
+        long upAfter = after.getFirst()[1];
+        assertTrue(upAfter >= upBefore && upAfter - upBefore < 1000,
+                "uptime went from " + upBefore + " to " + upAfter + " centiseconds:\n" + out);
+        String run2 = lines(out, "run2: ");
+        assertFalse(run2.contains("panamax: init reached") || run2.contains("Linux version"),
+                "the restored guest booted again:\n" + out);
+        assertTrue(out.contains("\"format\" : \"panamax-snapshot\""), out);
+        assertTrue(out.contains("is damaged") || out.contains("bytes, the manifest says"), out);
+        assertTrue(out.contains("snapshot format version 99"), out);
+    }
+
+    /** @return {count, uptime in centiseconds} of each count line with {@code prefix}, in order */
+    private static List<long[]> counts(String out, String prefix) {
+        List<long[]> r = new ArrayList<>();
+        for (String line : lines(out, prefix).split("\n")) {
+            Matcher m = COUNT.matcher(line);
+            if (m.find()) {
+                r.add(new long[]{Long.parseLong(m.group(1)), Math.round(Double.parseDouble(m.group(2)) * 100)});
+            }
+        }
+        return r;
+    }
+
+    private static List<String> boots(String out, String prefix) {
+        List<String> r = new ArrayList<>();
+        for (String line : lines(out, prefix).split("\n")) {
+            Matcher m = COUNT.matcher(line);
+            if (m.find()) {
+                r.add(m.group(3));
+            }
+        }
+        return r;
+    }
+
+    private static String lines(String out, String prefix) {
+        StringBuilder b = new StringBuilder();
+        for (String line : out.split("\n")) {
+            int i = line.indexOf(prefix);
+            if (i >= 0) {
+                b.append(line.substring(i + prefix.length())).append('\n');
+            }
+        }
+        return b.toString();
+    }
+}

@@ -1,0 +1,149 @@
+package dev.panamax.vmm;
+
+import dev.panamax.core.memory.GuestRam;
+import dev.panamax.core.state.Snapshottable;
+import dev.panamax.core.state.StateException;
+import dev.panamax.core.sys.LinuxException;
+import dev.panamax.kvm.KvmException;
+import dev.panamax.kvm.KvmVcpu;
+import dev.panamax.kvm.KvmVm;
+import dev.panamax.kvm.VcpuState;
+import dev.panamax.vmm.api.VmControl;
+import dev.panamax.vmm.snapshot.MachineState;
+import dev.panamax.vmm.snapshot.Snapshot;
+import dev.panamax.vmm.snapshot.SnapshotException;
+import dev.panamax.vmm.snapshot.SnapshotManifest;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A running machine as the control socket sees it ({@link VmControl}): pause and resume through {@link VcpuPause},
+ * and snapshots: with the vCPUs paused, each vCPU's and the VM's KVM state, each device model's registers
+ * ({@link Snapshottable}) and guest RAM go into a {@link Snapshot} directory. {@link #capture} and {@link #restore}
+ * are the two halves a restore ({@code Machine.restore}) shares.
+ */
+final class MachineControl implements VmControl {
+    private static final Logger log = LoggerFactory.getLogger(MachineControl.class);
+
+    private final MachineConfig config;
+    private final KvmVm vm;
+    private final GuestRam ram;
+    private final List<KvmVcpu> vcpus;
+    private final Map<String, Snapshottable> models;
+    private final List<SnapshotManifest.Device> devices;
+    private final VcpuPause pause;
+    private final long startNanos = System.nanoTime();
+
+    MachineControl(MachineConfig config, KvmVm vm, GuestRam ram, List<KvmVcpu> vcpus, Map<String, Snapshottable> models,
+                   List<SnapshotManifest.Device> devices, VcpuPause pause) {
+        this.config = config;
+        this.vm = vm;
+        this.ram = ram;
+        this.vcpus = List.copyOf(vcpus);
+        this.models = models;
+        this.devices = List.copyOf(devices);
+        this.pause = pause;
+    }
+
+    @Override
+    public Status status() {
+        return new Status(pause.paused() ? Status.PAUSED : Status.RUNNING, config.cpus(), config.memoryBytes(),
+                (System.nanoTime() - startNanos) / 1_000_000);
+    }
+
+    @Override
+    public void pause() {
+        pause.pause();
+        log.info("VM paused");
+    }
+
+    @Override
+    public void resume() {
+        pause.resume();
+        log.info("VM resumed");
+    }
+
+    @Override
+    public SnapshotResult snapshot(Path dir) {
+        if (!devices.isEmpty()) {
+            SnapshotManifest.Device d = devices.getFirst();
+            throw new ControlException("snapshot refused: device " + d.name() + " (" + d.kind() + " at " + d.pciAddress()
+                    + ") cannot be saved by this Panamax; the VM runs on");
+        }
+        boolean wasPaused = pause.paused();
+        long t0 = System.nanoTime();
+        pause.pause();
+        try {
+            MachineState state = capture(vm, vcpus, models);
+            Snapshot.Written w = Snapshot.write(dir, new SnapshotManifest.Machine(config.cpus(), config.memoryBytes(),
+                    config.cmdline(), ram.backing().name()), devices, ram.memory().mapping(), state);
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            log.info("snapshot of {} MiB guest RAM written to {} ({} MiB on disk), VM paused {} ms", w.ramBytes() >> 20,
+                    dir, w.diskBytes() >> 20, ms);
+            return new SnapshotResult(dir, w.ramBytes(), w.diskBytes(), ms);
+        } catch (SnapshotException | KvmException | LinuxException | StateException e) {
+            throw new ControlException("snapshot failed: " + e.getMessage() + "; the VM runs on", e);
+        } finally {
+            if (!wasPaused) {
+                pause.resume();
+            }
+        }
+    }
+
+    @Override
+    public void migrate(Path socket) {
+        throw new ControlException("migrate is not available in this Panamax yet; the VM runs on");
+    }
+
+    /** @return everything but RAM, read with every vCPU paused */
+    static MachineState capture(KvmVm vm, List<KvmVcpu> vcpus, Map<String, Snapshottable> models) {
+        List<VcpuState> cpus = new ArrayList<>();
+        for (KvmVcpu v : vcpus) {
+            cpus.add(v.saveState());
+        }
+        Map<String, byte[]> states = new LinkedHashMap<>();
+        models.forEach((name, model) -> states.put(name, model.saveState()));
+        // The clock last: it is read while the vCPUs are paused, and the guest's time resumes from it.
+        return new MachineState(vm.saveState(), cpus, states);
+    }
+
+    /**
+     * Puts every device model back, before any vCPU exists: each model of {@code models} must have a state, and the
+     * snapshot no other.
+     *
+     * @throws ConfigException ("restore") naming the model whose state is missing, unknown or malformed
+     */
+    static void restoreModels(Map<String, Snapshottable> models, Map<String, byte[]> states) {
+        for (String name : states.keySet()) {
+            if (!models.containsKey(name)) {
+                throw new ConfigException("restore", "{setting}: the snapshot holds state for device " + name
+                        + ", which this machine has not");
+            }
+        }
+        for (var e : models.entrySet()) {
+            byte[] s = states.get(e.getKey());
+            if (s == null) {
+                throw new ConfigException("restore", "{setting}: the snapshot holds no state for device " + e.getKey());
+            }
+            try {
+                e.getValue().restoreState(s);
+            } catch (StateException x) {
+                throw new ConfigException("restore", "{setting}: device " + e.getKey() + ": " + x.getMessage(), x);
+            }
+        }
+    }
+
+    /** Puts the vCPUs and the VM back (the vCPUs created, not yet run). */
+    static void restoreCpus(KvmVm vm, List<KvmVcpu> vcpus, MachineState state) {
+        for (KvmVcpu v : vcpus) {
+            v.restoreState(state.vcpus().get(v.id()));
+        }
+        vm.restoreState(state.vm());
+    }
+}
