@@ -1,6 +1,9 @@
 package dev.panamax.devices;
 
 import dev.panamax.core.bus.BusDevice;
+import dev.panamax.core.state.Snapshottable;
+import dev.panamax.core.state.StateReader;
+import dev.panamax.core.state.StateWriter;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -27,8 +30,11 @@ import org.slf4j.LoggerFactory;
  * {@value #SCI_IRQ}, level, active high as the MADT says) is never raised; PM1a_EN is only stored. Sleep states
  * other than S5 are not offered by the DSDT; a write of another SLP_TYP with SLP_EN is logged and ignored.
  * Reads of bytes that are no register (0x606, 0x607) return 0.
+ *
+ * <p>Snapshot ({@link Snapshottable}, tag {@value #STATE_TAG}, version {@value #STATE_VERSION}): le16 PM1a_STS,
+ * le16 PM1a_EN, le16 PM1a_CNT (SCI_EN set, SLP_EN clear: as the register reads).
  */
-public final class AcpiPm implements BusDevice {
+public final class AcpiPm implements BusDevice, Snapshottable {
     private static final Logger log = LoggerFactory.getLogger(AcpiPm.class);
 
     /** The first port: PM1a_EVT_BLK. */
@@ -50,6 +56,10 @@ public final class AcpiPm implements BusDevice {
 
     /** PM1_CNT bits (ACPI 6.5, table 4.13). */
     static final int SCI_EN = 1, SLP_TYP_SHIFT = 10, SLP_TYP_MASK = 0x7, SLP_EN = 1 << 13;
+
+    /** The snapshot format's tag and version. */
+    public static final String STATE_TAG = "PM1A";
+    public static final int STATE_VERSION = 1;
 
     private final Runnable onPowerOff;
     private final Runnable onReset;
@@ -126,6 +136,27 @@ public final class AcpiPm implements BusDevice {
         if (reset) {
             onReset.run();
         }
+    }
+
+    @Override
+    public synchronized byte[] saveState() {
+        return new StateWriter(STATE_TAG, STATE_VERSION).u16(status).u16(enable).u16(control).toByteArray();
+    }
+
+    /** @throws dev.panamax.core.state.StateException as {@link Snapshottable#restoreState} says; the registers unchanged */
+    @Override
+    public synchronized void restoreState(byte[] state) {
+        var r = new StateReader("acpi-pm", state, STATE_TAG, STATE_VERSION);
+        int newStatus = r.u16();
+        int newEnable = r.u16();
+        int newControl = r.u16();
+        r.end();
+        if ((newControl & SCI_EN) == 0 || (newControl & SLP_EN) != 0) {
+            throw r.invalid(String.format("PM1a_CNT 0x%04x has SCI_EN clear or SLP_EN set", newControl));
+        }
+        status = newStatus;
+        enable = newEnable;
+        control = newControl;
     }
 
     @Override

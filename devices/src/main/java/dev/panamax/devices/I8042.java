@@ -2,6 +2,9 @@ package dev.panamax.devices;
 
 import dev.panamax.core.bus.BusDevice;
 import dev.panamax.core.irq.IrqLine;
+import dev.panamax.core.state.Snapshottable;
+import dev.panamax.core.state.StateReader;
+import dev.panamax.core.state.StateWriter;
 
 /**
  * The PS/2 controller (Intel 8042) at ports 0x60 (data) and 0x64 (status and command), with no keyboard
@@ -25,8 +28,16 @@ import dev.panamax.core.irq.IrqLine;
  * so Linux does not warn that a key lock is active.
  *
  * <p>Registered over 0x60..0x64; the speaker port 0x61 is KVM's in-kernel PIT's, which claims it first.
+ *
+ * <p>Snapshot ({@link Snapshottable}, tag {@value #STATE_TAG}, version {@value #STATE_VERSION}):
+ * <pre>
+ *   u8 CTR   u8 output_full (0/1)   u8 output (the byte waiting; 0 when not full)   u8 output_from_aux (0/1)
+ *   u8 pending_command (0 for none, else 0x60, 0xD1, 0xD2, 0xD3 or 0xD4)   u8 last_was_command (0/1: status bit 3)
+ *   u8 kbd_level   u8 aux_level   (0/1: IRQ 1 and IRQ 12 as last driven; each must be what the rest implies)
+ * </pre>
+ * Restoring drives neither line (the interrupt controller's state is restored on its own, {@code KVM_SET_IRQCHIP}).
  */
-public final class I8042 implements BusDevice {
+public final class I8042 implements BusDevice, Snapshottable {
     /** First port decoded: 0x60. */
     public static final int BASE_PORT = 0x60;
     /** Ports decoded: 0x60..0x64. */
@@ -35,6 +46,10 @@ public final class I8042 implements BusDevice {
     public static final int KBD_IRQ = 1;
     /** ISA IRQ of the aux (mouse) port. */
     public static final int AUX_IRQ = 12;
+
+    /** The snapshot format's tag and version. */
+    public static final String STATE_TAG = "8042";
+    public static final int STATE_VERSION = 1;
 
     private static final int DATA = 0, STATUS_COMMAND = 4;
     /** Status register bits. */
@@ -109,6 +124,45 @@ public final class I8042 implements BusDevice {
                 default -> { } // CMD_WRITE_AUX and keyboard bytes: nothing attached, no answer.
             }
         }
+    }
+
+    @Override
+    public synchronized byte[] saveState() {
+        return new StateWriter(STATE_TAG, STATE_VERSION).u8(ctr).bool(output >= 0).u8(Math.max(output, 0))
+                .bool(outputFromAux).u8(Math.max(pendingCommand, 0)).bool(lastWasCommand != 0)
+                .bool(kbdLevel).bool(auxLevel).toByteArray();
+    }
+
+    /** @throws dev.panamax.core.state.StateException as {@link Snapshottable#restoreState} says; the controller unchanged */
+    @Override
+    public synchronized void restoreState(byte[] state) {
+        var r = new StateReader("i8042", state, STATE_TAG, STATE_VERSION);
+        int newCtr = r.u8();
+        boolean full = r.bool("output_full");
+        int newOutput = r.u8();
+        boolean fromAux = r.bool("output_from_aux");
+        int pending = r.u8();
+        boolean wasCommand = r.bool("last_was_command");
+        boolean kbd = r.bool("kbd_level");
+        boolean aux = r.bool("aux_level");
+        r.end();
+        if (!full && newOutput != 0) {
+            throw r.invalid("output is 0x" + Integer.toHexString(newOutput) + " with the output buffer empty");
+        }
+        if (pending != 0 && pending != CMD_WRITE_CTR && pending != CMD_WRITE_OUTPUT && pending != CMD_KBD_LOOP
+                && pending != CMD_AUX_LOOP && pending != CMD_WRITE_AUX) {
+            throw r.invalid("pending_command 0x" + Integer.toHexString(pending) + " is not one that waits for data");
+        }
+        if (kbd != (full && !fromAux && (newCtr & CTR_KBDINT) != 0) || aux != (full && fromAux && (newCtr & CTR_AUXINT) != 0)) {
+            throw r.invalid("kbd_level/aux_level are not what the output buffer and CTR imply");
+        }
+        ctr = newCtr;
+        output = full ? newOutput : -1;
+        outputFromAux = fromAux;
+        pendingCommand = pending == 0 ? -1 : pending;
+        lastWasCommand = wasCommand ? STATUS_CMD : 0;
+        kbdLevel = kbd;
+        auxLevel = aux;
     }
 
     /** Register names for {@code --trace}: "data", "status", or "command" with the command's meaning. */

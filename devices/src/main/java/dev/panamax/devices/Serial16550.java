@@ -2,6 +2,9 @@ package dev.panamax.devices;
 
 import dev.panamax.core.bus.BusDevice;
 import dev.panamax.core.irq.IrqLine;
+import dev.panamax.core.state.Snapshottable;
+import dev.panamax.core.state.StateReader;
+import dev.panamax.core.state.StateWriter;
 
 import java.util.ArrayDeque;
 import java.util.function.IntConsumer;
@@ -27,8 +30,17 @@ import java.util.function.IntConsumer;
  * while it reports received data): Linux's probing and start-up reads ("clear the interrupt
  * registers for luck") and FIFO resets do not eat them, so input piped to {@code panamax run}
  * reaches the guest's shell whole.
+ *
+ * <p>Snapshot ({@link Snapshottable}, tag {@value #STATE_TAG}, version {@value #STATE_VERSION}; little-endian):
+ * <pre>
+ *   u8 IER (0..0x0F)  u8 LCR  u8 MCR (0..0x1F)  u8 SCR  u8 FCR  u8 DLL  u8 DLM
+ *   u8 thr_interrupt  u8 receiver_opened  u8 irq_level   (0 or 1 each; irq_level must be what the registers imply)
+ *   bytes rx: le32 length (at most 4096) + the received bytes not yet read, oldest first
+ * </pre>
+ * Restoring does not drive the interrupt line: the interrupt controller's state is restored on its own
+ * ({@code KVM_SET_IRQCHIP}); the model remembers the level so that its next transition is right.
  */
-public final class Serial16550 implements BusDevice {
+public final class Serial16550 implements BusDevice, Snapshottable {
     /** COM1's base port. */
     public static final int COM1_PORT = 0x3F8;
     /** COM1's ISA IRQ. */
@@ -44,7 +56,10 @@ public final class Serial16550 implements BusDevice {
     private static final int MCR_DTR = 0x01, MCR_RTS = 0x02, MCR_OUT1 = 0x04, MCR_OUT2 = 0x08, MCR_LOOP = 0x10;
     private static final int MSR_CTS = 0x10, MSR_DSR = 0x20, MSR_RI = 0x40, MSR_DCD = 0x80;
     /** Bytes the host may queue for the guest before input is dropped. */
-    private static final int RX_LIMIT = 4096;
+    static final int RX_LIMIT = 4096;
+    /** The snapshot format's tag and version. */
+    public static final String STATE_TAG = "UART";
+    public static final int STATE_VERSION = 1;
 
     private final IrqLine irq;
     private final IntConsumer output;
@@ -151,6 +166,53 @@ public final class Serial16550 implements BusDevice {
             case MCR -> mcr = value & 0x1F;
             case SCR -> scr = value;
             default -> { } // LSR and MSR are read-only
+        }
+    }
+
+    @Override
+    public synchronized byte[] saveState() {
+        byte[] queued = new byte[rx.size()];
+        int i = 0;
+        for (int b : rx) {
+            queued[i++] = (byte) b;
+        }
+        return new StateWriter(STATE_TAG, STATE_VERSION).u8(ier).u8(lcr).u8(mcr).u8(scr).u8(fcr).u8(dll).u8(dlm)
+                .bool(thrInterrupt).bool(receiverOpened).bool(irqLevel).bytes(queued).toByteArray();
+    }
+
+    /** @throws dev.panamax.core.state.StateException as {@link Snapshottable#restoreState} says; the UART unchanged */
+    @Override
+    public synchronized void restoreState(byte[] state) {
+        var r = new StateReader("com1", state, STATE_TAG, STATE_VERSION);
+        int newIer = (int) r.check("IER", r.u8(), 0, 0x0F);
+        int newLcr = r.u8();
+        int newMcr = (int) r.check("MCR", r.u8(), 0, 0x1F);
+        int newScr = r.u8();
+        int newFcr = r.u8();
+        int newDll = r.u8();
+        int newDlm = r.u8();
+        boolean newThr = r.bool("thr_interrupt");
+        boolean newOpened = r.bool("receiver_opened");
+        boolean newLevel = r.bool("irq_level");
+        byte[] queued = r.bytes("rx queue", RX_LIMIT);
+        r.end();
+        boolean pending = ((newIer & IER_RDI) != 0 && queued.length > 0) || ((newIer & IER_THRI) != 0 && newThr);
+        if (pending != newLevel) {
+            throw r.invalid("irq_level " + (newLevel ? 1 : 0) + " is not what IER, THR and the rx queue imply");
+        }
+        ier = newIer;
+        lcr = newLcr;
+        mcr = newMcr;
+        scr = newScr;
+        fcr = newFcr;
+        dll = newDll;
+        dlm = newDlm;
+        thrInterrupt = newThr;
+        receiverOpened = newOpened;
+        irqLevel = newLevel;
+        rx.clear();
+        for (byte b : queued) {
+            rx.add(b & 0xFF);
         }
     }
 

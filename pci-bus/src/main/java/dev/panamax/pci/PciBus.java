@@ -4,6 +4,7 @@ import dev.panamax.core.bus.Bus;
 import dev.panamax.core.bus.BusDevice;
 import dev.panamax.core.irq.IrqLine;
 import dev.panamax.core.memory.X86Layout;
+import dev.panamax.core.state.Snapshottable;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReferenceArray;
@@ -41,8 +42,14 @@ import org.slf4j.LoggerFactory;
  * Device d's pin p (1..4 = INTA#..INTD#) goes to I/O APIC input {@code 16 + (d + p - 1) mod 4} (the usual
  * "swizzle", as kvmtool does): level-triggered, active low. {@link #intxRoutes} describes that wiring for the
  * firmware's tables.
+ *
+ * <h2>Snapshot</h2>
+ * {@link Snapshottable}: CONFIG_ADDRESS, which function sits at each device/function number, and the config space of
+ * the functions emulated here (the host bridge and plain {@link PciFunction}s); the format is {@link PciBusState}'s.
+ * Functions of other kinds (subclasses such as an assigned device's) are named in it but their state is their
+ * owner's.
  */
-public final class PciBus {
+public final class PciBus implements Snapshottable {
     private static final Logger log = LoggerFactory.getLogger(PciBus.class);
     /** The CONFIG_ADDRESS port. */
     public static final int CONFIG_ADDRESS = 0xCF8;
@@ -191,6 +198,35 @@ public final class PciBus {
             }
         }
         return list;
+    }
+
+    /** @throws dev.panamax.core.state.StateException never: saving reads the functions' config spaces */
+    @Override
+    public byte[] saveState() {
+        return PciBusState.save(this);
+    }
+
+    /**
+     * @throws dev.panamax.core.state.StateException as {@link Snapshottable#restoreState} says, and when the
+     *         functions on this bus are not the snapshot's (another name at a device/function number, one missing or
+     *         added); the bus and every function are then unchanged
+     */
+    @Override
+    public void restoreState(byte[] state) {
+        PciBusState.restore(this, state);
+    }
+
+    /** @return the function at index {@code devfn} (device {@code << 3 |} function), or null */
+    PciDevice slot(int devfn) {
+        return slots.get(devfn);
+    }
+
+    int configAddress() {
+        return configAddress;
+    }
+
+    void configAddress(int value) {
+        configAddress = value;
     }
 
     /** @return the CONFIG_ADDRESS register as a device for ports 0xCF8..0xCFB */

@@ -371,6 +371,28 @@ public final class PciConfigSpace {
         return list;
     }
 
+    /** @return a copy of the whole space as it reads now ({@link #size()} bytes) */
+    public byte[] snapshot() {
+        return data.clone();
+    }
+
+    /**
+     * Puts back what software may have changed: every RW and RW1C bit takes its value from {@code saved}, every
+     * read-only bit keeps the value the device model gave it (a snapshot restores state, not identity).
+     *
+     * @param saved {@link #size()} bytes, as {@link #snapshot()} returned
+     * @throws IllegalArgumentException for another length
+     */
+    public void restoreWritable(byte[] saved) {
+        if (saved.length != data.length) {
+            throw new IllegalArgumentException("saved config space is " + saved.length + " bytes, not " + data.length);
+        }
+        for (int i = 0; i < data.length; i++) {
+            int mask = (writable[i] | w1c[i]) & 0xFF;
+            data[i] = (byte) ((data[i] & ~mask) | (saved[i] & mask));
+        }
+    }
+
     private void setRaw(int offset, int size, int value) {
         check(offset, size);
         for (int i = 0; i < size; i++) {

@@ -10,6 +10,8 @@ import static dev.panamax.pci.PciConfigSpace.STATUS_INTERRUPT;
 
 import dev.panamax.core.bus.BusDevice;
 import dev.panamax.core.irq.IrqLine;
+import dev.panamax.core.state.StateReader;
+import dev.panamax.core.state.StateWriter;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -313,6 +315,75 @@ public class PciFunction implements PciDevice {
         if (intx != null && drive != intxDriven) {
             intxDriven = drive;
             intx.set(drive);
+        }
+    }
+
+    /** The identity bytes a saved config space must share with the function it is restored into. */
+    private static final int[][] IDENTITY = {{PciConfigSpace.VENDOR_ID, 4}, {PciConfigSpace.REVISION_ID, 4},
+            {PciConfigSpace.HEADER_TYPE, 1}, {PciConfigSpace.SUBSYSTEM_VENDOR_ID, 4}};
+
+    /**
+     * A function's saved configuration state, parsed and checked against the function by {@link #readConfigState},
+     * applied by {@link #applyConfigState}.
+     *
+     * @param config    the whole config space as it read ({@link PciConfigSpace#snapshot()})
+     * @param intxLevel the INTx# level the device model drove
+     */
+    public record SavedConfig(byte[] config, boolean intxLevel) {
+    }
+
+    /**
+     * Writes this function's config state: le16 config size (256 or 4096), the config space's bytes, u8 INTx# level
+     * (0/1). Called with the vCPUs paused.
+     */
+    public synchronized void saveConfigState(StateWriter w) {
+        w.u16(config.size()).raw(config.snapshot()).bool(intxLevel);
+    }
+
+    /**
+     * Reads what {@link #saveConfigState} wrote and checks it against this function, changing nothing.
+     *
+     * @return the parsed state, for {@link #applyConfigState}
+     * @throws dev.panamax.core.state.StateException if it is truncated, of another config size, or of another
+     *         function (vendor, device, revision, class, header type or subsystem ids differ)
+     */
+    public synchronized SavedConfig readConfigState(StateReader r) {
+        int size = r.u16();
+        if (size != config.size()) {
+            throw r.invalid(name + ": saved config space is " + size + " bytes, this function's " + config.size());
+        }
+        byte[] saved = r.raw(size);
+        boolean level = r.bool(name + " intx_level");
+        for (int[] field : IDENTITY) {
+            for (int i = field[0]; i < field[0] + field[1]; i++) {
+                if (saved[i] != (byte) config.get8(i)) {
+                    throw r.invalid(String.format("%s: saved function is %04x:%04x class %06x, this one %04x:%04x class %06x "
+                                    + "(byte 0x%02x differs)", name, (saved[0] & 0xFF) | (saved[1] & 0xFF) << 8,
+                            (saved[2] & 0xFF) | (saved[3] & 0xFF) << 8,
+                            (saved[9] & 0xFF) | (saved[10] & 0xFF) << 8 | (saved[11] & 0xFF) << 16,
+                            config.get16(PciConfigSpace.VENDOR_ID), config.get16(PciConfigSpace.DEVICE_ID), config.classCode(), i));
+                }
+            }
+        }
+        return new SavedConfig(saved, level);
+    }
+
+    /**
+     * Puts a state from {@link #readConfigState} back, before any vCPU runs: the RW and RW1C bits of config space
+     * ({@link PciConfigSpace#restoreWritable}), status bit INTERRUPT from the INTx# level; then the BAR listeners learn
+     * where the BARs decode now (so the memory model is rebuilt through them) and every config write hook runs once
+     * (capabilities re-derive their state, e.g. MSI routes). The INTx# line is not driven: the interrupt controller's
+     * state is restored on its own ({@code KVM_SET_IRQCHIP}); the function only remembers the level it drives.
+     */
+    public synchronized void applyConfigState(SavedConfig saved) {
+        config.restoreWritable(saved.config());
+        intxLevel = saved.intxLevel();
+        int status = config.get16(STATUS);
+        config.set16(STATUS, intxLevel ? status | STATUS_INTERRUPT : status & ~STATUS_INTERRUPT);
+        updateBars();
+        intxDriven = intx != null && intxLevel && (config.get16(COMMAND) & COMMAND_INTX_DISABLE) == 0;
+        for (Hook h : hooks) {
+            h.action().run();
         }
     }
 
