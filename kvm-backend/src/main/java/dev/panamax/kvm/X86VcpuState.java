@@ -19,6 +19,8 @@ import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -139,10 +141,12 @@ public final class X86VcpuState {
 
     /** @return a copy of a {@code struct kvm_vcpu_events} with the NMI-pending and SIPI-vector valid flags set */
     static byte[] withValidFlags(byte[] events) {
-        MemorySegment s = MemorySegment.ofArray(events.clone());
-        kvm_vcpu_events.flags(s, kvm_vcpu_events.flags(s) | kvm_h.KVM_VCPUEVENT_VALID_NMI_PENDING()
-                | kvm_h.KVM_VCPUEVENT_VALID_SIPI_VECTOR());
-        return s.toArray(JAVA_BYTE);
+        byte[] copy = events.clone();
+        // A heap segment of byte[] is only byte-aligned, so not the binding's aligned int accessor: a ByteBuffer.
+        ByteBuffer b = ByteBuffer.wrap(copy).order(ByteOrder.LITTLE_ENDIAN);
+        int at = (int) kvm_vcpu_events.flags$offset();
+        b.putInt(at, b.getInt(at) | kvm_h.KVM_VCPUEVENT_VALID_NMI_PENDING() | kvm_h.KVM_VCPUEVENT_VALID_SIPI_VECTOR());
+        return copy;
     }
 
     /**
