@@ -56,6 +56,7 @@ public final class KvmVcpu implements AutoCloseable {
     public record Msr(int index, long value, String name) {
     }
 
+    private final KvmVm vm;
     private final int id;
     private final int fd;
     /** The shared kvm_run mapping ({@code KVM_GET_VCPU_MMAP_SIZE} bytes); PIO data lies inside it too. */
@@ -80,6 +81,7 @@ public final class KvmVcpu implements AutoCloseable {
 
     /** {@code KVM_CREATE_VCPU} and the kvm_run mapping; the vCPU has KVM's reset state (see {@link KvmVm#createVcpu}). */
     KvmVcpu(KvmVm vm, int id) {
+        this.vm = vm;
         this.id = id;
         this.fd = Libc.ioctl(vm.fd(), kvm_h.KVM_CREATE_VCPU(), id, "KVM_CREATE_VCPU " + id);
         MemorySegment mapping = null;
@@ -391,5 +393,27 @@ public final class KvmVcpu implements AutoCloseable {
             Libc.close(fd);
             arena.close();
         }
+    }
+
+    // ---- the vCPU's state (snapshot, restore, migration) ----
+
+    /**
+     * Reads everything KVM holds for this vCPU ({@link X86VcpuState#save}); the vCPU must not be running.
+     *
+     * @throws dev.panamax.core.sys.LinuxException if KVM refuses an ioctl; the message names it
+     */
+    public VcpuState saveState() {
+        return X86VcpuState.save(this, vm);
+    }
+
+    /**
+     * Puts a saved state back ({@link X86VcpuState#restore}, QEMU's order); the vCPU must not be running.
+     *
+     * @throws IllegalArgumentException if {@code state} is of another vCPU id or does not fit this host's KVM
+     * @throws KvmException             if KVM refuses a saved MSR (the message gives its index)
+     * @throws dev.panamax.core.sys.LinuxException if KVM refuses another ioctl; the message names it
+     */
+    public void restoreState(VcpuState state) {
+        X86VcpuState.restore(this, vm, state);
     }
 }

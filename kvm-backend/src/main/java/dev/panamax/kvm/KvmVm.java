@@ -329,4 +329,26 @@ public final class KvmVm implements AutoCloseable {
             throw first;
         }
     }
+
+    // ---- the VM's state (snapshot, restore, migration) ----
+
+    /**
+     * Reads the in-kernel PICs, IOAPIC and PIT and the kvmclock ({@link X86VmState#save}); the vCPUs must not run.
+     *
+     * @throws dev.panamax.core.sys.LinuxException if KVM refuses an ioctl; the message names it
+     */
+    public VmState saveState() {
+        return X86VmState.save(this);
+    }
+
+    /**
+     * Puts them back ({@link X86VmState#restore}); the kvmclock continues from the saved value
+     * ({@code KVM_SET_CLOCK} with flags 0), so call this after the vCPUs' {@link KvmVcpu#restoreState}, just before
+     * they run.
+     *
+     * @throws dev.panamax.core.sys.LinuxException if KVM refuses an ioctl; the message names it
+     */
+    public void restoreState(VmState state) {
+        X86VmState.restore(this, state);
+    }
 }

@@ -19,7 +19,8 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 /**
  * A real KVM run of a few real-mode instructions: port output (single and {@code rep outsb}), an MMIO
  * write and read, a stop requested by the guest through a device (on the vCPU thread), then a second
- * vCPU halted in the kernel ({@code cli; hlt}) stopped from another thread by the signal kick.
+ * vCPU halted in the kernel ({@code cli; hlt}) stopped from another thread by the signal kick; then a save and
+ * restore of the vCPU's and the VM's state into a second VM ({@link #stateRoundTrip}), which runs on from it.
  * Needs /dev/kvm; {@code KvmSmokeTest} runs it where there is one, and {@link #main} runs it by hand.
  */
 public final class KvmSmoke {
@@ -147,6 +148,179 @@ public final class KvmSmoke {
             check(s1.reason() == VcpuStop.Reason.STOPPED, "vCPU 1 ended " + s1);
             System.out.printf("vCPU 1: %s, %d us after requestStop%n", s1, (System.nanoTime() - t0) / 1000);
         }
+        stateRoundTrip();
+    }
+
+    /** Where {@link #SPIN} polls: the guest leaves its loop once this byte is not 0. */
+    static final long FLAG = 0x1200;
+
+    /** 16-bit code at 0x1000: AX = 0x1234, BX = 0x5678, spin until [FLAG] != 0, then AL to the serial port and stop. */
+    static final byte[] SPIN = bytes(
+            0x31, 0xc0,                   // xor ax, ax
+            0x8e, 0xd8,                   // mov ds, ax
+            0xb8, 0x34, 0x12,             // mov ax, 0x1234
+            0xbb, 0x78, 0x56,             // mov bx, 0x5678
+            0xba, 0xf8, 0x03,             // mov dx, 0x3f8
+            0x80, 0x3e, 0x00, 0x12, 0x00, // loop: cmp byte [0x1200], 0
+            0x74, 0xf9,                   // je loop
+            0xee,                         // out dx, al         (serial, only after the restore)
+            0xba, 0x01, 0x05,             // mov dx, 0x501
+            0xee,                         // out dx, al         (the stop device)
+            0xfa, 0xf4, 0xeb, 0xfd);      // cli; hlt; jmp hlt
+
+    /**
+     * Save and restore (issue 17): vCPU 0 of VM A spins in {@link #SPIN} until kicked (a kick leaves no port I/O
+     * half done), gets a few MSRs and the LAPIC's TPR set, and both states are saved; VM B gets a copy of A's RAM with
+     * {@link #FLAG} set and the states restored, is saved again and compared piece by piece (one line each), then runs:
+     * the restored AX must reach the serial port.
+     */
+    static void stateRoundTrip() throws Exception {
+        try (Kvm kvm = Kvm.open(); KvmVm a = kvm.createVm(); KvmVm b = kvm.createVm()) {
+            MemorySegment ramA = smokeRam(a);
+            MemorySegment.copy(SPIN, 0, ramA, JAVA_BYTE, CODE, SPIN.length);
+            KvmVcpu va = a.createVcpu(0, 1);
+            va.setBootState(realMode());
+            List<String> serial = new ArrayList<>();
+            Bus pio = new Bus("pio");
+            Bus mmio = new Bus("mmio");
+            pio.register(0x3f8, 8, "serial", new BusDevice() {
+                public long read(long offset, int size) {
+                    return 0;
+                }
+
+                public void write(long offset, int size, long value) {
+                    serial.add(offset + ":" + size + ":" + Long.toHexString(value));
+                }
+            });
+            VcpuStop stopA = runFor(va, pio, mmio, 200);
+            check(stopA.reason() == VcpuStop.Reason.STOPPED && serial.isEmpty(), "VM A: " + stopA + ", serial " + serial);
+
+            long kernelGsBase = 0xffff888000001000L;
+            va.setMsrs(List.of(new KvmVcpu.Msr(0x174, 0x10, "IA32_SYSENTER_CS"),
+                    new KvmVcpu.Msr(0xc0000102, kernelGsBase, "IA32_KERNEL_GS_BASE")));
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                MemorySegment lapic = dev.panamax.kvm.bindings.kvm_lapic_state.allocate(arena);
+                va.getLapic(lapic);
+                lapic.set(java.lang.foreign.ValueLayout.JAVA_INT, APIC_TPR, 0x20);
+                va.setLapic(lapic);
+            }
+            VcpuState sa = va.saveState();
+            VmState vmA = a.saveState();
+            System.out.printf("state: saved %s, %s%n", sa, vmA);
+
+            MemorySegment ramB = smokeRam(b);
+            MemorySegment.copy(ramA, 0, ramB, 0, RAM);
+            ramB.set(JAVA_BYTE, FLAG, (byte) 1);
+            KvmVcpu vb = b.createVcpu(0, 1);
+            vb.restoreState(sa);
+            b.restoreState(vmA);
+            VcpuState sb = vb.saveState();
+            VmState vmB = b.saveState();
+
+            check(java.util.Arrays.equals(sa.regs(), sb.regs()), "regs differ after restore");
+            System.out.printf("state: regs equal (rip 0x%x)%n", vb.rip());
+            check(java.util.Arrays.equals(sa.sregs(), sb.sregs()), "sregs differ after restore");
+            System.out.println("state: sregs equal");
+            byte[] la = sa.lapic();
+            byte[] lb = sb.lapic();
+            for (int i = APIC_TMCCT; i < APIC_TMCCT + 4; i++) { // the timer's current count runs
+                la[i] = 0;
+                lb[i] = 0;
+            }
+            check(java.util.Arrays.equals(la, lb), "LAPIC differs after restore");
+            check(lb[APIC_TPR] == 0x20, "LAPIC TPR is " + lb[APIC_TPR]);
+            System.out.println("state: lapic equal (TPR 0x20)");
+
+            java.util.Map<Integer, Long> ma = msrMap(sa);
+            java.util.Map<Integer, Long> mb = msrMap(sb);
+            for (int index : List.of(0x174, 0xc0000102, X86VcpuState.MSR_KVM_WALL_CLOCK_NEW,
+                    X86VcpuState.MSR_KVM_SYSTEM_TIME_NEW)) {
+                check(ma.containsKey(index) && ma.get(index).equals(mb.get(index)),
+                        String.format("MSR 0x%x: saved %s, restored %s", index, ma.get(index), mb.get(index)));
+            }
+            check(ma.get(0x174) == 0x10 && ma.get(0xc0000102) == kernelGsBase, "MSRs set before the save: " + ma);
+            long tscA = ma.get(X86VcpuState.MSR_IA32_TSC);
+            long tscB = mb.get(X86VcpuState.MSR_IA32_TSC);
+            check(Math.abs(tscB - tscA) < 100_000_000_000L, "TSC went from " + tscA + " to " + tscB);
+            List<String> differ = new ArrayList<>();
+            ma.forEach((index, value) -> {
+                if (index != X86VcpuState.MSR_IA32_TSC && !value.equals(mb.get(index))) {
+                    differ.add(String.format("0x%x", index));
+                }
+            });
+            System.out.printf("state: %d MSRs saved, %d after restore; SYSENTER_CS, KERNEL_GS_BASE, kvmclock equal; "
+                    + "TSC +%d; others differing: %s%n", ma.size(), mb.size(), tscB - tscA, differ);
+
+            long dt = vmB.clock() - vmA.clock();
+            check(dt >= 0 && dt < 10_000_000_000L, "kvmclock went from " + vmA.clock() + " to " + vmB.clock());
+            System.out.printf("state: kvmclock continued (+%d us)%n", dt / 1000);
+            System.out.printf("state: xsave %s, xcrs %s, events %s, debugregs %s, mp_state %s, PICs %s, IOAPIC %s%n",
+                    same(sa.xsave(), sb.xsave()), same(sa.xcrs(), sb.xcrs()), same(sa.events(), sb.events()),
+                    same(sa.debugregs(), sb.debugregs()), sa.mpState() == sb.mpState() ? "equal" : "differ",
+                    same(vmA.picMaster(), vmB.picMaster()) + "/" + same(vmA.picSlave(), vmB.picSlave()),
+                    same(vmA.ioapic(), vmB.ioapic()));
+
+            VcpuStop stopB = runFor(vb, pio(pio, vb), mmio, 5000);
+            check(serial.equals(List.of("0:1:34")), "VM B after restore: " + stopB + ", serial " + serial);
+            System.out.println("state: restored vCPU ran on: serial " + serial + ", " + stopB);
+        }
+    }
+
+    static final int APIC_TPR = 0x80;
+    static final int APIC_TMCCT = 0x390;
+
+    /** 0xd0000 bytes of RAM at 0 in {@code vm}, through its memory listener. */
+    static MemorySegment smokeRam(KvmVm vm) {
+        MemorySegment host = Libc.mmap(RAM, Libc.PROT_READ | Libc.PROT_WRITE,
+                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE, -1, 0, "smoke RAM");
+        AddressSpace space = new AddressSpace();
+        space.addListener(vm.memoryListener());
+        space.add(new RamRegion("ram", 0, RAM, host, -1, 0));
+        return host;
+    }
+
+    /** {@code pio} plus the stop device at 0x501 for {@code vcpu}. */
+    static Bus pio(Bus pio, KvmVcpu vcpu) {
+        pio.register(0x501, 1, "stop", new BusDevice() {
+            public long read(long offset, int size) {
+                return 0;
+            }
+
+            public void write(long offset, int size, long value) {
+                vcpu.requestStop();
+            }
+        });
+        return pio;
+    }
+
+    /** Runs {@code vcpu} on a platform thread, stopping it after {@code millis} if it has not stopped. */
+    static VcpuStop runFor(KvmVcpu vcpu, Bus pio, Bus mmio, long millis) throws Exception {
+        CompletableFuture<VcpuStop> stop = new CompletableFuture<>();
+        Thread t = Thread.ofPlatform().name("vcpu" + vcpu.id()).start(() -> {
+            try {
+                stop.complete(vcpu.run(pio, mmio));
+            } catch (Throwable e) {
+                stop.completeExceptionally(e);
+            }
+        });
+        try {
+            return stop.get(millis, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            vcpu.requestStop();
+            VcpuStop s = stop.get(5, TimeUnit.SECONDS);
+            t.join();
+            return s;
+        }
+    }
+
+    static java.util.Map<Integer, Long> msrMap(VcpuState s) {
+        java.util.Map<Integer, Long> m = new java.util.LinkedHashMap<>();
+        s.msrs().forEach(msr -> m.put(msr.index(), msr.value()));
+        return m;
+    }
+
+    static String same(byte[] x, byte[] y) {
+        return java.util.Arrays.equals(x, y) ? "equal" : "differ";
     }
 
     static void check(boolean ok, String what) {

@@ -370,6 +370,71 @@ public final class kvm_h {
         return 0x4;
     }
 
+    /** {@code #define KVM_MAX_XCRS 16} */
+    public static int KVM_MAX_XCRS() {
+        return 0x10;
+    }
+
+    /** {@code #define KVM_IOAPIC_NUM_PINS 24} */
+    public static int KVM_IOAPIC_NUM_PINS() {
+        return 0x18;
+    }
+
+    /** {@code #define KVM_CAP_ADJUST_CLOCK 39} */
+    public static int KVM_CAP_ADJUST_CLOCK() {
+        return 0x27;
+    }
+
+    /** {@code #define KVM_CAP_VCPU_EVENTS 41} */
+    public static int KVM_CAP_VCPU_EVENTS() {
+        return 0x29;
+    }
+
+    /** {@code #define KVM_CAP_DEBUGREGS 50} */
+    public static int KVM_CAP_DEBUGREGS() {
+        return 0x32;
+    }
+
+    /** {@code #define KVM_CAP_XSAVE 55} */
+    public static int KVM_CAP_XSAVE() {
+        return 0x37;
+    }
+
+    /** {@code #define KVM_CAP_XCRS 56} */
+    public static int KVM_CAP_XCRS() {
+        return 0x38;
+    }
+
+    /** {@code #define KVM_CAP_XSAVE2 208} */
+    public static int KVM_CAP_XSAVE2() {
+        return 0xd0;
+    }
+
+    /** {@code #define KVM_VCPUEVENT_VALID_NMI_PENDING 1} */
+    public static int KVM_VCPUEVENT_VALID_NMI_PENDING() {
+        return 0x1;
+    }
+
+    /** {@code #define KVM_VCPUEVENT_VALID_SIPI_VECTOR 2} */
+    public static int KVM_VCPUEVENT_VALID_SIPI_VECTOR() {
+        return 0x2;
+    }
+
+    /** {@code #define KVM_VCPUEVENT_VALID_SHADOW 4} */
+    public static int KVM_VCPUEVENT_VALID_SHADOW() {
+        return 0x4;
+    }
+
+    /** {@code #define KVM_VCPUEVENT_VALID_SMM 8} */
+    public static int KVM_VCPUEVENT_VALID_SMM() {
+        return 0x8;
+    }
+
+    /** {@code #define KVM_CLOCK_TSC_STABLE 2} */
+    public static int KVM_CLOCK_TSC_STABLE() {
+        return 0x2;
+    }
+
     /** {@code #define KVM_GET_API_VERSION _IO(KVMIO, 0x00)} */
     public static long KVM_GET_API_VERSION() {
         return _IO(KVMIO(), 0x00);
@@ -518,6 +583,91 @@ public final class kvm_h {
     /** {@code #define KVM_SET_MP_STATE _IOW(KVMIO, 0x99, struct kvm_mp_state)} */
     public static long KVM_SET_MP_STATE() {
         return _IOW(KVMIO(), 0x99, kvm_mp_state.sizeof());
+    }
+
+    /** {@code #define KVM_GET_DIRTY_LOG _IOW(KVMIO, 0x42, struct kvm_dirty_log)} */
+    public static long KVM_GET_DIRTY_LOG() {
+        return _IOW(KVMIO(), 0x42, kvm_dirty_log.sizeof());
+    }
+
+    /** {@code #define KVM_GET_IRQCHIP _IOWR(KVMIO, 0x62, struct kvm_irqchip)} */
+    public static long KVM_GET_IRQCHIP() {
+        return _IOWR(KVMIO(), 0x62, kvm_irqchip.sizeof());
+    }
+
+    /** {@code #define KVM_SET_IRQCHIP _IOR(KVMIO, 0x63, struct kvm_irqchip)} */
+    public static long KVM_SET_IRQCHIP() {
+        return _IOR(KVMIO(), 0x63, kvm_irqchip.sizeof());
+    }
+
+    /** {@code #define KVM_SET_CLOCK _IOW(KVMIO, 0x7b, struct kvm_clock_data)} */
+    public static long KVM_SET_CLOCK() {
+        return _IOW(KVMIO(), 0x7b, kvm_clock_data.sizeof());
+    }
+
+    /** {@code #define KVM_GET_CLOCK _IOR(KVMIO, 0x7c, struct kvm_clock_data)} */
+    public static long KVM_GET_CLOCK() {
+        return _IOR(KVMIO(), 0x7c, kvm_clock_data.sizeof());
+    }
+
+    /** {@code #define KVM_GET_MSRS _IOWR(KVMIO, 0x88, struct kvm_msrs)} */
+    public static long KVM_GET_MSRS() {
+        return _IOWR(KVMIO(), 0x88, kvm_msrs.sizeof());
+    }
+
+    /** {@code #define KVM_GET_PIT2 _IOR(KVMIO, 0x9f, struct kvm_pit_state2)} */
+    public static long KVM_GET_PIT2() {
+        return _IOR(KVMIO(), 0x9f, kvm_pit_state2.sizeof());
+    }
+
+    /** {@code #define KVM_SET_PIT2 _IOW(KVMIO, 0xa0, struct kvm_pit_state2)} */
+    public static long KVM_SET_PIT2() {
+        return _IOW(KVMIO(), 0xa0, kvm_pit_state2.sizeof());
+    }
+
+    /** {@code #define KVM_GET_VCPU_EVENTS _IOR(KVMIO, 0x9f, struct kvm_vcpu_events)} */
+    public static long KVM_GET_VCPU_EVENTS() {
+        return _IOR(KVMIO(), 0x9f, kvm_vcpu_events.sizeof());
+    }
+
+    /** {@code #define KVM_SET_VCPU_EVENTS _IOW(KVMIO, 0xa0, struct kvm_vcpu_events)} */
+    public static long KVM_SET_VCPU_EVENTS() {
+        return _IOW(KVMIO(), 0xa0, kvm_vcpu_events.sizeof());
+    }
+
+    /** {@code #define KVM_GET_DEBUGREGS _IOR(KVMIO, 0xa1, struct kvm_debugregs)} */
+    public static long KVM_GET_DEBUGREGS() {
+        return _IOR(KVMIO(), 0xa1, kvm_debugregs.sizeof());
+    }
+
+    /** {@code #define KVM_SET_DEBUGREGS _IOW(KVMIO, 0xa2, struct kvm_debugregs)} */
+    public static long KVM_SET_DEBUGREGS() {
+        return _IOW(KVMIO(), 0xa2, kvm_debugregs.sizeof());
+    }
+
+    /** {@code #define KVM_GET_XSAVE _IOR(KVMIO, 0xa4, struct kvm_xsave)} */
+    public static long KVM_GET_XSAVE() {
+        return _IOR(KVMIO(), 0xa4, kvm_xsave.sizeof());
+    }
+
+    /** {@code #define KVM_SET_XSAVE _IOW(KVMIO, 0xa5, struct kvm_xsave)} */
+    public static long KVM_SET_XSAVE() {
+        return _IOW(KVMIO(), 0xa5, kvm_xsave.sizeof());
+    }
+
+    /** {@code #define KVM_GET_XCRS _IOR(KVMIO, 0xa6, struct kvm_xcrs)} */
+    public static long KVM_GET_XCRS() {
+        return _IOR(KVMIO(), 0xa6, kvm_xcrs.sizeof());
+    }
+
+    /** {@code #define KVM_SET_XCRS _IOW(KVMIO, 0xa7, struct kvm_xcrs)} */
+    public static long KVM_SET_XCRS() {
+        return _IOW(KVMIO(), 0xa7, kvm_xcrs.sizeof());
+    }
+
+    /** {@code #define KVM_GET_XSAVE2 _IOR(KVMIO, 0xcf, struct kvm_xsave)} */
+    public static long KVM_GET_XSAVE2() {
+        return _IOR(KVMIO(), 0xcf, kvm_xsave.sizeof());
     }
 
 }

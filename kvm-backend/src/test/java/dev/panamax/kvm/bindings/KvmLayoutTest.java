@@ -26,7 +26,11 @@ class KvmLayoutTest {
             kvm_cpuid2.class, kvm_cpuid_entry2.class, kvm_msrs.class, kvm_msr_entry.class, kvm_msr_list.class,
             kvm_userspace_memory_region.class, kvm_pit_config.class, kvm_irq_level.class, kvm_lapic_state.class,
             kvm_signal_mask.class, kvm_mp_state.class, kvm_irqfd.class, kvm_irq_routing.class,
-            kvm_irq_routing_entry.class, kvm_irq_routing_msi.class, kvm_irq_routing_irqchip.class, kvm_ioeventfd.class);
+            kvm_irq_routing_entry.class, kvm_irq_routing_msi.class, kvm_irq_routing_irqchip.class, kvm_ioeventfd.class,
+            // The VM's state (issue 17).
+            kvm_xsave.class, kvm_xcr.class, kvm_xcrs.class, kvm_vcpu_events.class, kvm_debugregs.class,
+            kvm_pic_state.class, kvm_ioapic_state.class, kvm_irqchip.class, kvm_pit_channel_state.class,
+            kvm_pit_state2.class, kvm_clock_data.class, kvm_dirty_log.class);
 
     static BindingsCheck check;
 
@@ -49,6 +53,29 @@ class KvmLayoutTest {
         assertTrue(check.java.containsKey("macro:KVM_SET_GSI_ROUTING"));
     }
 
+    /** The state structs (issue 17): every one walked, with the sizes the kernel ABI fixes. */
+    @Test
+    void stateStructsAreWalkedWithTheirAbiSizes() {
+        assertEquals(4096, check.c.get("sizeof:kvm_xsave"));
+        assertEquals(392, check.c.get("sizeof:kvm_xcrs"));
+        assertEquals(64, check.c.get("sizeof:kvm_vcpu_events"));
+        assertEquals(128, check.c.get("sizeof:kvm_debugregs"));
+        assertEquals(520, check.c.get("sizeof:kvm_irqchip"));
+        assertEquals(112, check.c.get("sizeof:kvm_pit_state2"));
+        assertEquals(48, check.c.get("sizeof:kvm_clock_data"));
+        assertEquals(16, check.c.get("sizeof:kvm_dirty_log"));
+        for (String key : List.of("offsetof:kvm_xsave:extra", "offsetof:kvm_xcrs:xcrs", "offsetof:kvm_xcrs:padding",
+                "offsetof:kvm_vcpu_events:exception.error_code", "offsetof:kvm_vcpu_events:smi.latched_init",
+                "offsetof:kvm_vcpu_events:triple_fault.pending", "offsetof:kvm_vcpu_events:exception_payload",
+                "offsetof:kvm_debugregs:dr7", "offsetof:kvm_irqchip:chip.pic.elcr_mask",
+                "offsetof:kvm_irqchip:chip.ioapic.redirtbl", "offsetof:kvm_pit_state2:flags",
+                "offsetof:kvm_pit_channel_state:count_load_time", "offsetof:kvm_clock_data:host_tsc",
+                "offsetof:kvm_dirty_log:dirty_bitmap", "macro:KVM_GET_XSAVE2", "macro:KVM_SET_IRQCHIP",
+                "macro:KVM_GET_MSRS", "macro:KVM_CAP_XSAVE2", "macro:KVM_VCPUEVENT_VALID_SIPI_VECTOR")) {
+            assertTrue(check.java.containsKey(key), key + " not walked");
+        }
+    }
+
     /**
      * Each scalar setter writes exactly the bytes C gives its field ({@link BindingsCheck#checkScalarAccessors}).
      */
@@ -66,6 +93,17 @@ class KvmLayoutTest {
         assertEquals(0x4020ae46L, kvm_h.KVM_SET_USER_MEMORY_REGION());
         assertEquals(0x8090ae81L, kvm_h.KVM_GET_REGS());
         assertEquals(0xc008ae05L, kvm_h.KVM_GET_SUPPORTED_CPUID());
+        // The state ioctls, encoded by hand from <asm-generic/ioctl.h> (dir << 30 | size << 16 | 0xae << 8 | nr).
+        assertEquals(0xc008ae88L, kvm_h.KVM_GET_MSRS());
+        assertEquals(0x9000aea4L, kvm_h.KVM_GET_XSAVE());
+        assertEquals(0x9000aecfL, kvm_h.KVM_GET_XSAVE2());
+        assertEquals(0x5000aea5L, kvm_h.KVM_SET_XSAVE());
+        assertEquals(0xc208ae62L, kvm_h.KVM_GET_IRQCHIP());
+        assertEquals(0x8208ae63L, kvm_h.KVM_SET_IRQCHIP()); // _IOR in the header, a historical slip kept for ABI
+        assertEquals(0x8070ae9fL, kvm_h.KVM_GET_PIT2());
+        assertEquals(0x8040ae9fL, kvm_h.KVM_GET_VCPU_EVENTS());
+        assertEquals(0x4030ae7bL, kvm_h.KVM_SET_CLOCK());
+        assertEquals(0x4010ae42L, kvm_h.KVM_GET_DIRTY_LOG());
     }
 
     @Test
