@@ -174,7 +174,7 @@ public final class ApiClient {
             return new Reply(parseReply(socket, reply));
         } catch (LineChannel.DeadlineException e) {
             throw new NoReplyException("no reply from the api socket " + socket + " to " + request.command() + " within "
-                    + request.timeout().toSeconds() + " s", e);
+                    + (request.timeout().toMillis() < 1000 ? request.timeout().toMillis() + " ms" : request.timeout().toSeconds() + " s"), e);
         } catch (LineChannel.LineTooLongException e) {
             throw new NoReplyException("the api socket " + socket + " sent a reply longer than " + ApiServer.MAX_LINE_BYTES + " bytes", e);
         } catch (IOException e) {
