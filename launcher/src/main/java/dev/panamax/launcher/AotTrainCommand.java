@@ -33,7 +33,7 @@ import java.util.jar.JarFile;
 public final class AotTrainCommand implements Callable<Integer> {
     /** Command lines parsed (and executed, for the help ones) in the training run. */
     static final String[][] COMMAND_LINES = {
-            {"--version"}, {"--help"}, {"run", "--help"}, {"test", "--help"}, {"image", "--help"}, {"demo", "--help"},
+            {"--version"}, {"--help"}, {"run", "--help"}, {"test", "--help"}, {"ctl", "--help"}, {"image", "--help"}, {"demo", "--help"},
             {"device", "--help"}, {"device", "virtio-blk", "--help"},
             {"run", "-k", "/nonexistent/vmlinuz", "-i", "/nonexistent/initrd", "-p", "console=ttyS0 quiet",
                     "-c", "2", "-m", "512M", "--timeout", "30s", "--stats"},

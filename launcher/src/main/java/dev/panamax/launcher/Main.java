@@ -26,7 +26,7 @@ public final class Main implements Runnable {
      * added, and that was most of the JVM's start before a boot; so {@link #commandLine} adds only the one named
      * on the command line, and all of them when none is (for {@code --help}, {@code help} and errors).
      */
-    static final List<String> SUBCOMMANDS = List.of("run", "test", "image", "demo", "device", "aot-train", "help");
+    static final List<String> SUBCOMMANDS = List.of("run", "test", "ctl", "image", "demo", "device", "aot-train", "help");
 
     /**
      * @return a new instance of the subcommand {@code name}, one of {@link #SUBCOMMANDS}. A switch rather than a map
@@ -38,6 +38,7 @@ public final class Main implements Runnable {
         return switch (name) {
             case "run" -> new RunCommand();
             case "test" -> new TestCommand();
+            case "ctl" -> new CtlCommand();
             case "image" -> new ImageCommand();
             case "demo" -> new DemoCommand();
             case "device" -> new DeviceCommand();
@@ -129,6 +130,7 @@ public final class Main implements Runnable {
             case "initrd" -> "--initrd";
             case "device" -> "--device";
             case "memoryBackend" -> "--memory-backend";
+            case "apiSocket" -> "--api-socket";
             default -> setting;
         };
     }

@@ -44,6 +44,10 @@ public final class RunCommand implements Callable<Integer> {
             description = "Kill the guest after this long, e.g. 120s or 5m (exit status " + Verdict.TIMEOUT_STATUS + ").")
     Duration timeout;
 
+    @Option(names = "--api-socket", paramLabel = "PATH",
+            description = "Listen for control requests (status, pause, resume, snapshot, migrate; see 'panamax ctl') on this UNIX socket.")
+    Path apiSocket;
+
     @Option(names = "--stats", description = "At exit, print how many VM exits of each kind (port and MMIO by device) each vCPU took,"
             + " and the time from process start to the first KVM_RUN.")
     boolean stats;
@@ -51,7 +55,7 @@ public final class RunCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         MachineConfig config = new MachineConfig(kernel, initrd, cmdline, size.cpus, size.memory, timeout, true,
-                devices.specs(), stats, size.memoryBackend);
+                devices.specs(), stats, size.memoryBackend, apiSocket);
         Verdict verdict = Machine.boot(config);
         return Machine.report(verdict);
     }

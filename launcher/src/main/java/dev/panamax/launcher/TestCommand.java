@@ -63,6 +63,10 @@ public final class TestCommand implements Callable<Integer> {
     @Option(names = "--nested", description = "Run the test inside the nested L1 VM under QEMU (for hosts without usable KVM).")
     boolean nested;
 
+    @Option(names = "--api-socket", paramLabel = "PATH",
+            description = "Listen for control requests (status, pause, resume, snapshot, migrate; see 'panamax ctl') on this UNIX socket.")
+    Path apiSocket;
+
     @Option(names = "--stats", description = "At exit, print how many VM exits of each kind (port and MMIO by device) each vCPU took,"
             + " and the time from process start to the first KVM_RUN.")
     boolean stats;
@@ -83,7 +87,7 @@ public final class TestCommand implements Callable<Integer> {
         try {
             writeInitrdWithScript(verified.initramfs(), script, initrd);
             MachineConfig config = new MachineConfig(verified.kernel(), initrd, cmdline, size.cpus, size.memory, timeout, false,
-                    devices.specs(), stats, size.memoryBackend);
+                    devices.specs(), stats, size.memoryBackend, apiSocket);
             return Machine.report(Machine.boot(config));
         } finally {
             Files.deleteIfExists(initrd);

@@ -29,7 +29,7 @@ class AotTrainCommandTest {
      */
     @Test
     void trainingCommandLinesParse() {
-        List<List<String>> subcommands = List.of(List.of(), List.of(), List.of("run"), List.of("test"), List.of("image"),
+        List<List<String>> subcommands = List.of(List.of(), List.of(), List.of("run"), List.of("test"), List.of("ctl"), List.of("image"),
                 List.of("demo"), List.of("device"), List.of("device", "virtio-blk"), List.of("run"));
         assertEquals(subcommands.size(), AotTrainCommand.COMMAND_LINES.length);
         for (int i = 0; i < subcommands.size(); i++) {

@@ -21,10 +21,18 @@ import java.util.List;
  * @param memoryBackend what host memory backs guest RAM ({@link MemoryBackend#AUTO}: a memfd when a vfio-user device
  *                    is attached, anonymous memory otherwise); {@link MemoryBackend#ANONYMOUS} with a vfio-user device
  *                    is a {@link ConfigException} (its server maps guest RAM through an fd anonymous memory lacks)
+ * @param apiSocket   where the control socket ({@link dev.panamax.vmm.api.ApiServer}, {@code --api-socket}) listens,
+ *                    or {@code null} for none
  */
 public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes,
                             Duration timeout, boolean consoleInput, List<DeviceConfig> devices, boolean stats,
-                            MemoryBackend memoryBackend) {
+                            MemoryBackend memoryBackend, Path apiSocket) {
+    /** A machine without a control socket. */
+    public MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes, Duration timeout,
+                         boolean consoleInput, List<DeviceConfig> devices, boolean stats, MemoryBackend memoryBackend) {
+        this(kernel, initrd, cmdline, cpus, memoryBytes, timeout, consoleInput, devices, stats, memoryBackend, null);
+    }
+
     /** A machine whose guest RAM backend is chosen by its devices ({@link MemoryBackend#AUTO}). */
     public MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes, Duration timeout,
                          boolean consoleInput, List<DeviceConfig> devices, boolean stats) {
