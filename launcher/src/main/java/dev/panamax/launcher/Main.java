@@ -130,6 +130,7 @@ public final class Main implements Runnable {
             case "initrd" -> "--initrd";
             case "device" -> "--device";
             case "memoryBackend" -> "--memory-backend";
+            case "restore" -> "--restore";
             case "apiSocket" -> "--api-socket";
             default -> setting;
         };

@@ -3,6 +3,8 @@ package dev.panamax.launcher;
 import dev.panamax.vmm.Machine;
 import dev.panamax.vmm.MachineConfig;
 import dev.panamax.vmm.Verdict;
+import dev.panamax.vmm.snapshot.Snapshot;
+import dev.panamax.vmm.snapshot.SnapshotException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -24,8 +26,13 @@ public final class RunCommand implements Callable<Integer> {
     @Mixin
     LoggingOptions logging;
 
-    @Option(names = {"-k", "--kernel"}, required = true, paramLabel = "PATH", description = "The kernel, a bzImage.")
+    @Option(names = {"-k", "--kernel"}, paramLabel = "PATH", description = "The kernel, a bzImage (required unless --restore).")
     Path kernel;
+
+    @Option(names = "--restore", paramLabel = "DIR",
+            description = "Start the VM a snapshot holds ('panamax ctl snapshot DIR') instead of booting a kernel: vCPUs, RAM and"
+                    + " command line come from it; --device must name devices of the same kinds as it has.")
+    Path restore;
 
     @Option(names = {"-i", "--initrd"}, paramLabel = "PATH", description = "The initramfs.")
     Path initrd;
@@ -54,6 +61,23 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (restore != null) {
+            if (kernel != null || initrd != null) {
+                throw new PanamaxException("--restore starts the kernel the snapshot holds: give no --kernel or --initrd");
+            }
+            Snapshot snapshot;
+            try {
+                snapshot = Snapshot.open(restore);
+            } catch (SnapshotException e) {
+                throw new PanamaxException("--restore: " + e.getMessage());
+            }
+            MachineConfig config = MachineConfig.forSnapshot(snapshot.manifest().machine(), timeout, true, devices.specs(),
+                    stats, size.memoryBackend, apiSocket);
+            return Machine.report(Machine.restore(config, snapshot));
+        }
+        if (kernel == null) {
+            throw new PanamaxException("give a kernel (--kernel PATH) or a snapshot (--restore DIR)");
+        }
         MachineConfig config = new MachineConfig(kernel, initrd, cmdline, size.cpus, size.memory, timeout, true,
                 devices.specs(), stats, size.memoryBackend, apiSocket);
         Verdict verdict = Machine.boot(config);

@@ -23,6 +23,7 @@ import dev.panamax.kvm.KvmException;
 import dev.panamax.kvm.KvmVm;
 import dev.panamax.kvm.VcpuStop;
 import dev.panamax.core.state.Snapshottable;
+import dev.panamax.vmm.api.ApiServer;
 import dev.panamax.vmm.api.VmControl;
 import dev.panamax.vmm.snapshot.MachineState;
 import dev.panamax.vmm.snapshot.Snapshot;
@@ -438,6 +439,7 @@ public final class Machine {
                             this::afterTripleFault));
             threads.add(t);
         }
+        ApiServer api = config.apiSocket() == null ? null : ApiServer.start(config.apiSocket(), control);
         threads.forEach(Thread::start);
         try {
             boolean ended = config.timeout() == null
@@ -449,6 +451,9 @@ public final class Machine {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             finish(Verdict.error("interrupted"));
+        }
+        if (api != null) {
+            api.close(); // no request reaches a machine that is ending
         }
         pause.close(); // before the stop requests: a parked vCPU must not clear its own
         for (KvmVcpu vcpu : vcpus) {

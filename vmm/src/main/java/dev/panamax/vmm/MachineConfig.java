@@ -75,6 +75,17 @@ public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, 
         }
     }
 
+    /**
+     * The machine a snapshot holds ({@link Machine#restore}): its vCPUs, RAM and command line from the snapshot's
+     * manifest, no kernel or initrd (guest RAM holds them), the rest as a boot's.
+     */
+    public static MachineConfig forSnapshot(dev.panamax.vmm.snapshot.SnapshotManifest.Machine saved, Duration timeout,
+                                            boolean consoleInput, List<DeviceConfig> devices, boolean stats,
+                                            MemoryBackend memoryBackend, Path apiSocket) {
+        return new MachineConfig(null, null, saved.cmdline(), saved.cpus(), saved.memoryBytes(), timeout, consoleInput,
+                devices, stats, memoryBackend, apiSocket);
+    }
+
     /** @return the guest RAM backing this machine gets ({@link MemoryBackend#resolve}) */
     public dev.panamax.core.memory.RamBacking ramBacking() {
         return memoryBackend.resolve(devices);
