@@ -22,8 +22,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * A guest survives its VMM process (issue 17): a guest counts in a loop, printing its count, uptime and boot id; the
  * control socket pauses it and writes a snapshot ({@code panamax ctl}); the VMM process is killed; a new process
  * ({@code panamax run --restore}) goes on from the snapshot. The count continues where it stopped, with the same boot
- * id and an uptime that did not restart, and the guest never boots again (no init line). The script's own exit status
- * (7) ends the restored run. Then bad input: a truncated RAM file and a manifest from the future are refused with one
+ * id and an uptime that did not restart, and the guest never boots again (no init line); the restored run ends at its
+ * timeout (124), the guest still counting. Each {@code panamax ctl} is a JVM start, about 10 s nested, so the guest
+ * counts for long enough. Then bad input: a truncated RAM file and a manifest from the future are refused with one
  * line and status 125 before anything runs. Directly where this host has hardware KVM, else nested.
  */
 class SnapshotEndToEndTest {
@@ -38,7 +39,7 @@ class SnapshotEndToEndTest {
         Files.writeString(WORK.resolve("count.sh"), """
                 #!/bin/sh
                 i=0
-                while [ $i -lt 40 ]; do
+                while [ $i -lt 1000 ]; do
                     echo "e2e-count $i up $(cut -d' ' -f1 /proc/uptime) boot $(cat /proc/sys/kernel/random/boot_id)"
                     i=$((i+1))
                     sleep 0.5
@@ -49,7 +50,7 @@ class SnapshotEndToEndTest {
         String e2e = REPO.relativize(WORK).toString();
         String script = String.join("\n",
                 "snap=/tmp/pmx-snap; sock=/tmp/pmx-api.sock; rm -rf $snap /tmp/pmx-bad*",
-                "./panamax test --image " + img + " --script " + e2e + "/count.sh -m 256M --api-socket $sock --timeout 300s"
+                "./panamax test --image " + img + " --script " + e2e + "/count.sh -m 512M --api-socket $sock --timeout 300s"
                         + " > /tmp/run1.log 2>&1 &",
                 "pid=$!",
                 "for i in $(seq 1 600); do grep -q 'e2e-count 5 ' /tmp/run1.log && break; sleep 0.5; done",
@@ -59,7 +60,7 @@ class SnapshotEndToEndTest {
                 "kill -9 $pid; wait $pid 2>/dev/null",
                 "sed 's/^/run1: /' /tmp/run1.log",
                 "ls -ls $snap; cat $snap/manifest.json",
-                "./panamax run --restore $snap --timeout 120s > /tmp/run2.log 2>&1; echo \"E2E restore=$?\"",
+                "./panamax run --restore $snap --timeout 40s --stats > /tmp/run2.log 2>&1; echo \"E2E restore=$?\"",
                 "sed 's/^/run2: /' /tmp/run2.log",
                 "cp -r $snap /tmp/pmx-bad1; truncate -s 1M /tmp/pmx-bad1/ram",
                 "./panamax run --restore /tmp/pmx-bad1 --timeout 60s; echo \"E2E truncated=$?\"",
@@ -69,7 +70,7 @@ class SnapshotEndToEndTest {
         E2eSession session = E2eSession.run(GuestRunner.select(), REPO, script, () -> { });
         String out = session.output();
         assertEquals(0, session.result().exitStatus(), "the runner's command itself failed:\n" + out);
-        assertEquals(Map.of("status", 0, "pause", 0, "snapshot", 0, "restore", 7, "truncated", 125, "future", 125),
+        assertEquals(Map.of("status", 0, "pause", 0, "snapshot", 0, "restore", 124, "truncated", 125, "future", 125),
                 session.statuses(), out);
 
         List<long[]> before = counts(out, "run1: ");
@@ -80,7 +81,7 @@ class SnapshotEndToEndTest {
         long last = before.getLast()[0];
         long first = after.getFirst()[0];
         assertTrue(first == last + 1 || first == last, "count went from " + last + " to " + first + ":\n" + out);
-        assertEquals(39, after.getLast()[0], "the restored guest did not count to the end:\n" + out);
+        assertTrue(after.getLast()[0] >= first + 10, "the restored guest did not count on:\n" + out);
         assertEquals(bootsBefore.getLast(), bootsAfter.getFirst(), "the boot id changed: the guest booted again\n" + out);
         // Uptime is in centiseconds here: it goes on from where it stopped, without restarting or jumping by the
         // time the VM spent paused, killed and restored.

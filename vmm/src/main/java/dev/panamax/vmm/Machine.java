@@ -254,8 +254,11 @@ public final class Machine {
                     + ", the command line's " + describe(attached) + ": name the same kinds of device, in the same order");
         }
         try {
+            long t0 = System.nanoTime();
             MachineState state = restoreFrom.state();
             restoreFrom.loadRam(ram.memory().mapping());
+            log.info("read the snapshot's state and {} MiB of guest RAM in {} ms", config.memoryBytes() >> 20,
+                    (System.nanoTime() - t0) / 1_000_000);
             MachineControl.restoreModels(models, state.devices());
             return state;
         } catch (SnapshotException e) {
