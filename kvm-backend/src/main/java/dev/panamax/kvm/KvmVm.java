@@ -351,4 +351,14 @@ public final class KvmVm implements AutoCloseable {
     public void restoreState(VmState state) {
         X86VmState.restore(this, state);
     }
+
+    /** @return the guest's kvmclock now ({@code KVM_GET_CLOCK}), nanoseconds */
+    public long clock() {
+        return X86VmState.clock(this);
+    }
+
+    /** Sets the guest's kvmclock ({@code KVM_SET_CLOCK}, {@link X86VmState#setClock}), nanoseconds. */
+    public void setClock(long nanoseconds) {
+        X86VmState.setClock(this, nanoseconds);
+    }
 }

@@ -62,12 +62,23 @@ public final class X86VmState {
             MemorySegment pit = kvm_pit_state2.allocate(a);
             MemorySegment.copy(state.pit2(), 0, pit, JAVA_BYTE, 0, (int) kvm_pit_state2.sizeof());
             Libc.ioctl(vm.fd(), kvm_h.KVM_SET_PIT2(), pit, "KVM_SET_PIT2");
+            setClock(vm, state.clock());
+        }
+        log.debug("VM: restored {}", state);
+    }
+
+    /**
+     * {@code KVM_SET_CLOCK} with flags 0: the guest's kvmclock reads {@code nanoseconds} from now on, as after a
+     * restore; QEMU does it on every resume with the clock read when the VM stopped, so a paused guest's time does not
+     * jump by the pause ({@code hw/i386/kvm/clock.c}, {@code kvmclock_vm_state_change}).
+     */
+    public static void setClock(KvmVm vm, long nanoseconds) {
+        try (Arena a = Arena.ofConfined()) {
             MemorySegment clock = kvm_clock_data.allocate(a);
-            kvm_clock_data.clock(clock, state.clock());
+            kvm_clock_data.clock(clock, nanoseconds);
             kvm_clock_data.flags(clock, 0);
             Libc.ioctl(vm.fd(), kvm_h.KVM_SET_CLOCK(), clock, "KVM_SET_CLOCK");
         }
-        log.debug("VM: restored {}", state);
     }
 
     /** @return the kvmclock now ({@code KVM_GET_CLOCK}), nanoseconds */

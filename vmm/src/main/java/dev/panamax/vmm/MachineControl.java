@@ -8,6 +8,7 @@ import dev.panamax.kvm.KvmException;
 import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmVm;
 import dev.panamax.kvm.VcpuState;
+import dev.panamax.kvm.VmState;
 import dev.panamax.vmm.api.VmControl;
 import dev.panamax.vmm.snapshot.MachineState;
 import dev.panamax.vmm.snapshot.Snapshot;
@@ -39,6 +40,8 @@ final class MachineControl implements VmControl {
     private final List<SnapshotManifest.Device> devices;
     private final VcpuPause pause;
     private final long startNanos = System.nanoTime();
+    /** The kvmclock when the VM was paused (nanoseconds); meaningful while paused. Guarded by this. */
+    private long pausedClock;
 
     MachineControl(MachineConfig config, KvmVm vm, GuestRam ram, List<KvmVcpu> vcpus, Map<String, Snapshottable> models,
                    List<SnapshotManifest.Device> devices, VcpuPause pause) {
@@ -57,20 +60,31 @@ final class MachineControl implements VmControl {
                 (System.nanoTime() - startNanos) / 1_000_000);
     }
 
+    /**
+     * Pauses the vCPUs and reads the kvmclock then: a resume puts it back, and a snapshot saves it, so guest time
+     * stands still while the VM does (as QEMU's {@code kvmclock_vm_state_change}).
+     */
     @Override
-    public void pause() {
+    public synchronized void pause() {
+        boolean was = pause.paused();
         pause.pause();
-        log.info("VM paused");
+        if (!was) {
+            pausedClock = vm.clock();
+            log.info("VM paused");
+        }
     }
 
     @Override
-    public void resume() {
-        pause.resume();
-        log.info("VM resumed");
+    public synchronized void resume() {
+        if (pause.paused()) {
+            vm.setClock(pausedClock);
+            pause.resume();
+            log.info("VM resumed");
+        }
     }
 
     @Override
-    public SnapshotResult snapshot(Path dir) {
+    public synchronized SnapshotResult snapshot(Path dir) {
         if (!devices.isEmpty()) {
             SnapshotManifest.Device d = devices.getFirst();
             throw new ControlException("snapshot refused: device " + d.name() + " (" + d.kind() + " at " + d.pciAddress()
@@ -78,9 +92,9 @@ final class MachineControl implements VmControl {
         }
         boolean wasPaused = pause.paused();
         long t0 = System.nanoTime();
-        pause.pause();
+        pause();
         try {
-            MachineState state = capture(vm, vcpus, models);
+            MachineState state = capture(vm, vcpus, models, pausedClock);
             Snapshot.Written w = Snapshot.write(dir, new SnapshotManifest.Machine(config.cpus(), config.memoryBytes(),
                     config.cmdline(), ram.backing().name()), devices, ram.memory().mapping(), state);
             long ms = (System.nanoTime() - t0) / 1_000_000;
@@ -91,7 +105,7 @@ final class MachineControl implements VmControl {
             throw new ControlException("snapshot failed: " + e.getMessage() + "; the VM runs on", e);
         } finally {
             if (!wasPaused) {
-                pause.resume();
+                resume();
             }
         }
     }
@@ -101,16 +115,19 @@ final class MachineControl implements VmControl {
         throw new ControlException("migrate is not available in this Panamax yet; the VM runs on");
     }
 
-    /** @return everything but RAM, read with every vCPU paused */
-    static MachineState capture(KvmVm vm, List<KvmVcpu> vcpus, Map<String, Snapshottable> models) {
+    /**
+     * @param clock the kvmclock when the vCPUs were paused (nanoseconds), saved instead of the clock now
+     * @return everything but RAM, read with every vCPU paused
+     */
+    static MachineState capture(KvmVm vm, List<KvmVcpu> vcpus, Map<String, Snapshottable> models, long clock) {
         List<VcpuState> cpus = new ArrayList<>();
         for (KvmVcpu v : vcpus) {
             cpus.add(v.saveState());
         }
         Map<String, byte[]> states = new LinkedHashMap<>();
         models.forEach((name, model) -> states.put(name, model.saveState()));
-        // The clock last: it is read while the vCPUs are paused, and the guest's time resumes from it.
-        return new MachineState(vm.saveState(), cpus, states);
+        VmState now = vm.saveState();
+        return new MachineState(new VmState(now.picMaster(), now.picSlave(), now.ioapic(), now.pit2(), clock), cpus, states);
     }
 
     /**
