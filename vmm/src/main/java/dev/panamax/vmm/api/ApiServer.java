@@ -37,7 +37,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * {"command": "status"}
  * {"command": "pause"}
  * {"command": "resume"}
- * {"command": "snapshot", "dir": "/abs/path"}     the directory is created; it must not exist or be empty
+ * {"command": "snapshot", "dir": "/abs/path"}     the directory is created if missing; it must hold no snapshot
  * {"command": "migrate", "socket": "/abs/path"}   a destination waiting with --incoming unix:/abs/path
  * </pre>
  * Paths are absolute (the VMM's working directory is not the client's). A request has no other fields.
@@ -49,9 +49,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * {"ok": true, "dir": "/abs/path", "ram_bytes": 41943040, "disk_bytes": 42012345, "paused_ms": 180}   snapshot
  * {"ok": false, "error": "snapshot: /abs/path is not empty"}                                   any request that failed
  * </pre>
- * {@code ram_bytes} is the RAM file's allocated size on disk (a sparse file: untouched pages are holes),
- * {@code disk_bytes} the directory's total, {@code paused_ms} how long the vCPUs stood still for it (see
- * {@link VmControl.SnapshotResult}). A failed request leaves the VM running as it was ({@link VmControl}).
+ * {@code ram_bytes} is the guest RAM saved (the RAM file's size), {@code disk_bytes} what the snapshot's files take on
+ * disk (the RAM file is sparse: pages of zeros are holes), {@code paused_ms} how long the vCPUs stood still for it
+ * (see {@link VmControl.SnapshotResult}). A failed request leaves the VM running as it was ({@link VmControl}).
  *
  * <h2>Limits (the peer is not trusted)</h2>
  * A request line is at most {@value #MAX_LINE_BYTES} bytes: a longer one gets an error reply and the connection is

@@ -14,7 +14,10 @@ public interface VmControl {
         public static final String RUNNING = "running", PAUSED = "paused";
     }
 
-    /** What {@code snapshot} replies: where, how many bytes on disk, how long the VM was paused for it. */
+    /**
+     * What {@code snapshot} replies: where, the guest RAM saved (bytes), what the files take on disk (bytes; the RAM
+     * file is sparse), and how long the vCPUs stood still for it (milliseconds).
+     */
     record SnapshotResult(Path dir, long ramBytes, long diskBytes, long pausedMillis) {
     }
 
@@ -27,7 +30,7 @@ public interface VmControl {
     void resume();
 
     /**
-     * Writes a snapshot of the VM to {@code dir} (created; must not exist or be empty), pausing the VM for it and
+     * Writes a snapshot of the VM to {@code dir} (created if missing; it must hold no snapshot), pausing the VM for it and
      * leaving it as it was (running or paused) afterwards.
      */
     SnapshotResult snapshot(Path dir);
