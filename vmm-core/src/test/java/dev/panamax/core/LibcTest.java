@@ -44,10 +44,12 @@ class LibcTest {
             #include <sys/eventfd.h>
             #include <sys/mman.h>
             #include <sys/stat.h>
+            #include <unistd.h>
             #include <linux/memfd.h>
             #define P(name) printf("%s %ld\\n", #name, (long)(name))
             int main(void) {
                 P(O_RDONLY); P(O_WRONLY); P(O_RDWR); P(O_NONBLOCK); P(O_CLOEXEC);
+                P(SEEK_DATA); P(SEEK_HOLE);
                 P(F_GETFL); P(F_SETFL); P(F_ADD_SEALS); P(F_GET_SEALS);
                 P(F_SEAL_SEAL); P(F_SEAL_SHRINK); P(F_SEAL_GROW);
                 printf("SEALS %ld\\n", (long)(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));

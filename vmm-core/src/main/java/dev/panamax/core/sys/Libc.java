@@ -34,6 +34,9 @@ public final class Libc {
     public static final int O_NONBLOCK = 0x800;
     public static final int O_CLOEXEC = 0x80000;
     /** {@code fcntl(2)} commands: file status flags, and file seals ({@code F_ADD_SEALS}, {@code F_GET_SEALS}). */
+    public static final int SEEK_DATA = 3;
+    public static final int SEEK_HOLE = 4;
+
     public static final int F_GETFL = 3;
     public static final int F_SETFL = 4;
     public static final int F_ADD_SEALS = 1033;
@@ -107,6 +110,10 @@ public final class Libc {
     private static final MethodHandle FSTAT = errnoCall("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
     private static final MethodHandle READ = errnoCall("read",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle PREAD = errnoCall("pread",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
+    private static final MethodHandle LSEEK = errnoCall("lseek",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT));
     private static final MethodHandle WRITE = errnoCall("write",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
     private static final MethodHandle EVENTFD = errnoCall("eventfd",
@@ -414,6 +421,33 @@ public final class Libc {
         try {
             MemorySegment capture = CAPTURE.get();
             long r = (long) READ.invokeExact(capture, fd, buffer, buffer.byteSize());
+            return r < 0 ? -errno(capture) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code pread(2)} into the whole segment from file offset {@code offset}; returns the byte count, 0 at end of file, or {@code -errno}. */
+    public static long preadRaw(int fd, MemorySegment buffer, long offset) {
+        try {
+            MemorySegment capture = CAPTURE.get();
+            long r = (long) PREAD.invokeExact(capture, fd, buffer, buffer.byteSize(), offset);
+            return r < 0 ? -errno(capture) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * {@code lseek(2)}; with {@link #SEEK_DATA} or {@link #SEEK_HOLE} it finds the next data or hole of a sparse file
+     * at or after {@code offset} (file systems without holes report all data).
+     *
+     * @return the new offset, or {@code -errno} (ENXIO: no data at or after {@code offset})
+     */
+    public static long lseekRaw(int fd, long offset, int whence) {
+        try {
+            MemorySegment capture = CAPTURE.get();
+            long r = (long) LSEEK.invokeExact(capture, fd, offset, whence);
             return r < 0 ? -errno(capture) : r;
         } catch (Throwable t) {
             throw rethrow(t);

@@ -1,5 +1,6 @@
 package dev.panamax.vmm.snapshot;
 
+import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.Libc;
 
 import java.io.IOException;
@@ -19,8 +20,8 @@ import java.util.zip.CRC32C;
  * on disk about what the guest touched. Its checksum is the CRC32C (Castagnoli, as {@link CRC32C}) of the whole
  * logical content, holes read as zeros, so it does not depend on how the file system stores holes.
  *
- * <p>Reading copies only the pages that are not zero into guest RAM, so pages the guest never touched stay untouched
- * on the host too (fresh guest RAM reads as zeros already).
+ * <p>Reading reads only the file's data into guest RAM and skips its holes, so pages the guest never touched stay
+ * untouched on the host too (fresh guest RAM reads as zeros already).
  */
 public final class RamFile {
     /** The unit of holes: one x86 page, bytes. */
@@ -71,7 +72,10 @@ public final class RamFile {
     }
 
     /**
-     * Reads {@code path} into {@code ram} (fresh guest RAM: zero), checking its size and checksum.
+     * Reads {@code path} into {@code ram} (fresh guest RAM: zero), checking its size and checksum. Only the file's data
+     * is read, straight into guest RAM ({@code pread}); its holes ({@code lseek} with {@code SEEK_DATA} and
+     * {@code SEEK_HOLE}) are skipped, so the pages the guest never touched stay untouched on the host, and their
+     * zeros only enter the checksum.
      *
      * @param crc32c the checksum the manifest gives
      * @throws SnapshotException if the file is not {@code ram.byteSize()} bytes or its checksum differs; RAM is then
@@ -85,24 +89,42 @@ public final class RamFile {
                     + ram.byteSize() + " bytes of guest RAM the manifest gives");
         }
         CRC32C crc = new CRC32C();
-        try (FileChannel in = FileChannel.open(path, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
-            MemorySegment buffer = arena.allocate(CHUNK, PAGE);
-            for (long off = 0; off < size; off += CHUNK) {
-                int n = (int) Math.min(CHUNK, size - off);
-                ByteBuffer b = buffer.asSlice(0, n).asByteBuffer();
-                while (b.hasRemaining()) {
-                    if (in.read(b, off + b.position()) < 0) {
-                        throw new SnapshotException("snapshot RAM file " + path + " ended at byte " + (off + b.position()));
+        int fd = Libc.open(path.toString(), Libc.O_RDONLY | Libc.O_CLOEXEC);
+        try {
+            long pos = 0;
+            while (pos < size) {
+                long data = Libc.lseekRaw(fd, pos, Libc.SEEK_DATA);
+                if (data == -Errno.ENXIO) {
+                    data = size; // only a hole is left
+                } else if (data < 0) {
+                    throw new IOException("lseek SEEK_DATA in " + path + ": " + Errno.name((int) -data));
+                }
+                data = Math.min(data, size);
+                zeros(crc, data - pos);
+                if (data == size) {
+                    break;
+                }
+                long hole = Libc.lseekRaw(fd, data, Libc.SEEK_HOLE);
+                if (hole < 0) {
+                    throw new IOException("lseek SEEK_HOLE in " + path + ": " + Errno.name((int) -hole));
+                }
+                hole = Math.min(hole, size);
+                for (long off = data; off < hole; ) {
+                    MemorySegment into = ram.asSlice(off, Math.min(CHUNK, hole - off));
+                    long n = Libc.preadRaw(fd, into, off);
+                    if (n < 0 && n != -Errno.EINTR) {
+                        throw new IOException("read of " + path + " at byte " + off + ": " + Errno.name((int) -n));
+                    } else if (n == 0) {
+                        throw new SnapshotException("snapshot RAM file " + path + " ended at byte " + off);
+                    } else if (n > 0) {
+                        crc.update(into.asSlice(0, n).asByteBuffer());
+                        off += n;
                     }
                 }
-                crc.update(buffer.asSlice(0, n).asByteBuffer());
-                for (int p = 0; p < n; p += PAGE) {
-                    MemorySegment page = buffer.asSlice(p, PAGE);
-                    if (!isZero(page)) {
-                        ram.asSlice(off + p, PAGE).copyFrom(page);
-                    }
-                }
+                pos = hole;
             }
+        } finally {
+            Libc.close(fd);
         }
         if (crc.getValue() != crc32c) {
             throw new SnapshotException(String.format("snapshot RAM file %s is damaged: CRC32C %08x, the manifest says %08x",
@@ -110,8 +132,19 @@ public final class RamFile {
         }
     }
 
-    /** A page of zeros to compare with (allocate zero-fills). */
-    private static final MemorySegment ZERO_PAGE = Arena.global().allocate(PAGE, PAGE);
+    /** Adds {@code count} zero bytes to {@code crc}. */
+    private static void zeros(CRC32C crc, long count) {
+        ByteBuffer zero = ZERO_CHUNK.asByteBuffer();
+        while (count > 0) {
+            int n = (int) Math.min(count, CHUNK);
+            crc.update(zero.clear().limit(n));
+            count -= n;
+        }
+    }
+
+    /** Zeros (allocate zero-fills): a page to compare with, a chunk for the checksum of holes. */
+    private static final MemorySegment ZERO_CHUNK = Arena.global().allocate(CHUNK, PAGE);
+    private static final MemorySegment ZERO_PAGE = ZERO_CHUNK.asSlice(0, PAGE);
 
     /** @return whether the page is all zero bytes (a vectorized compare) */
     static boolean isZero(MemorySegment page) {
