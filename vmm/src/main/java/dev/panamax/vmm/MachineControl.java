@@ -97,7 +97,6 @@ final class MachineControl implements VmControl {
         boolean wasPaused = pause.paused();
         long t0 = System.nanoTime();
         pause();
-        String deviceFailure = null;
         try {
             MachineState state = capture(vm, vcpus, models, pausedClock);
             if (!devices.isEmpty()) {
@@ -114,7 +113,7 @@ final class MachineControl implements VmControl {
         } catch (SnapshotException | KvmException | LinuxException | StateException e) {
             throw new ControlException("snapshot failed: " + e.getMessage() + "; the VM runs on", e);
         } finally {
-            deviceFailure = assigned.resumeAll(); // the devices run again whatever happened
+            String deviceFailure = assigned.resumeAll(); // the devices run again whatever happened
             if (!wasPaused) {
                 resume();
             }
