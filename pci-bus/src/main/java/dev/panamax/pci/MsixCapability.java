@@ -173,6 +173,39 @@ public final class MsixCapability implements BusDevice {
         }
     }
 
+    /**
+     * @return a copy of the table as the guest wrote it: four dwords per entry (message address, upper address, data,
+     *         vector control), {@code 4 * vectors()} in all; for a snapshot, taken with the vCPUs paused
+     */
+    public int[] tableWords() {
+        synchronized (function.lock()) {
+            return table.clone();
+        }
+    }
+
+    /**
+     * Puts a table from {@link #tableWords} back, before any vCPU runs, without telling the listener: the caller then
+     * re-runs the config write hooks ({@link PciFunction#applyConfigState}), whose message control hook reports every
+     * entry whose effective state differs from the reset one, so routes are rebuilt through the usual path.
+     *
+     * @throws IllegalArgumentException if {@code words} is not {@code 4 * vectors()} long or a vector control dword
+     *         has a reserved bit set (6.8.2.9: only bit 0 is defined); the table is then unchanged
+     */
+    public void restoreTableWords(int[] words) {
+        if (words.length != table.length) {
+            throw new IllegalArgumentException("MSI-X table of " + words.length / 4 + " entries, this one has " + vectors);
+        }
+        for (int v = 0; v < vectors; v++) {
+            if ((words[v * 4 + 3] & ~ENTRY_CTRL_MASKBIT) != 0) {
+                throw new IllegalArgumentException(String.format("MSI-X entry %d: vector control 0x%08x has reserved bits set",
+                        v, words[v * 4 + 3]));
+            }
+        }
+        synchronized (function.lock()) {
+            System.arraycopy(words, 0, table, 0, table.length);
+        }
+    }
+
     @Override
     public long read(long barOffset, int size) {
         synchronized (function.lock()) {

@@ -18,7 +18,8 @@ import java.util.List;
  *        {@link PciFunction#saveConfigState}: le16 config size, the config space, u8 INTx# level
  * </pre>
  *
- * Restoring checks everything first (the same functions at the same numbers, each config state against its function:
+ * Restoring checks everything first (the same functions at the same numbers, under the same names for the functions
+ * emulated here, each config state against its function:
  * {@link PciFunction#readConfigState}) and only then sets CONFIG_ADDRESS and applies each function's state.
  */
 final class PciBusState {
@@ -75,7 +76,9 @@ final class PciBusState {
             }
             previous = devfn;
             PciDevice here = bus.slot(devfn);
-            if (here == null || !Arrays.equals(name, name(here))) {
+            // An owner's function (an assigned device, named by its socket or host address) may come back under
+            // another name: its owner checks its identity in its own state.
+            if (here == null || (emulatedHere(here) && !Arrays.equals(name, name(here)))) {
                 throw r.invalid(bdf + " holds " + saved + " in the snapshot, "
                         + (here == null ? "nothing" : here.name()) + " on this bus");
             }

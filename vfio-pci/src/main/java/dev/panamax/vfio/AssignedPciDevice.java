@@ -2,6 +2,7 @@ package dev.panamax.vfio;
 
 import dev.panamax.core.irq.IrqRoutes;
 import dev.panamax.core.memory.AddressSpace;
+import dev.panamax.core.state.Snapshottable;
 import dev.panamax.pci.BarListener;
 import dev.panamax.pci.PciBarAllocator;
 import dev.panamax.pci.PciBus;
@@ -20,7 +21,7 @@ import org.slf4j.LoggerFactory;
  * takes its BARs out of the guest; {@link #close()} then releases it. Between the two, the machine unmaps guest
  * RAM from the device's IOMMU (which needs the device's group still open).
  */
-public final class AssignedPciDevice implements AutoCloseable {
+public final class AssignedPciDevice implements AutoCloseable, Snapshottable {
     private static final Logger log = LoggerFactory.getLogger(AssignedPciDevice.class);
     private static final long PAGE_SIZE = 4096;
 
@@ -105,6 +106,28 @@ public final class AssignedPciDevice implements AutoCloseable {
     /** @return the device number on bus 0 */
     public int slot() {
         return slot;
+    }
+
+    /**
+     * The client's side of the device for a snapshot, in {@link AssignedDeviceState}'s format ({@code ASGN} v1): the
+     * emulated config space (BARs, MSI/MSI-X registers), the MSI-X table, the command register and the interrupt mode.
+     * The device's own state is not in it (vfio-user or kernel migration data). Call with the vCPUs paused.
+     */
+    @Override
+    public byte[] saveState() {
+        return AssignedDeviceState.save(this);
+    }
+
+    /**
+     * Puts a {@link #saveState} back into this freshly attached device, before any vCPU runs: BARs mapped where the
+     * guest had them, MSI/MSI-X routes and irqfds re-made through the usual config write hooks.
+     *
+     * @throws dev.panamax.core.state.StateException if the state is not this device's (the device then unchanged), or
+     *         its interrupts could not be re-enabled
+     */
+    @Override
+    public void restoreState(byte[] state) {
+        AssignedDeviceState.restore(this, state);
     }
 
     /**

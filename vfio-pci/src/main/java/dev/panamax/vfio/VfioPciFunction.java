@@ -406,6 +406,29 @@ public final class VfioPciFunction extends PciFunction {
     }
 
     /**
+     * After a restore ({@link PciFunction#applyConfigState}): writes to the device the guest-visible value of every
+     * byte that is emulated here and also mirrored to the device (the command register's low byte, the MSI and MSI-X
+     * message control), as the guest's writes did, so that a device resumed from migration data (which holds no config
+     * space) decodes its BARs and knows MSI or MSI-X is on. QEMU's {@code vfio_pci_load_config()} writes the command
+     * register back the same way.
+     */
+    public synchronized void mirrorControlToDevice() {
+        int n = Math.min(configSize, virtualOffset.length);
+        for (int o = 0; o < n; ) {
+            if (virtualOffset[o] < 0 || !toDevice[o]) {
+                o++;
+                continue;
+            }
+            int run = 1;
+            while (o + run < n && run < 2 && virtualOffset[o + run] >= 0 && toDevice[o + run] && ((o + run) & 1) == 1) {
+                run++;
+            }
+            writeRuns(o, run, configRead(o, run), true);
+            o += run;
+        }
+    }
+
+    /**
      * A guest's read of the device: a device that refuses it (a pread error, a vfio-user error reply) reads as
      * all-ones, like a PCI master abort, and the first such failure is logged; the guest goes on.
      */

@@ -174,6 +174,11 @@ final class DeviceManager implements AutoCloseable {
         return List.copyOf(described);
     }
 
+    /** @return the attached devices, in the order of {@link #described()} */
+    List<AssignedPciDevice> assigned() {
+        return List.copyOf(devices);
+    }
+
     /** Stops every device (reset: no more DMA), unmaps guest RAM from the IOMMU, then releases devices and container. */
     @Override
     public void close() {

@@ -93,6 +93,8 @@ public final class Machine {
 
     /** The snapshot a restore starts from, or null for a boot. */
     private final Snapshot restoreFrom;
+    /** The assigned devices as snapshots see them; set once they are attached. */
+    private AssignedDeviceSnapshot assigned = AssignedDeviceSnapshot.none();
 
     private Machine(MachineConfig config, Snapshot restoreFrom) {
         this.config = config;
@@ -175,6 +177,7 @@ public final class Machine {
                     for (DeviceConfig d : config.devices()) {
                         devices.add(d);
                     }
+                    assigned = new AssignedDeviceSnapshot(devices.described(), devices.assigned());
                     MachineState restored = restoreFrom == null ? null : restoreMemoryAndModels(ram, models, devices.described());
                     return boot(vm, ram, pio, mmio, com1, pci, bars, kernel, initrd, models, devices.described(), restored);
                 }
@@ -259,7 +262,8 @@ public final class Machine {
             restoreFrom.loadRam(ram.memory().mapping());
             log.info("read the snapshot's state and {} MiB of guest RAM in {} ms", config.memoryBytes() >> 20,
                     (System.nanoTime() - t0) / 1_000_000);
-            MachineControl.restoreModels(models, state.devices());
+            MachineControl.restoreModels(models, AssignedDeviceSnapshot.modelStates(state.devices(), saved));
+            assigned.restore(saved, state.devices()); // stopped until startAll, after the vCPUs' state
             return state;
         } catch (SnapshotException e) {
             throw new ConfigException("restore", "{setting}: " + e.getMessage(), e);
@@ -303,6 +307,7 @@ public final class Machine {
             if (restored != null) {
                 try {
                     MachineControl.restoreCpus(vm, vcpus, restored);
+                    assigned.startAll();
                 } catch (IllegalArgumentException | KvmException | LinuxException e) {
                     throw new ConfigException("restore", "{setting}: " + e.getMessage(), e);
                 }
@@ -311,7 +316,7 @@ public final class Machine {
                 vcpus.getFirst().setBootState(boot);
             }
             VcpuPause pause = new VcpuPause(vcpus);
-            MachineControl control = new MachineControl(config, vm, ram, vcpus, models, described, pause);
+            MachineControl control = new MachineControl(config, vm, ram, vcpus, models, described, pause, assigned);
             return runVcpus(vcpus, pio, mmio, pause, control);
         } finally {
             for (KvmVcpu v : vcpus) {

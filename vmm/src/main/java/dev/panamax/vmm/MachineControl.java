@@ -39,12 +39,20 @@ final class MachineControl implements VmControl {
     private final Map<String, Snapshottable> models;
     private final List<SnapshotManifest.Device> devices;
     private final VcpuPause pause;
+    /** The assigned devices, saved by migration ({@link AssignedDeviceSnapshot}). */
+    private final AssignedDeviceSnapshot assigned;
     private final long startNanos = System.nanoTime();
     /** The kvmclock when the VM was paused (nanoseconds); meaningful while paused. Guarded by this. */
     private long pausedClock;
 
     MachineControl(MachineConfig config, KvmVm vm, GuestRam ram, List<KvmVcpu> vcpus, Map<String, Snapshottable> models,
                    List<SnapshotManifest.Device> devices, VcpuPause pause) {
+        this(config, vm, ram, vcpus, models, devices, pause, AssignedDeviceSnapshot.none());
+    }
+
+    MachineControl(MachineConfig config, KvmVm vm, GuestRam ram, List<KvmVcpu> vcpus, Map<String, Snapshottable> models,
+                   List<SnapshotManifest.Device> devices, VcpuPause pause, AssignedDeviceSnapshot assigned) {
+        this.assigned = assigned;
         this.config = config;
         this.vm = vm;
         this.ram = ram;
@@ -85,16 +93,17 @@ final class MachineControl implements VmControl {
 
     @Override
     public synchronized SnapshotResult snapshot(Path dir) {
-        if (!devices.isEmpty()) {
-            SnapshotManifest.Device d = devices.getFirst();
-            throw new ControlException("snapshot refused: device " + d.name() + " (" + d.kind() + " at " + d.pciAddress()
-                    + ") cannot be saved by this Panamax; the VM runs on");
-        }
+        assigned.checkSavable(); // a device that cannot be saved refuses before anything stops
         boolean wasPaused = pause.paused();
         long t0 = System.nanoTime();
         pause();
         try {
             MachineState state = capture(vm, vcpus, models, pausedClock);
+            if (!devices.isEmpty()) {
+                Map<String, byte[]> all = new LinkedHashMap<>(state.devices());
+                all.putAll(assigned.stopAndSave());
+                state = new MachineState(state.vm(), state.vcpus(), all);
+            }
             Snapshot.Written w = Snapshot.write(dir, new SnapshotManifest.Machine(config.cpus(), config.memoryBytes(),
                     config.cmdline(), ram.backing().name()), devices, ram.memory().mapping(), state);
             long ms = (System.nanoTime() - t0) / 1_000_000;
@@ -104,8 +113,12 @@ final class MachineControl implements VmControl {
         } catch (SnapshotException | KvmException | LinuxException | StateException e) {
             throw new ControlException("snapshot failed: " + e.getMessage() + "; the VM runs on", e);
         } finally {
+            String deviceFailure = assigned.resumeAll(); // the devices run again whatever happened
             if (!wasPaused) {
                 resume();
+            }
+            if (deviceFailure != null) {
+                log.error("after the snapshot: {}", deviceFailure);
             }
         }
     }
