@@ -51,14 +51,15 @@ class MigrationEndToEndTest {
         String e2e = REPO.relativize(WORK).toString();
         String script = String.join("\n",
                 "api=/tmp/pmx-api.sock; mig=/tmp/pmx-mig.sock; rm -f $mig",
-                "./panamax test --image " + img + " --script " + e2e + "/count.sh -m 512M --api-socket $api --timeout 300s"
+                "./panamax test --image " + img + " --script " + e2e + "/count.sh -m 512M --api-socket $api --timeout 240s"
                         + " > /tmp/src.log 2>&1 &",
                 "spid=$!",
                 "for i in $(seq 1 600); do grep -q 'e2e-count 3 ' /tmp/src.log && break; sleep 0.5; done",
                 "./panamax run --incoming unix:$mig --timeout 40s > /tmp/dst.log 2>&1 &",
                 "dpid=$!",
-                "for i in $(seq 1 120); do [ -S $mig ] && break; sleep 0.5; done",
-                "./panamax ctl --api-socket $api migrate $mig; echo \"E2E migrate=$?\"",
+                // A JVM start next to a busy guest can take a minute nested: wait for the destination's listen line.
+                "for i in $(seq 1 600); do grep -q 'waiting up to' /tmp/dst.log && break; sleep 0.5; done; sleep 1",
+                "./panamax ctl --api-socket $api migrate $mig; rc=$?; echo \"E2E migrate=$rc\"; [ $rc = 0 ] || kill $spid",
                 "wait $spid; echo \"E2E source=$?\"",
                 "wait $dpid; echo \"E2E destination=$?\"",
                 "sed 's/^/src: /' /tmp/src.log",
