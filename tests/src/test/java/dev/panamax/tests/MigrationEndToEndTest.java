@@ -90,9 +90,12 @@ class MigrationEndToEndTest {
         List<long[]> all = new ArrayList<>(before);
         all.addAll(after);
         for (int i = 1; i < all.size(); i++) {
-            // A line each half second; 5 s allows for a loaded L1 and the downtime, not for a restart.
+            // A line each half second; guest time stands still from the pause to the destination's run (the
+            // kvmclock travels in STATE), but the guest's fork+exec per line took up to 5.4 s around the switch in
+            // the first nested run (two JVMs, one ending, the other warming, on a loaded 2-core L1): 10 s allows
+            // for that, not for a restart (uptime from 0) or a jump by the migration's 40+ s.
             long step = all.get(i)[1] - all.get(i - 1)[1];
-            assertTrue(step >= 0 && step < 500, "uptime went from " + all.get(i - 1)[1] + " to " + all.get(i)[1]
+            assertTrue(step >= 0 && step < 1000, "uptime went from " + all.get(i - 1)[1] + " to " + all.get(i)[1]
                     + " centiseconds at count " + all.get(i)[0] + ":\n" + out);
         }
         String dst = lines(out, "dst: ");
