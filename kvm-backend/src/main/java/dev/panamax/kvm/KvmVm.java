@@ -10,6 +10,7 @@ import dev.panamax.core.memory.RamRegion;
 import dev.panamax.core.memory.ReservedRegion;
 import dev.panamax.core.memory.X86Layout;
 import dev.panamax.core.sys.Libc;
+import dev.panamax.kvm.bindings.kvm_dirty_log;
 import dev.panamax.kvm.bindings.kvm_h;
 import dev.panamax.kvm.bindings.kvm_ioeventfd;
 import dev.panamax.kvm.bindings.kvm_irq_level;
@@ -48,6 +49,8 @@ public final class KvmVm implements AutoCloseable {
     private final int fd;
     private final Memslots memslots;
     private final Map<MemoryRegion, Integer> slotOf = new HashMap<>();
+    /** Whether RAM slots carry {@code KVM_MEM_LOG_DIRTY_PAGES} ({@link #startDirtyLog}). Guarded by this. */
+    private boolean dirtyLogging;
     private KvmIrqRoutes irqRoutes;
     private final List<KvmVcpu> vcpus = new ArrayList<>();
     /** One kvm_irq_level per thread that raises interrupts, so KVM_IRQ_LINE does not allocate. */
@@ -125,7 +128,7 @@ public final class KvmVm implements AutoCloseable {
         }
         int slot = memslots.allocate(region.name());
         try {
-            setUserMemoryRegion(slot, region.guestPhysicalAddress(), region.size(), hva);
+            setUserMemoryRegion(slot, region.guestPhysicalAddress(), region.size(), hva, slotFlags(region));
         } catch (RuntimeException e) {
             memslots.free(slot);
             throw e;
@@ -142,21 +145,114 @@ public final class KvmVm implements AutoCloseable {
             return;
         }
         // api.rst: "Deleting a slot is done by passing zero for memory_size."
-        setUserMemoryRegion(slot, region.guestPhysicalAddress(), 0, host.address());
+        setUserMemoryRegion(slot, region.guestPhysicalAddress(), 0, host.address(), 0);
         memslots.free(slot);
         log.debug("memslot {} removed ({})", slot, region.name());
     }
 
-    private void setUserMemoryRegion(int slot, long gpa, long bytes, long hva) {
+    private void setUserMemoryRegion(int slot, long gpa, long bytes, long hva, int flags) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment r = kvm_userspace_memory_region.allocate(arena);
             kvm_userspace_memory_region.slot(r, slot);
-            kvm_userspace_memory_region.flags(r, 0);
+            kvm_userspace_memory_region.flags(r, flags);
             kvm_userspace_memory_region.guest_phys_addr(r, gpa);
             kvm_userspace_memory_region.memory_size(r, bytes);
             kvm_userspace_memory_region.userspace_addr(r, hva);
             Libc.ioctl(fd, kvm_h.KVM_SET_USER_MEMORY_REGION(), r, String.format(
-                    "KVM_SET_USER_MEMORY_REGION slot %d guest-physical 0x%x size 0x%x host 0x%x", slot, gpa, bytes, hva));
+                    "KVM_SET_USER_MEMORY_REGION slot %d guest-physical 0x%x size 0x%x host 0x%x flags 0x%x", slot, gpa, bytes,
+                    hva, flags));
+        }
+    }
+
+    /** Guest RAM slots log dirty pages while {@link #dirtyLogging}; device memory (BARs) never does. */
+    private int slotFlags(MemoryRegion region) {
+        return dirtyLogging && region instanceof RamRegion ? kvm_h.KVM_MEM_LOG_DIRTY_PAGES() : 0;
+    }
+
+    // ---- dirty page logging (live migration) ----
+
+    /**
+     * Turns dirty page logging on for every guest RAM slot: each is set again ({@code KVM_SET_USER_MEMORY_REGION} on
+     * the same slot, same range) with {@code KVM_MEM_LOG_DIRTY_PAGES} (api.rst 4.35); RAM added later gets it too.
+     * From now on KVM records each 4 KiB page the vCPUs write; {@link #dirtyLog} reads and clears the record. The
+     * classic mode: {@code KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2} is never enabled, so {@code KVM_GET_DIRTY_LOG} clears
+     * as it reads. Writes by this process (not through a vCPU) are not recorded. Idempotent.
+     *
+     * @throws dev.panamax.core.sys.LinuxException if KVM refuses a slot (the slots set so far keep logging:
+     *                                             {@link #stopDirtyLog} turns them off)
+     */
+    public synchronized void startDirtyLog() {
+        if (!dirtyLogging) {
+            dirtyLogging = true;
+            resetRamSlots();
+            log.debug("dirty page logging on for {} RAM slots", ramSlots().size());
+        }
+    }
+
+    /** Turns dirty page logging off again ({@link #startDirtyLog} undone); idempotent. */
+    public synchronized void stopDirtyLog() {
+        if (dirtyLogging) {
+            dirtyLogging = false;
+            resetRamSlots();
+            log.debug("dirty page logging off");
+        }
+    }
+
+    /** @return whether {@link #startDirtyLog} is in effect */
+    public synchronized boolean dirtyLogging() {
+        return dirtyLogging;
+    }
+
+    /**
+     * The pages of {@code region} written since logging started or since the last call for it
+     * ({@code KVM_GET_DIRTY_LOG}, {@code struct kvm_dirty_log}; api.rst 4.8), and clears them.
+     *
+     * @param region a guest RAM region of this VM's address space
+     * @return a bitmap, one bit per 4 KiB page of the region: page {@code p} (guest-physical
+     *         {@code region.guestPhysicalAddress() + p * 4096}) is bit {@code p % 64} of word {@code p / 64};
+     *         {@code ceil(pages / 64)} words, as KVM sizes it ({@code ALIGN(npages, BITS_PER_LONG) / 8} bytes)
+     * @throws IllegalStateException if logging is off, or {@code region} is no memory slot of this VM
+     * @throws dev.panamax.core.sys.LinuxException if the ioctl fails
+     */
+    public synchronized long[] dirtyLog(RamRegion region) {
+        if (!dirtyLogging) {
+            throw new IllegalStateException("dirty page logging is off: startDirtyLog() first");
+        }
+        Integer slot = slotOf.get(region);
+        if (slot == null) {
+            throw new IllegalStateException("region " + region.name() + " is no memory slot of this VM");
+        }
+        int words = bitmapWords(region.size());
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment bitmap = arena.allocate((long) words * 8, 8);
+            MemorySegment d = kvm_dirty_log.allocate(arena);
+            kvm_dirty_log.slot(d, slot);
+            kvm_dirty_log.dirty_bitmap(d, bitmap.address());
+            Libc.ioctl(fd, kvm_h.KVM_GET_DIRTY_LOG(), d, "KVM_GET_DIRTY_LOG slot " + slot + " (" + region.name() + ")");
+            return bitmap.toArray(java.lang.foreign.ValueLayout.JAVA_LONG);
+        }
+    }
+
+    /** @return how many 64-bit words a dirty bitmap of a {@code bytes}-long slot has */
+    static int bitmapWords(long bytes) {
+        long pages = bytes / PAGE;
+        return Math.toIntExact((pages + 63) / 64);
+    }
+
+    private List<RamRegion> ramSlots() {
+        List<RamRegion> r = new ArrayList<>();
+        for (MemoryRegion m : slotOf.keySet()) {
+            if (m instanceof RamRegion ram) {
+                r.add(ram);
+            }
+        }
+        return r;
+    }
+
+    /** Sets every RAM slot again with the flags {@link #dirtyLogging} gives (api.rst: a slot's flags may change in place). */
+    private void resetRamSlots() {
+        for (RamRegion ram : ramSlots()) {
+            setUserMemoryRegion(slotOf.get(ram), ram.guestPhysicalAddress(), ram.size(), ram.host().address(), slotFlags(ram));
         }
     }
 

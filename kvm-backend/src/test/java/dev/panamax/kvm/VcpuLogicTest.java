@@ -169,4 +169,14 @@ class VcpuLogicTest {
         assertEquals(KvmVcpu.KICK_SIGNAL, r[0]);
         assertEquals(-Errno.EAGAIN, r[1]);
     }
+
+    /** KVM sizes a slot's dirty bitmap as ALIGN(npages, BITS_PER_LONG) / 8 bytes (virt/kvm/kvm_main.c). */
+    @Test
+    void dirtyBitmapHasOneBitPerPageInWholeWords() {
+        assertEquals(1, KvmVm.bitmapWords(4096));
+        assertEquals(1, KvmVm.bitmapWords(64 * 4096));
+        assertEquals(2, KvmVm.bitmapWords(65 * 4096));
+        assertEquals(4, KvmVm.bitmapWords(0xd0000)); // KvmSmoke's 208 pages
+        assertEquals(2048, KvmVm.bitmapWords(512L << 20));
+    }
 }

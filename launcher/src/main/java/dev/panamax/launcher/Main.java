@@ -131,6 +131,7 @@ public final class Main implements Runnable {
             case "device" -> "--device";
             case "memoryBackend" -> "--memory-backend";
             case "restore" -> "--restore";
+            case "incoming" -> "--incoming";
             case "apiSocket" -> "--api-socket";
             default -> setting;
         };

@@ -1,8 +1,11 @@
 package dev.panamax.launcher;
 
 import dev.panamax.vmm.Machine;
+import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.MachineConfig;
 import dev.panamax.vmm.Verdict;
+import dev.panamax.vmm.migration.IncomingMigration;
+import dev.panamax.vmm.migration.MigrationException;
 import dev.panamax.vmm.snapshot.Snapshot;
 import dev.panamax.vmm.snapshot.SnapshotException;
 import picocli.CommandLine.Command;
@@ -34,6 +37,12 @@ public final class RunCommand implements Callable<Integer> {
                     + " command line come from it; --device must name devices of the same kinds as it has.")
     Path restore;
 
+    @Option(names = "--incoming", paramLabel = "unix:PATH",
+            description = "Wait for a live migration ('panamax ctl migrate PATH' on the source) on this UNIX socket and run the VM"
+                    + " it brings: vCPUs, RAM and command line come from the source; --device as for --restore. Waits up to"
+                    + " --timeout (default 10 minutes) for the source.")
+    String incoming;
+
     @Option(names = {"-i", "--initrd"}, paramLabel = "PATH", description = "The initramfs.")
     Path initrd;
 
@@ -61,6 +70,9 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (incoming != null) {
+            return incoming();
+        }
         if (restore != null) {
             if (kernel != null || initrd != null) {
                 throw new PanamaxException("--restore starts the kernel the snapshot holds: give no --kernel or --initrd");
@@ -76,11 +88,37 @@ public final class RunCommand implements Callable<Integer> {
             return Machine.report(Machine.restore(config, snapshot));
         }
         if (kernel == null) {
-            throw new PanamaxException("give a kernel (--kernel PATH) or a snapshot (--restore DIR)");
+            throw new PanamaxException("give a kernel (--kernel PATH), a snapshot (--restore DIR) or --incoming unix:PATH");
         }
         MachineConfig config = new MachineConfig(kernel, initrd, cmdline, size.cpus, size.memory, timeout, true,
                 devices.specs(), stats, size.memoryBackend, apiSocket);
         Verdict verdict = Machine.boot(config);
         return Machine.report(verdict);
+    }
+
+    /** {@code --incoming unix:PATH}: the destination of a live migration. */
+    private int incoming() {
+        if (kernel != null || initrd != null || restore != null) {
+            throw new PanamaxException("--incoming runs the VM the source sends: give no --kernel, --initrd or --restore");
+        }
+        if (!incoming.startsWith("unix:") || incoming.length() == "unix:".length()) {
+            throw new PanamaxException("--incoming takes unix:PATH (a UNIX socket to listen on), not '" + incoming + "'");
+        }
+        Path socket = Path.of(incoming.substring("unix:".length())).toAbsolutePath();
+        IncomingMigration in;
+        try {
+            in = IncomingMigration.await(socket, timeout != null ? timeout : IncomingMigration.DEFAULT_WAIT,
+                    IncomingMigration.IO_TIMEOUT);
+        } catch (MigrationException e) {
+            throw new PanamaxException("--incoming: " + e.getMessage());
+        }
+        try (in) {
+            MachineConfig config = MachineConfig.forSnapshot(in.machine(), timeout, true, devices.specs(), stats,
+                    size.memoryBackend, apiSocket);
+            return Machine.report(Machine.restore(config, in));
+        } catch (RuntimeException e) {
+            in.fail(e instanceof ConfigException c ? c.messageNaming("--incoming") : String.valueOf(e.getMessage()));
+            throw e;
+        }
     }
 }

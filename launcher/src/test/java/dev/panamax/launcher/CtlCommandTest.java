@@ -50,7 +50,7 @@ class CtlCommandTest {
         }
 
         @Override
-        public void migrate(Path socket) {
+        public MigrationResult migrate(Path socket) {
             throw new ControlException("device vfio-pci,host=0000:01:00.0 cannot migrate");
         }
     }

@@ -26,6 +26,7 @@ import dev.panamax.core.state.Snapshottable;
 import dev.panamax.vmm.api.ApiServer;
 import dev.panamax.vmm.api.VmControl;
 import dev.panamax.vmm.snapshot.MachineState;
+import dev.panamax.vmm.snapshot.SavedMachine;
 import dev.panamax.vmm.snapshot.Snapshot;
 import dev.panamax.vmm.snapshot.SnapshotException;
 import dev.panamax.vmm.snapshot.SnapshotManifest;
@@ -91,12 +92,12 @@ public final class Machine {
     /** The ids of vCPUs whose thread did not stop in time ({@link #runVcpus}): not closed. */
     private final java.util.Set<Integer> stuck = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
-    /** The snapshot a restore starts from, or null for a boot. */
-    private final Snapshot restoreFrom;
+    /** The snapshot or incoming migration a restore starts from, or null for a boot. */
+    private final SavedMachine restoreFrom;
     /** The assigned devices as snapshots see them; set once they are attached. */
     private AssignedDeviceSnapshot assigned = AssignedDeviceSnapshot.none();
 
-    private Machine(MachineConfig config, Snapshot restoreFrom) {
+    private Machine(MachineConfig config, SavedMachine restoreFrom) {
         this.config = config;
         this.restoreFrom = restoreFrom;
     }
@@ -113,18 +114,20 @@ public final class Machine {
     }
 
     /**
-     * Starts the machine a snapshot holds ({@link Snapshot}) and returns how it ended: the same machine as
+     * Starts the machine a snapshot holds ({@link Snapshot}), or a live migration brings
+     * ({@link dev.panamax.vmm.migration.IncomingMigration}), and returns how it ended: the same machine as
      * {@link #boot}, but guest RAM, the vCPUs, the in-kernel irqchip, PIT and clock, and the device models come from
      * the snapshot instead of a kernel load. {@code config} must have the snapshot's shape
      * ({@link MachineConfig#forSnapshot}); its kernel and initrd are not used.
      *
-     * @throws ConfigException ("restore") before any vCPU runs, if the snapshot is damaged or does not match
-     *                         {@code config} (vCPUs, RAM, the devices' kinds and PCI addresses)
+     * @throws ConfigException ({@link SavedMachine#setting()}: "restore" or "incoming") before any vCPU runs, if the
+     *                         snapshot or stream is damaged or does not match {@code config} (vCPUs, RAM, the devices'
+     *                         kinds and PCI addresses)
      */
-    public static Verdict restore(MachineConfig config, Snapshot snapshot) {
-        SnapshotManifest.Machine m = snapshot.manifest().machine();
+    public static Verdict restore(MachineConfig config, SavedMachine snapshot) {
+        SnapshotManifest.Machine m = snapshot.machine();
         if (m.cpus() != config.cpus() || m.memoryBytes() != config.memoryBytes()) {
-            throw new ConfigException("restore", "{setting}: the snapshot is of " + m.cpus() + " vCPUs and "
+            throw new ConfigException(snapshot.setting(), "{setting}: the snapshot is of " + m.cpus() + " vCPUs and "
                     + (m.memoryBytes() >> 20) + " MiB, not " + config.cpus() + " vCPUs and " + (config.memoryBytes() >> 20) + " MiB");
         }
         return new Machine(config, snapshot).run();
@@ -133,7 +136,7 @@ public final class Machine {
     /** Logs the verdict for the user and returns the process exit status. */
     public static int report(Verdict v) {
         switch (v.kind()) {
-            case GUEST_EXIT, RESET, POWER_OFF -> log.info("{}", v.detail());
+            case GUEST_EXIT, RESET, POWER_OFF, MIGRATED -> log.info("{}", v.detail());
             default -> log.error("{}", v.detail());
         }
         return v.exitStatus();
@@ -251,22 +254,26 @@ public final class Machine {
      */
     private MachineState restoreMemoryAndModels(GuestRam ram, Map<String, Snapshottable> models,
                                                 List<SnapshotManifest.Device> attached) {
-        List<SnapshotManifest.Device> saved = restoreFrom.manifest().devices();
+        List<SnapshotManifest.Device> saved = restoreFrom.devices();
         if (!sameDevices(saved, attached)) {
-            throw new ConfigException("restore", "{setting}: the snapshot's devices are " + describe(saved)
+            throw new ConfigException(restoreFrom.setting(), "{setting}: the snapshot's devices are " + describe(saved)
                     + ", the command line's " + describe(attached) + ": name the same kinds of device, in the same order");
         }
         try {
             long t0 = System.nanoTime();
-            MachineState state = restoreFrom.state();
             restoreFrom.loadRam(ram.memory().mapping());
-            log.info("read the snapshot's state and {} MiB of guest RAM in {} ms", config.memoryBytes() >> 20,
-                    (System.nanoTime() - t0) / 1_000_000);
-            MachineControl.restoreModels(models, AssignedDeviceSnapshot.modelStates(state.devices(), saved));
-            assigned.restore(saved, state.devices()); // stopped until startAll, after the vCPUs' state
+            MachineState state = restoreFrom.state();
+            log.info("read the machine's state and {} MiB of guest RAM from {} in {} ms", config.memoryBytes() >> 20,
+                    restoreFrom.origin(), (System.nanoTime() - t0) / 1_000_000);
+            try {
+                MachineControl.restoreModels(models, AssignedDeviceSnapshot.modelStates(state.devices(), saved));
+                assigned.restore(saved, state.devices()); // stopped until startAll, after the vCPUs' state
+            } catch (ConfigException e) { // named "restore": name the option this machine came from
+                throw new ConfigException(restoreFrom.setting(), e.messageNaming(ConfigException.SETTING), e);
+            }
             return state;
-        } catch (SnapshotException e) {
-            throw new ConfigException("restore", "{setting}: " + e.getMessage(), e);
+        } catch (SnapshotException | dev.panamax.vmm.migration.MigrationException e) {
+            throw new ConfigException(restoreFrom.setting(), "{setting}: " + e.getMessage(), e);
         }
     }
 
@@ -309,14 +316,15 @@ public final class Machine {
                     MachineControl.restoreCpus(vm, vcpus, restored);
                     assigned.startAll();
                 } catch (IllegalArgumentException | KvmException | LinuxException e) {
-                    throw new ConfigException("restore", "{setting}: " + e.getMessage(), e);
+                    throw new ConfigException(restoreFrom.setting(), "{setting}: " + e.getMessage(), e);
                 }
-                log.info("restored from {}", restoreFrom.dir());
+                log.info("restored from {}", restoreFrom.origin());
             } else {
                 vcpus.getFirst().setBootState(boot);
             }
             VcpuPause pause = new VcpuPause(vcpus);
             MachineControl control = new MachineControl(config, vm, ram, vcpus, models, described, pause, assigned);
+            control.onMigrated(this::finish);
             return runVcpus(vcpus, pio, mmio, pause, control);
         } finally {
             for (KvmVcpu v : vcpus) {
@@ -449,6 +457,9 @@ public final class Machine {
         }
         ApiServer api = config.apiSocket() == null ? null : ApiServer.start(config.apiSocket(), control);
         threads.forEach(Thread::start);
+        if (restoreFrom != null) {
+            restoreFrom.running();
+        }
         try {
             boolean ended = config.timeout() == null
                     ? awaitForever()
@@ -461,7 +472,8 @@ public final class Machine {
             finish(Verdict.error("interrupted"));
         }
         if (api != null) {
-            api.close(); // no request reaches a machine that is ending
+            // No request reaches a machine that is ending; the migrate that ended it gets its reply out first.
+            api.close(verdict.get().kind() == Verdict.Kind.MIGRATED ? Duration.ofSeconds(2) : Duration.ZERO);
         }
         pause.close(); // before the stop requests: a parked vCPU must not clear its own
         for (KvmVcpu vcpu : vcpus) {

@@ -123,10 +123,41 @@ final class MachineControl implements VmControl {
         }
     }
 
-    @Override
-    public void migrate(Path socket) {
-        throw new ControlException("migrate is not available in this Panamax yet; the VM runs on");
+    /** Called with the verdict that ends this machine once it runs at a migration's destination. */
+    private volatile java.util.function.Consumer<dev.panamax.vmm.Verdict> onMigrated = v -> { };
+
+    void onMigrated(java.util.function.Consumer<dev.panamax.vmm.Verdict> finish) {
+        this.onMigrated = finish;
     }
+
+    /**
+     * Live migration ({@link dev.panamax.vmm.migration.MigrationSource}); refused while devices are assigned (their
+     * state does not travel yet). On success the machine ends here with {@link Verdict#migrated} (status 0).
+     */
+    @Override
+    public synchronized MigrationResult migrate(Path socket) {
+        if (!devices.isEmpty()) {
+            SnapshotManifest.Device d = devices.getFirst();
+            throw new ControlException("migrate refused: device " + d.name() + " (" + d.kind() + " at " + d.pciAddress()
+                    + ") cannot be migrated by this Panamax; the VM runs on");
+        }
+        MachineMigration m = new MachineMigration(this, vm, ram, new SnapshotManifest.Machine(config.cpus(),
+                config.memoryBytes(), config.cmdline(), ram.backing().name()), devices,
+                () -> capture(vm, vcpus, models, pausedClock));
+        try {
+            dev.panamax.vmm.migration.MigrationSource.Result r =
+                    dev.panamax.vmm.migration.MigrationSource.migrate(m, socket, MIGRATION_TIMEOUT);
+            log.info("migrated to {}; downtime {} ms ({} rounds, {} MiB sent, {} pages with the VM paused, {} ms in all)",
+                    socket, r.downtimeMillis(), r.rounds(), r.pagesSent() * 4096 >> 20, r.finalPages(), r.totalMillis());
+            onMigrated.accept(Verdict.migrated(socket + "; downtime " + r.downtimeMillis() + " ms"));
+            return new MigrationResult(socket, r.downtimeMillis(), r.rounds(), r.pagesSent() * 4096, r.totalMillis());
+        } catch (dev.panamax.vmm.migration.MigrationException | KvmException | LinuxException | StateException e) {
+            throw new ControlException("migrate failed: " + e.getMessage() + "; the VM runs on", e);
+        }
+    }
+
+    /** How long the destination may go silent during a migration. */
+    static final java.time.Duration MIGRATION_TIMEOUT = java.time.Duration.ofSeconds(60);
 
     /**
      * @param clock the kvmclock when the vCPUs were paused (nanoseconds), saved instead of the clock now

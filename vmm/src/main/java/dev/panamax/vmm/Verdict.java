@@ -7,6 +7,7 @@ package dev.panamax.vmm;
  * <caption>Exit statuses</caption>
  * <tr><td>the guest wrote N to the exit port (0xF4)</td><td>N (0..255)</td></tr>
  * <tr><td>the guest reset or powered off without a verdict</td><td>0</td></tr>
+ * <tr><td>the VM migrated away and runs at the destination ({@code migrate})</td><td>0</td></tr>
  * <tr><td>the guest kernel panicked, or its CPU triple-faulted without {@code reboot=t}</td><td>{@value #PANIC_STATUS}</td></tr>
  * <tr><td>the guest ran past its timeout ({@link MachineConfig#timeout()})</td><td>{@value #TIMEOUT_STATUS}</td></tr>
  * <tr><td>Panamax could not run the VM (bad input, no KVM, a vCPU error)</td><td>{@value #ERROR_STATUS}</td></tr>
@@ -25,7 +26,7 @@ public record Verdict(Kind kind, int exitStatus, String detail) {
     public static final int ERROR_STATUS = 125;
 
     /** What ended the VM. */
-    public enum Kind { GUEST_EXIT, RESET, POWER_OFF, PANIC, TIMEOUT, ERROR }
+    public enum Kind { GUEST_EXIT, RESET, POWER_OFF, MIGRATED, PANIC, TIMEOUT, ERROR }
 
     public static Verdict guestExit(int status) {
         return new Verdict(Kind.GUEST_EXIT, status, "guest exited with status " + status + " (exit port)");
@@ -37,6 +38,11 @@ public record Verdict(Kind kind, int exitStatus, String detail) {
 
     public static Verdict powerOff(String how) {
         return new Verdict(Kind.POWER_OFF, 0, "guest powered off (" + how + ")");
+    }
+
+    /** The VM runs at a live migration's destination now ({@code migrate}): this process ends with 0. */
+    public static Verdict migrated(String to) {
+        return new Verdict(Kind.MIGRATED, 0, "migrated to " + to);
     }
 
     public static Verdict panic(String line) {

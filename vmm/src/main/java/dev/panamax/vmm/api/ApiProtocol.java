@@ -143,7 +143,9 @@ final class ApiProtocol {
             case "migrate" -> {
                 Path socket = absolutePath(request, command, "socket");
                 LOG.info("control socket: migrate to {}", socket);
-                vm.migrate(socket);
+                VmControl.MigrationResult r = vm.migrate(socket);
+                reply.put("socket", r.socket().toString()).put("downtime_ms", r.downtimeMillis()).put("rounds", r.rounds())
+                        .put("bytes_sent", r.bytesSent()).put("total_ms", r.totalMillis());
             }
             default -> throw new IllegalStateException(command); // command() lets no other through
         }

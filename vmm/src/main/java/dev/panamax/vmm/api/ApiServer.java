@@ -45,13 +45,16 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <h2>Replies</h2>
  * <pre>
  * {"ok": true, "state": "running", "cpus": 2, "memory_bytes": 536870912, "uptime_ms": 5120}     status ("running" or "paused")
- * {"ok": true}                                                                                  pause, resume, migrate
+ * {"ok": true}                                                                                  pause, resume
+ * {"ok": true, "socket": "/abs/path", "downtime_ms": 45, "rounds": 4, "bytes_sent": 60817408, "total_ms": 900}   migrate
  * {"ok": true, "dir": "/abs/path", "ram_bytes": 41943040, "disk_bytes": 42012345, "paused_ms": 180}   snapshot
  * {"ok": false, "error": "snapshot: /abs/path is not empty"}                                   any request that failed
  * </pre>
  * {@code ram_bytes} is the guest RAM saved (the RAM file's size), {@code disk_bytes} what the snapshot's files take on
  * disk (the RAM file is sparse: pages of zeros are holes), {@code paused_ms} how long the vCPUs stood still for it
- * (see {@link VmControl.SnapshotResult}). A failed request leaves the VM running as it was ({@link VmControl}).
+ * (see {@link VmControl.SnapshotResult}); {@code downtime_ms} is from the source's pause to the destination's running,
+ * and the source ends after this reply ({@link VmControl.MigrationResult}). A failed request leaves the VM running as
+ * it was ({@link VmControl}).
  *
  * <h2>Limits (the peer is not trusted)</h2>
  * A request line is at most {@value #MAX_LINE_BYTES} bytes: a longer one gets an error reply and the connection is
@@ -89,6 +92,8 @@ public final class ApiServer implements AutoCloseable {
     private final Set<LineChannel> open = ConcurrentHashMap.newKeySet();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final AtomicInteger connectionCount = new AtomicInteger();
+    /** Requests being executed or their replies written; {@link #close(Duration)} waits for them. Guarded by itself. */
+    private final int[] inFlight = new int[1];
     private final Thread acceptor;
 
     private ApiServer(Path socketPath, ServerSocketChannel server, UserPrincipal owner, VmControl vm, Duration idleLimit) {
@@ -258,7 +263,17 @@ public final class ApiServer implements AutoCloseable {
                 if (request == null) {
                     return; // the peer closed
                 }
-                write(line, protocol.handle(request));
+                synchronized (inFlight) {
+                    inFlight[0]++;
+                }
+                try {
+                    write(line, protocol.handle(request));
+                } finally {
+                    synchronized (inFlight) {
+                        inFlight[0]--;
+                        inFlight.notifyAll();
+                    }
+                }
             }
         } catch (ClosedChannelException e) { // also AsynchronousCloseException: close() or the peer
             LOG.debug("control socket {}: connection closed", socketPath);
@@ -288,6 +303,14 @@ public final class ApiServer implements AutoCloseable {
      */
     @Override
     public void close() {
+        close(Duration.ZERO);
+    }
+
+    /**
+     * {@link #close()}, but a request being executed first gets up to {@code drain} to finish and write its reply (a
+     * {@code migrate} whose success ends the machine).
+     */
+    public void close(Duration drain) {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
@@ -295,6 +318,18 @@ public final class ApiServer implements AutoCloseable {
             server.close();
         } catch (IOException e) {
             LOG.warn("control socket {}: close: {}", socketPath, e.toString());
+        }
+        long deadline = System.nanoTime() + drain.toNanos();
+        synchronized (inFlight) {
+            long left;
+            while (inFlight[0] > 0 && (left = (deadline - System.nanoTime()) / 1_000_000) > 0) {
+                try {
+                    inFlight.wait(left);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+            }
         }
         for (LineChannel c : open) {
             try {

@@ -21,6 +21,17 @@ public interface VmControl {
     record SnapshotResult(Path dir, long ramBytes, long diskBytes, long pausedMillis) {
     }
 
+    /**
+     * What {@code migrate} replies.
+     *
+     * @param downtimeMillis from the source's pause to the destination's "running", milliseconds
+     * @param rounds         RAM rounds, the last (paused) one included
+     * @param bytesSent      guest RAM sent in all rounds, bytes
+     * @param totalMillis    the whole migration, milliseconds
+     */
+    record MigrationResult(Path socket, long downtimeMillis, int rounds, long bytesSent, long totalMillis) {
+    }
+
     Status status();
 
     /** Stops every vCPU at an instruction boundary (pending port and MMIO accesses completed); idempotent. */
@@ -35,8 +46,11 @@ public interface VmControl {
      */
     SnapshotResult snapshot(Path dir);
 
-    /** Live migration to a destination waiting with {@code --incoming unix:SOCKET}; the source exits 0 after it. */
-    void migrate(Path socket);
+    /**
+     * Live migration to a destination waiting with {@code --incoming unix:SOCKET}; the source exits 0 once the
+     * destination runs (after this call's reply). On failure the VM runs on here.
+     */
+    MigrationResult migrate(Path socket);
 
     /** A request that could not be done, with the reason for the reply; the VM keeps running. */
     final class ControlException extends RuntimeException {

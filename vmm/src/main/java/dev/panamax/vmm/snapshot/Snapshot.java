@@ -23,7 +23,7 @@ import java.util.zip.CRC32C;
  * holds a whole snapshot; {@link #open} checks the manifest and the files' sizes, {@link #state()} and
  * {@link #loadRam} their checksums: nothing of a damaged snapshot is trusted.
  */
-public final class Snapshot {
+public final class Snapshot implements SavedMachine {
     /** Files larger than this are no state file Panamax wrote (a vCPU's state is a few KiB): not read into memory. */
     static final long STATE_FILE_LIMIT = 64L << 20;
 
@@ -143,11 +143,27 @@ public final class Snapshot {
         return dir;
     }
 
+    @Override
+    public SnapshotManifest.Machine machine() {
+        return manifest.machine();
+    }
+
+    @Override
+    public List<SnapshotManifest.Device> devices() {
+        return manifest.devices();
+    }
+
+    @Override
+    public String origin() {
+        return dir.toString();
+    }
+
     /**
      * Reads and checks {@value SnapshotManifest#STATE_FILE}.
      *
      * @throws SnapshotException if its checksum differs from the manifest's or it is not a machine state
      */
+    @Override
     public MachineState state() {
         SnapshotManifest.FileEntry entry = manifest.files().get(SnapshotManifest.STATE_FILE);
         if (entry.bytes() > STATE_FILE_LIMIT) {
@@ -179,6 +195,7 @@ public final class Snapshot {
      *
      * @throws SnapshotException if the file is damaged (RAM is then partly written: throw the machine away)
      */
+    @Override
     public void loadRam(MemorySegment ram) {
         try {
             RamFile.read(dir.resolve(SnapshotManifest.RAM_FILE), ram,

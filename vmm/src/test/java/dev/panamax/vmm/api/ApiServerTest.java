@@ -100,10 +100,11 @@ class ApiServerTest {
         }
 
         @Override
-        public void migrate(Path socket) {
+        public MigrationResult migrate(Path socket) {
             enter();
             lastMigrate = socket;
             inside.decrementAndGet();
+            return new MigrationResult(socket, 45, 4, 8192, 900);
         }
     }
 
@@ -169,7 +170,9 @@ class ApiServerTest {
         // The client makes a relative path absolute against its own working directory.
         ApiClient.send(sock(), ApiClient.Request.snapshot(Path.of("rel/snap")));
         assertEquals(Path.of("rel/snap").toAbsolutePath(), vm.lastSnapshot);
-        assertEquals("{\"ok\":true}", ApiClient.send(sock(), ApiClient.Request.migrate(dir.resolve("dst.sock"))).toString());
+        assertEquals("{\"ok\":true,\"socket\":\"" + dir.resolve("dst.sock") + "\",\"downtime_ms\":45,\"rounds\":4,"
+                + "\"bytes_sent\":8192,\"total_ms\":900}",
+                ApiClient.send(sock(), ApiClient.Request.migrate(dir.resolve("dst.sock"))).toString());
         assertEquals(dir.resolve("dst.sock"), vm.lastMigrate);
     }
 
