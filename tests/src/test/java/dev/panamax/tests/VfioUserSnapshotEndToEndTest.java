@@ -28,9 +28,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * while it writes, {@code panamax ctl} pauses the VM and snapshots it (the device's state moves out by vfio-user
  * migration v2: STOP, STOP_COPY, MIG_DATA_READ); the VMM and the server are killed; a second server starts on the
  * same disk file (another socket), and {@code panamax run --restore --device} resumes the guest, whose device comes
- * back by RESUMING and MIG_DATA_WRITE. The guest writes on from where it stopped, then prints the md5 of all it wrote
- * (computed from the pattern, no disk read) and of the disk read back, and exits 0. The host file's region must have
- * that md5. Directly where this host has hardware KVM, else nested.
+ * back by RESUMING and MIG_DATA_WRITE. The guest writes on from where it stopped; 15 blocks later the restored VM is
+ * live-migrated ({@code panamax ctl migrate}) to a third VMM waiting with {@code --incoming} on a third server, the
+ * device's state moving the same way, and the source exits 0. There the guest writes on, then prints the md5 of all
+ * it wrote (computed from the pattern, no disk read) and of the disk read back, and exits 0. The host file's region
+ * must have that md5. Directly where this host has hardware KVM, else nested.
  */
 class VfioUserSnapshotEndToEndTest {
     private static final Path REPO = Path.of("").toAbsolutePath().getParent();
@@ -73,7 +75,8 @@ class VfioUserSnapshotEndToEndTest {
         String e2e = REPO.relativize(WORK).toString();
         String file = disk.file().toString();
         String script = String.join("\n",
-                "snap=/tmp/pmx-usnap; api=/tmp/pmx-uapi.sock; s1=/tmp/pmx-ublk1-$$.sock; s2=/tmp/pmx-ublk2-$$.sock; rm -rf $snap",
+                "snap=/tmp/pmx-usnap; api=/tmp/pmx-uapi.sock; api2=/tmp/pmx-uapi2.sock; mig=/tmp/pmx-umig.sock",
+                "s1=/tmp/pmx-ublk1-$$.sock; s2=/tmp/pmx-ublk2-$$.sock; s3=/tmp/pmx-ublk3-$$.sock; rm -rf $snap",
                 "serve() { ./panamax device virtio-blk --socket $1 --disk " + file + " & server=$!;"
                         + " for i in $(seq 1 600); do [ -S $1 ] && return 0; sleep 0.1; done; echo 'E2E FAIL: no socket'; return 1; }",
                 "serve $s1",
@@ -87,11 +90,24 @@ class VfioUserSnapshotEndToEndTest {
                 "kill $server; wait $server; echo \"E2E server1-exit=$?\"",
                 "sed 's/^/run1: /' /tmp/urun1.log",
                 "ls -ls $snap; cat $snap/manifest.json",
-                "serve $s2",
-                "./panamax run --restore $snap --timeout 600s --device vfio-user-pci,socket=$s2,timeout=60s > /tmp/urun2.log 2>&1;"
-                        + " echo \"E2E restore=$?\"",
+                "serve $s2; server2=$server",
+                "./panamax run --restore $snap --timeout 600s --api-socket $api2 --device vfio-user-pci,socket=$s2,timeout=60s"
+                        + " > /tmp/urun2.log 2>&1 &",
+                "vm2=$!",
+                // Live migration from the restored VM to a third VMM and a third server, the guest still writing.
+                "serve $s3; server3=$server",
+                "./panamax run --incoming unix:$mig --timeout 600s --device vfio-user-pci,socket=$s3,timeout=60s"
+                        + " > /tmp/urun3.log 2>&1 &",
+                "vm3=$!",
+                "for i in $(seq 1 1200); do grep -q 'waiting up to' /tmp/urun3.log && break; sleep 0.5; done",
+                "n=$(grep -o 'e2e-snapblk wrote [0-9]*' /tmp/urun2.log | tail -1 | cut -d' ' -f3); n=$(( ${n:-0} + 15 ))",
+                "for i in $(seq 1 1200); do grep -q \"e2e-snapblk wrote $n\\b\" /tmp/urun2.log && break; kill -0 $vm2 2>/dev/null || break; sleep 0.5; done",
+                "./panamax ctl --api-socket $api2 migrate $mig; rc=$?; echo \"E2E migrate=$rc\"; [ $rc = 0 ] || kill $vm2",
+                "wait $vm2; echo \"E2E restore=$?\"",
+                "wait $vm3; echo \"E2E destination=$?\"",
                 "sed 's/^/run2: /' /tmp/urun2.log",
-                "kill $server; wait $server; echo \"E2E server2-exit=$?\"",
+                "sed 's/^/run3: /' /tmp/urun3.log",
+                "kill $server2 $server3; wait $server2; echo \"E2E server2-exit=$?\"; wait $server3; echo \"E2E server3-exit=$?\"",
                 "");
         E2eSession session = E2eSession.run(GuestRunner.select(WORK), REPO, script, disk::restore);
         String out = session.output();
@@ -99,25 +115,33 @@ class VfioUserSnapshotEndToEndTest {
         Map<String, Integer> status = session.statuses();
         assertEquals(0, status.get("pause"), out);
         assertEquals(0, status.get("snapshot"), out);
-        assertEquals(0, status.get("restore"), out);
+        assertEquals(0, status.get("migrate"), out);
+        assertEquals(0, status.get("restore"), out); // the restored VM, migrated away: status 0
+        assertEquals(0, status.get("destination"), out); // the guest's script ends there with 0
 
         List<Integer> before = wrote(out, "run1: ");
-        List<Integer> after = wrote(out, "run2: ");
-        assertFalse(before.isEmpty() || after.isEmpty(), "no writes before or after the restore:\n" + out);
-        int last = before.getLast();
-        int first = after.getFirst();
+        List<Integer> restored = wrote(out, "run2: ");
+        List<Integer> migrated = wrote(out, "run3: ");
+        assertFalse(before.isEmpty() || restored.isEmpty() || migrated.isEmpty(),
+                "no writes before the snapshot, after the restore or after the migration:\n" + out);
         // A line the UART was sending at the pause may be cut in two, so one block may go unseen.
-        assertTrue(first > last && first <= last + 2, "the guest wrote block " + last + " before and " + first + " after the restore:\n" + out);
-        assertEquals(BLOCKS - 1, after.getLast().intValue(), out);
+        assertTrue(restored.getFirst() > before.getLast() && restored.getFirst() <= before.getLast() + 2,
+                "the guest wrote block " + before.getLast() + " before and " + restored.getFirst() + " after the restore:\n" + out);
+        assertTrue(migrated.getFirst() > restored.getLast() && migrated.getFirst() <= restored.getLast() + 2,
+                "the guest wrote block " + restored.getLast() + " before and " + migrated.getFirst() + " after the migration:\n" + out);
+        assertEquals(BLOCKS - 1, migrated.getLast().intValue(), out);
         String run2 = lines(out, "run2: ");
-        assertFalse(run2.contains("panamax: init reached") || run2.contains("Linux version"), "the guest booted again:\n" + out);
+        String run3 = lines(out, "run3: ");
+        assertFalse(run2.contains("panamax: init reached") || run2.contains("Linux version")
+                || run3.contains("panamax: init reached") || run3.contains("Linux version"), "the guest booted again:\n" + out);
+        assertTrue(run2.contains("migrated to /tmp/pmx-umig.sock; downtime"), out);
 
         MessageDigest md5 = MessageDigest.getInstance("MD5");
         for (int i = 0; i < BLOCKS; i++) {
             md5.update(block(i));
         }
         String expected = HexFormat.of().formatHex(md5.digest());
-        assertTrue(run2.contains("e2e-snapblk done wrote=" + expected + " read=" + expected),
+        assertTrue(run3.contains("e2e-snapblk done wrote=" + expected + " read=" + expected),
                 "the guest's md5s are not the pattern's (" + expected + "):\n" + out);
         byte[] region = Arrays.copyOf(Files.readAllBytes(disk.file()), BLOCKS * 512);
         assertEquals(expected, HexFormat.of().formatHex(MessageDigest.getInstance("MD5").digest(region)),

@@ -84,6 +84,10 @@ final class MachineControl implements VmControl {
 
     @Override
     public synchronized void resume() {
+        String deviceFailure = assigned.resumeAll(); // devices a failed migration stopped run again first
+        if (deviceFailure != null) {
+            log.error("{}", deviceFailure);
+        }
         if (pause.paused()) {
             vm.setClock(pausedClock);
             pause.resume();
@@ -98,12 +102,7 @@ final class MachineControl implements VmControl {
         long t0 = System.nanoTime();
         pause();
         try {
-            MachineState state = capture(vm, vcpus, models, pausedClock);
-            if (!devices.isEmpty()) {
-                Map<String, byte[]> all = new LinkedHashMap<>(state.devices());
-                all.putAll(assigned.stopAndSave());
-                state = new MachineState(state.vm(), state.vcpus(), all);
-            }
+            MachineState state = captureWithDevices();
             Snapshot.Written w = Snapshot.write(dir, new SnapshotManifest.Machine(config.cpus(), config.memoryBytes(),
                     config.cmdline(), ram.backing().name()), devices, ram.memory().mapping(), state);
             long ms = (System.nanoTime() - t0) / 1_000_000;
@@ -131,19 +130,15 @@ final class MachineControl implements VmControl {
     }
 
     /**
-     * Live migration ({@link dev.panamax.vmm.migration.MigrationSource}); refused while devices are assigned (their
-     * state does not travel yet). On success the machine ends here with {@link Verdict#migrated} (status 0).
+     * Live migration ({@link dev.panamax.vmm.migration.MigrationSource}), assigned devices' state included (refused
+     * for a device that cannot migrate, as {@link #snapshot}). On success the machine ends here with
+     * {@link Verdict#migrated} (status 0).
      */
     @Override
     public synchronized MigrationResult migrate(Path socket) {
-        if (!devices.isEmpty()) {
-            SnapshotManifest.Device d = devices.getFirst();
-            throw new ControlException("migrate refused: device " + d.name() + " (" + d.kind() + " at " + d.pciAddress()
-                    + ") cannot be migrated by this Panamax; the VM runs on");
-        }
+        assigned.checkSavable(); // as for a snapshot: a device that cannot migrate refuses before anything starts
         MachineMigration m = new MachineMigration(this, vm, ram, new SnapshotManifest.Machine(config.cpus(),
-                config.memoryBytes(), config.cmdline(), ram.backing().name()), devices,
-                () -> capture(vm, vcpus, models, pausedClock));
+                config.memoryBytes(), config.cmdline(), ram.backing().name()), devices, this::captureWithDevices);
         try {
             dev.panamax.vmm.migration.MigrationSource.Result r =
                     dev.panamax.vmm.migration.MigrationSource.migrate(m, socket, MIGRATION_TIMEOUT);
@@ -154,6 +149,21 @@ final class MachineControl implements VmControl {
         } catch (dev.panamax.vmm.migration.MigrationException | KvmException | LinuxException | StateException e) {
             throw new ControlException("migrate failed: " + e.getMessage() + "; the VM runs on", e);
         }
+    }
+
+    /**
+     * With the vCPUs paused: {@link #capture} and each assigned device's state, the device left stopped (STOP_COPY)
+     * until {@link AssignedDeviceSnapshot#resumeAll} (after a snapshot, in {@link #resume()} after a failed migration)
+     * or the machine's end (a migration done).
+     */
+    private MachineState captureWithDevices() {
+        MachineState state = capture(vm, vcpus, models, pausedClock);
+        if (devices.isEmpty()) {
+            return state;
+        }
+        Map<String, byte[]> all = new LinkedHashMap<>(state.devices());
+        all.putAll(assigned.stopAndSave());
+        return new MachineState(state.vm(), state.vcpus(), all);
     }
 
     /** How long the destination may go silent during a migration. */
