@@ -88,6 +88,8 @@ public final class Machine {
     private final CountDownLatch done = new CountDownLatch(1);
     private volatile String panicLine;
     private volatile boolean initSeen;
+    /** Sends {@link MachineConfig#readyScript()} to the console; null without one. */
+    private volatile ScriptFeeder feeder;
     /** The ids of vCPUs whose thread did not stop in time ({@link #runVcpus}): not closed. */
     private final java.util.Set<Integer> stuck = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
@@ -312,6 +314,10 @@ public final class Machine {
             }
             VcpuPause pause = new VcpuPause(vcpus);
             MachineControl control = new MachineControl(config, vm, ram, vcpus, models, described, pause);
+            if (config.readyScript() != null) {
+                feeder = new ScriptFeeder(config.readyScript(), com1::offer, control::snapshot, () -> verdict.get() != null,
+                        restored != null);
+            }
             return runVcpus(vcpus, pio, mmio, pause, control);
         } finally {
             for (KvmVcpu v : vcpus) {
@@ -417,6 +423,10 @@ public final class Machine {
     }
 
     private void watchConsole(String line) {
+        ScriptFeeder f = feeder;
+        if (f != null) {
+            f.consoleLine(line);
+        }
         if (!initSeen) {
             for (String marker : INIT_LINES) {
                 if (line.contains(marker)) {
@@ -444,6 +454,9 @@ public final class Machine {
         }
         ApiServer api = config.apiSocket() == null ? null : ApiServer.start(config.apiSocket(), control);
         threads.forEach(Thread::start);
+        if (feeder != null) {
+            feeder.vcpusStarted();
+        }
         try {
             boolean ended = config.timeout() == null
                     ? awaitForever()
