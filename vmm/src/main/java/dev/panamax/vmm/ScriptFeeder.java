@@ -29,10 +29,8 @@ import java.util.function.Consumer;
 final class ScriptFeeder {
     private static final Logger log = LoggerFactory.getLogger(ScriptFeeder.class);
 
-    /** The guest's line saying it is ready for a script (equal to the images module's {@code ImageBuilder.READY_FOR_SCRIPT}). */
-    static final String READY_LINE = "panamax: ready for a script";
-    /** The line after the script's base64 lines (equal to {@code ImageBuilder.SCRIPT_END_LINE}). */
-    static final String END_LINE = "panamax-script-end";
+    static final String READY_LINE = ReadyScript.READY_LINE;
+    static final String END_LINE = ReadyScript.END_LINE;
     /** Base64 characters per line at most, as MIME's (RFC 2045 section 6.8). */
     static final int LINE_CHARS = 76;
     /** Bytes offered to the UART at once. */
