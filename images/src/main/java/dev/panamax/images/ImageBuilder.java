@@ -398,7 +398,8 @@ public final class ImageBuilder {
                         stty -echo 2>/dev/null || stty -F /dev/ttyS0 -echo
                         mkdir -p %3$s
                         echo "%4$s"
-                        sed -n '/^%5$s$/q;p' | base64 -d > %2$s
+                        # read, not sed: busybox sed reads a line ahead, and no line comes after the end line.
+                        while read -r line && [ "$line" != %5$s ]; do echo "$line"; done | base64 -d > %2$s
                         stty echo 2>/dev/null || stty -F /dev/ttyS0 echo
                         ;;
                     esac

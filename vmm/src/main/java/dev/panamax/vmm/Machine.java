@@ -314,6 +314,14 @@ public final class Machine {
             }
             VcpuPause pause = new VcpuPause(vcpus);
             MachineControl control = new MachineControl(config, vm, ram, vcpus, models, described, pause);
+            if (System.getenv("PANAMAX_DIAG_UART") != null) { // TEMP diagnostic
+                Thread.ofPlatform().daemon().start(() -> {
+                    while (true) {
+                        try { Thread.sleep(5000); } catch (InterruptedException e) { return; }
+                        log.info("DIAG com1 {}", java.util.HexFormat.of().formatHex(com1.saveState()));
+                    }
+                });
+            }
             if (config.readyScript() != null) {
                 feeder = new ScriptFeeder(config.readyScript(), com1::offer, control::snapshot, () -> verdict.get() != null,
                         restored != null);
