@@ -24,7 +24,9 @@ import java.util.concurrent.Callable;
 /**
  * {@code panamax test}: boot an image, run a script as the guest's init job, exit with the
  * script's status. The script travels in a second, tiny cpio appended to the image's initramfs
- * (the kernel unpacks concatenated archives in order), so the image itself stays as built.
+ * (the kernel unpacks concatenated archives in order), so the image itself stays as built. With {@code --snapshot}
+ * the guest starts from a snapshot taken at its init instead, and the script comes over the serial console
+ * ({@link TestSnapshots}).
  */
 @Command(name = "test", mixinStandardHelpOptions = true,
         description = {"Boot IMAGE, run SCRIPT in the guest, and exit with the script's exit status.",
