@@ -56,7 +56,7 @@ public final class Serial16550 implements BusDevice, Snapshottable {
     private static final int MCR_DTR = 0x01, MCR_RTS = 0x02, MCR_OUT1 = 0x04, MCR_OUT2 = 0x08, MCR_LOOP = 0x10;
     private static final int MSR_CTS = 0x10, MSR_DSR = 0x20, MSR_RI = 0x40, MSR_DCD = 0x80;
     /** Bytes the host may queue for the guest before input is dropped. */
-    static final int RX_LIMIT = 4096;
+    public static final int RX_LIMIT = 4096;
     /** The snapshot format's tag and version. */
     public static final String STATE_TAG = "UART";
     public static final int STATE_VERSION = 1;
@@ -92,6 +92,25 @@ public final class Serial16550 implements BusDevice, Snapshottable {
             rx.add(data[i] & 0xFF);
         }
         updateIrq();
+    }
+
+    /**
+     * Queues as many bytes of {@code data[offset, offset + length)} as the host-side backlog ({@value #RX_LIMIT}
+     * bytes) has room for, none dropped: the caller sends the rest later (backpressure, as {@code panamax test
+     * --snapshot} feeds its script). Called from any host thread.
+     *
+     * @return the number of bytes taken, 0 when the backlog is full
+     */
+    public synchronized int offer(byte[] data, int offset, int length) {
+        java.util.Objects.checkFromIndexSize(offset, length, data.length);
+        int n = Math.min(length, RX_LIMIT - rx.size());
+        for (int i = 0; i < n; i++) {
+            rx.add(data[offset + i] & 0xFF);
+        }
+        if (n > 0) {
+            updateIrq();
+        }
+        return n;
     }
 
     @Override

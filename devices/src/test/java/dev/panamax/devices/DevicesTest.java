@@ -70,6 +70,30 @@ class DevicesTest {
         assertEquals(List.of(true, false, true, false, true), irq); // an edge per byte
     }
 
+    /** offer takes what the 4 KiB backlog has room for, drops nothing, and takes more once the guest has read. */
+    @Test
+    void offerTakesWhatTheBacklogHasRoomFor() {
+        out(0x3f9, 0x01);
+        byte[] data = new byte[Serial16550.RX_LIMIT + 100];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = (byte) i;
+        }
+        assertEquals(Serial16550.RX_LIMIT - 10, uart.offer(data, 0, Serial16550.RX_LIMIT - 10));
+        assertEquals(10, uart.offer(data, Serial16550.RX_LIMIT - 10, 110));
+        assertEquals(0, uart.offer(data, Serial16550.RX_LIMIT, 100));
+        assertEquals(List.of(true), irq);
+        assertEquals(0x04, in(0x3fa) & 0x0f); // the driver's receive interrupt opens the receiver
+        for (int i = 0; i < 3; i++) {
+            assertEquals(i, in(0x3f8));
+        }
+        assertEquals(3, uart.offer(data, Serial16550.RX_LIMIT, 100));
+        for (int i = 3; i < Serial16550.RX_LIMIT + 3; i++) {
+            assertEquals(i & 0xFF, in(0x3f8), "byte " + i);
+        }
+        assertEquals(0, in(0x3fd) & 1);
+        assertEquals(0, uart.offer(data, 0, 0));
+    }
+
     @Test
     void receivedBytesAreReadInOrderWithAnInterrupt() {
         out(0x3f9, 0x01); // RX data interrupt

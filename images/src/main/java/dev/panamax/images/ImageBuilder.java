@@ -23,7 +23,8 @@ import java.util.stream.Stream;
  * <p>The generated {@code /init} (see {@link #initScript}) prints {@value #INIT_REACHED}, mounts proc, sysfs and
  * devtmpfs, loads the modules, then runs {@code /panamax/script} and reports its exit status through the
  * Panamax exit port (I/O port {@value #EXIT_PORT_HEX}), or without a script starts an interactive shell on the
- * console; finally it reboots ({@code reboot -f}), which the VMM sees as an i8042 reset.
+ * console (or, with {@value #SERIAL_SCRIPT_PARAM} on the kernel command line, first reads the script from the
+ * serial console: {@link #READY_FOR_SCRIPT}); finally it reboots ({@code reboot -f}), which the VMM sees as an i8042 reset.
  *
  * <p>The image is written into a temporary directory next to the output and renamed at the end: on any error
  * nothing is left behind. Errors are exceptions with a one-line message: {@link IllegalArgumentException} for
@@ -45,6 +46,19 @@ public final class ImageBuilder {
     static final String EXIT_PORT_HEX = "0xF4";
     /** Where the init script is installed in the guest. */
     public static final String SCRIPT_GUEST_PATH = "/panamax/script";
+    /**
+     * The kernel command-line word that makes /init, when the image holds no {@link #SCRIPT_GUEST_PATH}, take its
+     * script from the serial console ({@code panamax test --snapshot}).
+     */
+    public static final String SERIAL_SCRIPT_PARAM = "panamax.script=serial";
+    /**
+     * The line /init prints when it is ready for a script over the serial console (echo off, about to read): the
+     * host then sends the script base64-encoded (RFC 4648 section 4), in lines of at most 76 characters, and then
+     * {@value #SCRIPT_END_LINE}.
+     */
+    public static final String READY_FOR_SCRIPT = "panamax: ready for a script";
+    /** The line that ends a script sent over the serial console. */
+    public static final String SCRIPT_END_LINE = "panamax-script-end";
 
     private final DebianPackages packages;
     private String kernelPackage = DEFAULT_KERNEL_PACKAGE;
@@ -374,6 +388,24 @@ public final class ImageBuilder {
             String path = "/lib/modules/" + kernelRelease + "/" + m.relativePath();
             sb.append("insmod ").append(path).append(" || echo \"panamax: insmod ").append(m.name()).append(" failed\"\n");
         }
+        sb.append("""
+
+                # With %1$s on the command line and no script in the image, the script comes over the
+                # serial console: echo off, say so, read base64 lines up to the end line, decode.
+                if [ ! -f %2$s ]; then
+                    case " $(cat /proc/cmdline) " in
+                    *" %1$s "*)
+                        stty -echo 2>/dev/null || stty -F /dev/ttyS0 -echo
+                        mkdir -p %3$s
+                        echo "%4$s"
+                        # read, not sed: busybox sed reads a line ahead, and no line comes after the end line.
+                        while read -r line && [ "$line" != %5$s ]; do echo "$line"; done | base64 -d > %2$s
+                        stty echo 2>/dev/null || stty -F /dev/ttyS0 echo
+                        ;;
+                    esac
+                fi
+                """.formatted(SERIAL_SCRIPT_PARAM, SCRIPT_GUEST_PATH,
+                SCRIPT_GUEST_PATH.substring(0, SCRIPT_GUEST_PATH.lastIndexOf('/')), READY_FOR_SCRIPT, SCRIPT_END_LINE));
         sb.append("""
 
                 if [ -f %s ]; then

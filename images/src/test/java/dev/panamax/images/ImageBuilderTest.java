@@ -280,4 +280,56 @@ class ImageBuilderTest {
             }
         }
     }
+
+    /** /init keeps the image's script path, and without one takes the script over the console when the command line asks. */
+    @Test
+    void initScriptHasTheSerialScriptPathAndTheOldOne() {
+        String init = ImageBuilder.initScript("6.1.0-test", List.of());
+        assertTrue(init.contains("if [ -f /panamax/script ]; then\n    sh /panamax/script"), init);
+        assertTrue(init.contains("*\" panamax.script=serial \"*)"), init);
+        assertTrue(init.contains("if [ ! -f /panamax/script ]; then"), init);
+        assertTrue(init.contains("echo \"" + ImageBuilder.READY_FOR_SCRIPT + "\""), init);
+        assertTrue(init.indexOf("stty -echo") < init.indexOf(ImageBuilder.READY_FOR_SCRIPT), "echo off before the marker");
+        assertTrue(init.indexOf(ImageBuilder.READY_FOR_SCRIPT) < init.indexOf("sh /panamax/script"), init);
+    }
+
+    /**
+     * The reading half of the serial script path, run by the image's busybox sh with the console a pipe: base64 lines
+     * of at most 76 characters and the end line give back the script byte for byte (on the guest's console, a tty in
+     * canonical mode, each read returns one line; busybox sed would wait for a line after the end line, which never
+     * comes: this test gives it none).
+     */
+    @Test
+    void serialScriptLinesDecodeUnderBusybox(@TempDir Path tmp) throws IOException, InterruptedException {
+        String init = ImageBuilder.initScript("6.1.0-test", List.of());
+        String read = init.lines().filter(l -> l.contains("| base64 -d >")).findFirst().orElseThrow().strip();
+        Path busybox = packages.extract(packages.fetch("busybox-static")).resolve("bin/busybox");
+        byte[] script = new byte[1000];
+        for (int i = 0; i < script.length; i++) {
+            script[i] = (byte) (i * 7 + 3);
+        }
+        String b64 = java.util.Base64.getEncoder().encodeToString(script);
+        StringBuilder in = new StringBuilder();
+        for (int i = 0; i < b64.length(); i += 76) {
+            in.append(b64, i, Math.min(b64.length(), i + 76)).append('\n');
+        }
+        in.append(ImageBuilder.SCRIPT_END_LINE).append('\n');
+        Path out = tmp.resolve("script");
+        Path bin = Files.createDirectories(tmp.resolve("bin"));
+        for (String applet : List.of("base64")) {
+            Files.createSymbolicLink(bin.resolve(applet), busybox);
+        }
+        Process p = new ProcessBuilder(busybox.toString(), "sh", "-c",
+                "export PATH=" + bin + "; " + read.replace(ImageBuilder.SCRIPT_GUEST_PATH, out.toString()))
+                .redirectErrorStream(true).start();
+        p.getOutputStream().write(in.toString().getBytes(StandardCharsets.US_ASCII));
+        p.getOutputStream().flush();
+        // The console stays open: the end line alone must end the reading (no end of file, no line after it).
+        boolean ended = p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS);
+        p.getOutputStream().close();
+        String rest = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(ended, "the reader waited past the end line: " + rest);
+        assertEquals(0, p.exitValue(), rest);
+        assertArrayEquals(script, Files.readAllBytes(out));
+    }
 }

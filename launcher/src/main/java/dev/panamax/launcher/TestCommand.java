@@ -24,7 +24,9 @@ import java.util.concurrent.Callable;
 /**
  * {@code panamax test}: boot an image, run a script as the guest's init job, exit with the
  * script's status. The script travels in a second, tiny cpio appended to the image's initramfs
- * (the kernel unpacks concatenated archives in order), so the image itself stays as built.
+ * (the kernel unpacks concatenated archives in order), so the image itself stays as built. With {@code --snapshot}
+ * the guest starts from a snapshot taken at its init instead, and the script comes over the serial console
+ * ({@link TestSnapshots}).
  */
 @Command(name = "test", mixinStandardHelpOptions = true,
         description = {"Boot IMAGE, run SCRIPT in the guest, and exit with the script's exit status.",
@@ -71,6 +73,11 @@ public final class TestCommand implements Callable<Integer> {
             + " and the time from process start to the first KVM_RUN.")
     boolean stats;
 
+    @Option(names = "--snapshot", description = "Boot the image once to its init and save a snapshot there (in the cache,"
+            + " $XDG_CACHE_HOME/panamax/snapshots); later runs restore it and send SCRIPT over the serial console."
+            + " A damaged snapshot is made again.")
+    boolean snapshot;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -82,6 +89,13 @@ public final class TestCommand implements Callable<Integer> {
         }
         if (!Files.isRegularFile(script)) {
             throw new PanamaxException("--script " + script + ": no such file");
+        }
+        if (snapshot) {
+            if (!devices.specs().isEmpty()) {
+                throw new PanamaxException("--snapshot with --device is not supported yet");
+            }
+            return TestSnapshots.run(verified, Files.readAllBytes(script), cmdline, new TestSnapshots.Shape(size.cpus,
+                    size.memory, timeout, stats, size.memoryBackend, apiSocket), TestSnapshots.cacheDir());
         }
         Path initrd = Files.createTempFile("panamax-test-", ".cpio.gz");
         try {

@@ -89,6 +89,8 @@ public final class Machine {
     private final CountDownLatch done = new CountDownLatch(1);
     private volatile String panicLine;
     private volatile boolean initSeen;
+    /** Sends {@link MachineConfig#readyScript()} to the console; null without one. */
+    private volatile ScriptFeeder feeder;
     /** The ids of vCPUs whose thread did not stop in time ({@link #runVcpus}): not closed. */
     private final java.util.Set<Integer> stuck = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
@@ -325,6 +327,10 @@ public final class Machine {
             VcpuPause pause = new VcpuPause(vcpus);
             MachineControl control = new MachineControl(config, vm, ram, vcpus, models, described, pause, assigned);
             control.onMigrated(this::finish);
+            if (config.readyScript() != null) {
+                feeder = new ScriptFeeder(config.readyScript(), com1::offer, control::snapshot, () -> verdict.get() != null,
+                        restored != null);
+            }
             return runVcpus(vcpus, pio, mmio, pause, control);
         } finally {
             for (KvmVcpu v : vcpus) {
@@ -430,6 +436,10 @@ public final class Machine {
     }
 
     private void watchConsole(String line) {
+        ScriptFeeder f = feeder;
+        if (f != null) {
+            f.consoleLine(line);
+        }
         if (!initSeen) {
             for (String marker : INIT_LINES) {
                 if (line.contains(marker)) {
@@ -459,6 +469,9 @@ public final class Machine {
         threads.forEach(Thread::start);
         if (restoreFrom != null) {
             restoreFrom.running();
+        }
+        if (feeder != null) {
+            feeder.vcpusStarted();
         }
         try {
             boolean ended = config.timeout() == null

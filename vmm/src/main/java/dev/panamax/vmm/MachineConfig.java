@@ -23,10 +23,19 @@ import java.util.List;
  *                    is a {@link ConfigException} (its server maps guest RAM through an fd anonymous memory lacks)
  * @param apiSocket   where the control socket ({@link dev.panamax.vmm.api.ApiServer}, {@code --api-socket}) listens,
  *                    or {@code null} for none
+ * @param readyScript a script to send to the guest's console when its init is ready for one, with a snapshot then
+ *                    ({@link ReadyScript}, {@code panamax test --snapshot}), or {@code null} for none
  */
 public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes,
                             Duration timeout, boolean consoleInput, List<DeviceConfig> devices, boolean stats,
-                            MemoryBackend memoryBackend, Path apiSocket) {
+                            MemoryBackend memoryBackend, Path apiSocket, ReadyScript readyScript) {
+    /** A machine without a script for its console. */
+    public MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes, Duration timeout,
+                         boolean consoleInput, List<DeviceConfig> devices, boolean stats, MemoryBackend memoryBackend,
+                         Path apiSocket) {
+        this(kernel, initrd, cmdline, cpus, memoryBytes, timeout, consoleInput, devices, stats, memoryBackend, apiSocket, null);
+    }
+
     /** A machine without a control socket. */
     public MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, long memoryBytes, Duration timeout,
                          boolean consoleInput, List<DeviceConfig> devices, boolean stats, MemoryBackend memoryBackend) {
@@ -84,6 +93,12 @@ public record MachineConfig(Path kernel, Path initrd, String cmdline, int cpus, 
                                             MemoryBackend memoryBackend, Path apiSocket) {
         return new MachineConfig(null, null, saved.cmdline(), saved.cpus(), saved.memoryBytes(), timeout, consoleInput,
                 devices, stats, memoryBackend, apiSocket);
+    }
+
+    /** @return this machine with {@code script} for its console ({@link ReadyScript}; null for none) */
+    public MachineConfig withReadyScript(ReadyScript script) {
+        return new MachineConfig(kernel, initrd, cmdline, cpus, memoryBytes, timeout, consoleInput, devices, stats,
+                memoryBackend, apiSocket, script);
     }
 
     /** @return the guest RAM backing this machine gets ({@link MemoryBackend#resolve}) */
