@@ -14,7 +14,6 @@ import dev.panamax.firmware.BzImage;
 import dev.panamax.firmware.Initrd;
 import dev.panamax.firmware.LinuxBoot;
 import dev.panamax.firmware.MpTable;
-import dev.panamax.firmware.acpi.AcpiMachine;
 import dev.panamax.firmware.acpi.AcpiTables;
 import dev.panamax.kvm.ExitCounts;
 import dev.panamax.kvm.Kvm;
@@ -66,12 +65,12 @@ import java.util.concurrent.atomic.AtomicReference;
  * <li>put the legacy devices on the port I/O bus: COM1, the i8042 (reset), the CMOS clock, the ACPI PM1 and reset
  *     registers ({@code AcpiPm}: power-off and reset), the exit port;
  *     and the PCI bus (host bridge at 00:00.0, configuration mechanism #1 at 0xCF8/0xCFC, ECAM on the MMIO bus at
- *     {@link X86Layout#ECAM_BASE}); BARs are placed in the PCI windows ({@link #barAllocator});</li>
+ *     {@link X86Layout#ECAM_BASE}); BARs are placed in the PCI windows ({@link PcFirmware#barAllocator});</li>
  * <li>assign the configured devices ({@link DeviceManager}): each goes on the PCI bus with its BARs placed, its
  *     mappable BAR pages in memory slots, its interrupts bound to KVM, and guest RAM mapped for its DMA;</li>
  * <li>load the kernel by the Linux boot protocol (zero page, e820, page tables), with the firmware's tables
- *     built from this machine's description: the ACPI tables ({@link #acpiMachine}: RSDP, XSDT, FADT, MADT, MCFG,
- *     DSDT) and the MP table with the PCI bus's INTx# wiring as MP bus 0 ({@link #mpTable}, for {@code acpi=off});</li>
+ *     built from this machine's description: the ACPI tables ({@link PcFirmware#acpiMachine}: RSDP, XSDT, FADT, MADT, MCFG,
+ *     DSDT) and the MP table with the PCI bus's INTx# wiring as MP bus 0 ({@link PcFirmware#mpTable}, for {@code acpi=off});</li>
  * <li>create the vCPUs, give the boot vCPU the protocol's registers, run each on its own thread;</li>
  * <li>wait for a verdict (exit port, reset, power-off, panic, timeout, error), stop every vCPU, reset the assigned devices,
  *     close everything.</li>
@@ -176,7 +175,7 @@ public final class Machine {
                 models.put("pci", pci);
                 pci.registerPorts(pio);
                 pci.registerEcam(mmio);
-                PciBarAllocator bars = barAllocator(config.memoryBytes(), physicalAddressBits(kvm));
+                PciBarAllocator bars = PcFirmware.barAllocator(config.memoryBytes(), PcFirmware.physicalAddressBits(kvm));
                 try (DeviceManager devices = new DeviceManager(space, pci, vm::irqRoutes, vm::ioEventFds, new BusBarMapper(pio, mmio),
                         bars, reason -> finish(Verdict.error(reason)))) {
                     for (DeviceConfig d : config.devices()) {
@@ -191,63 +190,6 @@ public final class Machine {
     }
 
     /**
-     * The MP table for {@code cpus} CPUs and the PCI bus: the firmware's standard table with the bus's INTx# wiring
-     * ({@link PciBus#intxRoutes}) added as MP bus 0.
-     */
-    static MpTable mpTable(int cpus, PciBus pci) {
-        List<MpTable.InterruptSource> sources = new ArrayList<>();
-        for (PciBus.IntxRoute r : pci.intxRoutes()) {
-            sources.add(new MpTable.InterruptSource(0, r.device(), r.pin(), r.gsi()));
-        }
-        return MpTable.standard(cpus).withPciBus(sources);
-    }
-
-    /**
-     * What the ACPI tables describe ({@code firmware}'s neutral description, as {@link #mpTable} for the MP table):
-     * the CPUs, the {@link AcpiPm} registers, the ECAM window of {@link X86Layout}, the PCI windows the BAR allocator
-     * places BARs in, and the INTx# wiring of every slot and pin ({@link PciBus#gsi}) for the DSDT's {@code _PRT}.
-     */
-    static AcpiMachine acpiMachine(int cpus, PciBarAllocator bars) {
-        PciBarAllocator.Windows w = bars.windows();
-        List<MpTable.InterruptSource> prt = new ArrayList<>();
-        for (int slot = 1; slot < PciBus.DEVICES; slot++) {
-            for (int pin = 1; pin <= 4; pin++) {
-                prt.add(new MpTable.InterruptSource(0, slot, pin, PciBus.gsi(slot, pin)));
-            }
-        }
-        AcpiMachine.PmRegisters pm = new AcpiMachine.PmRegisters(AcpiPm.SCI_IRQ,
-                AcpiPm.BASE_PORT + AcpiPm.PM1_EVT_OFFSET, AcpiPm.BASE_PORT + AcpiPm.PM1_CNT_OFFSET,
-                AcpiPm.BASE_PORT + AcpiPm.RESET_OFFSET, AcpiPm.RESET_VALUE);
-        return AcpiMachine.pc(cpus, pm, X86Layout.ECAM_BASE,
-                new AcpiMachine.Window(w.mmio32Start(), w.mmio32End() - w.mmio32Start()),
-                new AcpiMachine.Window(w.mmio64Start(), w.mmio64End() - w.mmio64Start()), prt);
-    }
-
-    /**
-     * The BAR allocator over the machine's PCI windows ({@link PciBarAllocator#windows()}, which the firmware's
-     * host bridge description must repeat): the 32-bit window of {@link X86Layout}, and the 64-bit window from the
-     * first 1 GiB boundary above RAM to 1 TiB or the end of the guest's physical addresses, whichever is lower.
-     */
-    static PciBarAllocator barAllocator(long ramBytes, int physicalAddressBits) {
-        long start = X86Layout.pciMmio64Start(ramBytes);
-        long end = Math.max(start, X86Layout.pciMmio64End(physicalAddressBits)); // RAM up to the end: an empty window
-        return new PciBarAllocator(start, end);
-    }
-
-    /**
-     * @return the guest's physical address width: CPUID 0x80000008 EAX[7:0] as KVM presents it
-     *         ({@code KVM_GET_SUPPORTED_CPUID}: the host's), or {@link X86Layout#DEFAULT_PHYSICAL_ADDRESS_BITS}
-     */
-    static int physicalAddressBits(Kvm kvm) {
-        for (var e : kvm.supportedCpuid()) {
-            if (e.function() == 0x8000_0008 && e.index() == 0 && (e.eax() & 0xFF) >= 32) {
-                return Math.min(e.eax() & 0xFF, 52);
-            }
-        }
-        return X86Layout.DEFAULT_PHYSICAL_ADDRESS_BITS;
-    }
-
-    /**
      * For a restore, before the vCPUs exist: checks that the devices attached match the snapshot's, then reads its
      * state and guest RAM and restores the device models.
      *
@@ -257,9 +199,9 @@ public final class Machine {
     private MachineState restoreMemoryAndModels(GuestRam ram, Map<String, Snapshottable> models,
                                                 List<SnapshotManifest.Device> attached) {
         List<SnapshotManifest.Device> saved = restoreFrom.devices();
-        if (!sameDevices(saved, attached)) {
-            throw new ConfigException(restoreFrom.setting(), "{setting}: the snapshot's devices are " + describe(saved)
-                    + ", the command line's " + describe(attached) + ": name the same kinds of device, in the same order");
+        if (!SnapshotManifest.Device.sameKinds(saved, attached)) {
+            throw new ConfigException(restoreFrom.setting(), "{setting}: the snapshot's devices are " + SnapshotManifest.Device.describe(saved)
+                    + ", the command line's " + SnapshotManifest.Device.describe(attached) + ": name the same kinds of device, in the same order");
         }
         try {
             long t0 = System.nanoTime();
@@ -279,23 +221,6 @@ public final class Machine {
         }
     }
 
-    /** @return whether two device lists have the same kinds at the same PCI addresses (names may differ) */
-    static boolean sameDevices(List<SnapshotManifest.Device> a, List<SnapshotManifest.Device> b) {
-        if (a.size() != b.size()) {
-            return false;
-        }
-        for (int i = 0; i < a.size(); i++) {
-            if (!a.get(i).kind().equals(b.get(i).kind()) || !a.get(i).pciAddress().equals(b.get(i).pciAddress())) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    private static String describe(List<SnapshotManifest.Device> devices) {
-        return devices.isEmpty() ? "none" : devices.stream().map(d -> d.kind() + " at " + d.pciAddress()).toList().toString();
-    }
-
     /**
      * Loads the kernel (or, restoring, takes the vCPUs' and the VM's state from the snapshot), creates the vCPUs and
      * runs them to a verdict.
@@ -303,8 +228,8 @@ public final class Machine {
     private Verdict boot(KvmVm vm, GuestRam ram, Bus pio, Bus mmio, Serial16550 com1, PciBus pci, PciBarAllocator bars,
                          BzImage kernel, Initrd initrd, Map<String, Snapshottable> models,
                          List<SnapshotManifest.Device> described, MachineState restored) {
-        X86BootState boot = restored != null ? null : load(ram, kernel, initrd, mpTable(config.cpus(), pci),
-                AcpiTables.build(acpiMachine(config.cpus(), bars)));
+        X86BootState boot = restored != null ? null : load(ram, kernel, initrd, PcFirmware.mpTable(config.cpus(), pci),
+                AcpiTables.build(PcFirmware.acpiMachine(config.cpus(), bars)));
         if (config.consoleInput()) {
             Console.pumpInput(System.in, com1::receive);
         }

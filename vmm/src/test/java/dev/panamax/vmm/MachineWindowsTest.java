@@ -12,19 +12,19 @@ class MachineWindowsTest {
 
     @Test
     void windowsFollowRamAndTheGuestsAddressWidth() {
-        PciBarAllocator.Windows w = Machine.barAllocator(512L << 20, 46).windows();
+        PciBarAllocator.Windows w = PcFirmware.barAllocator(512L << 20, 46).windows();
         assertEquals(X86Layout.PCI_MMIO32_START, w.mmio32Start());
         assertEquals(X86Layout.PCI_MMIO32_END, w.mmio32End());
         assertEquals(4 * GIB, w.mmio64Start());
         assertEquals(1L << 40, w.mmio64End());
-        w = Machine.barAllocator(8 * GIB, 39).windows();
+        w = PcFirmware.barAllocator(8 * GIB, 39).windows();
         assertEquals(9 * GIB, w.mmio64Start(), "3 GiB below the hole, 5 GiB from 4 GiB: RAM ends at 9 GiB");
         assertEquals(1L << 39, w.mmio64End());
     }
 
     @Test
     void ramUpToTheEndOfTheAddressSpaceLeavesAnEmptyWindow() {
-        PciBarAllocator.Windows w = Machine.barAllocator(70 * GIB, 36).windows();
+        PciBarAllocator.Windows w = PcFirmware.barAllocator(70 * GIB, 36).windows();
         assertEquals(w.mmio64Start(), w.mmio64End());
     }
 }

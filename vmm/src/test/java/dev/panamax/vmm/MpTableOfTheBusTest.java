@@ -31,7 +31,7 @@ class MpTableOfTheBusTest {
         bus.attach(2, 1, function(2));
         bus.attach(2, 2, function(2)); // shares INTB# with function 1: one entry
         bus.attach(3, 0, function(0)); // no pin: no entry
-        MpTable table = Machine.mpTable(2, bus);
+        MpTable table = PcFirmware.mpTable(2, bus);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment ram = arena.allocate(0x100000);
             table.writeTo(ram, MpTable.ADDRESS);

@@ -45,6 +45,23 @@ public record SnapshotManifest(String format, int version, String createdAt, Mac
      * @param pciAddress the guest's BDF, {@code 00:SS.F}
      */
     public record Device(String name, String kind, String pciAddress) {
+        /** @return whether two device lists have the same kinds at the same PCI addresses, in order (names may differ) */
+        public static boolean sameKinds(List<Device> a, List<Device> b) {
+            if (a.size() != b.size()) {
+                return false;
+            }
+            for (int i = 0; i < a.size(); i++) {
+                if (!a.get(i).kind().equals(b.get(i).kind()) || !a.get(i).pciAddress().equals(b.get(i).pciAddress())) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /** @return the list for a message: "none", or "[vfio-user-pci at 00:01.0, ...]" */
+        public static String describe(List<Device> devices) {
+            return devices.isEmpty() ? "none" : devices.stream().map(d -> d.kind() + " at " + d.pciAddress()).toList().toString();
+        }
     }
 
     /**
