@@ -28,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * while it writes, {@code panamax ctl} pauses the VM and snapshots it (the device's state moves out by vfio-user
  * migration v2: STOP, STOP_COPY, MIG_DATA_READ); the VMM and the server are killed; a second server starts on the
  * same disk file (another socket), and {@code panamax run --restore --device} resumes the guest, whose device comes
- * back by RESUMING and MIG_DATA_WRITE. The guest writes on from where it stopped; 15 blocks later the restored VM is
+ * back by RESUMING and MIG_DATA_WRITE. The guest writes on from where it stopped; 5 blocks later the restored VM is
  * live-migrated ({@code panamax ctl migrate}) to a third VMM waiting with {@code --incoming} on a third server, the
  * device's state moving the same way, and the source exits 0. There the guest writes on, then prints the md5 of all
  * it wrote (computed from the pattern, no disk read) and of the disk read back, and exits 0. The host file's region
@@ -37,7 +37,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class VfioUserSnapshotEndToEndTest {
     private static final Path REPO = Path.of("").toAbsolutePath().getParent();
     private static final Path WORK = REPO.resolve("tests/target/e2e-vfio-user-snapshot");
-    private static final int BLOCKS = 200;
+    private static final int BLOCKS = 320;
     private static final Pattern WROTE = Pattern.compile("e2e-snapblk wrote (\\d+)");
 
     /** Block {@code i} as the guest writes it: 511 characters, space padded, and a newline. */
@@ -100,9 +100,10 @@ class VfioUserSnapshotEndToEndTest {
                         + " > /tmp/urun3.log 2>&1 &",
                 "vm3=$!",
                 "for i in $(seq 1 1200); do grep -q 'waiting up to' /tmp/urun3.log && break; sleep 0.5; done",
-                "n=$(grep -o 'e2e-snapblk wrote [0-9]*' /tmp/urun2.log | tail -1 | cut -d' ' -f3); n=$(( ${n:-0} + 15 ))",
+                "for i in $(seq 1 1200); do grep -q 'e2e-snapblk wrote' /tmp/urun2.log && break; kill -0 $vm2 2>/dev/null || break; sleep 0.5; done",
+                "n=$(grep -o 'e2e-snapblk wrote [0-9]*' /tmp/urun2.log | head -1 | cut -d' ' -f3); n=$(( ${n:-0} + 5 ))",
                 "for i in $(seq 1 1200); do grep -q \"e2e-snapblk wrote $n\\b\" /tmp/urun2.log && break; kill -0 $vm2 2>/dev/null || break; sleep 0.5; done",
-                "./panamax ctl --api-socket $api2 migrate $mig; rc=$?; echo \"E2E migrate=$rc\"; [ $rc = 0 ] || kill $vm2",
+                "./panamax ctl --api-socket $api2 migrate $mig; rc=$?; echo \"E2E migrate=$rc\"; [ $rc = 0 ] || kill $vm2 $vm3",
                 "wait $vm2; echo \"E2E restore=$?\"",
                 "wait $vm3; echo \"E2E destination=$?\"",
                 "sed 's/^/run2: /' /tmp/urun2.log",
