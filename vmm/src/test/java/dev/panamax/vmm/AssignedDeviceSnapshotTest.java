@@ -101,7 +101,7 @@ class AssignedDeviceSnapshotTest {
         }
     }
 
-    private static final BarListener NO_TRAPS = new BarListener() {
+    static final BarListener NO_TRAPS = new BarListener() {
         @Override
         public void barMapped(PciFunction function, int index, PciBar bar, long address) {
         }
