@@ -15,6 +15,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * {@link VfioDeviceIo} over the kernel's VFIO: ioctls on the device file descriptor, and {@code pread}/
@@ -28,6 +29,8 @@ public final class KernelVfioDevice implements VfioDeviceIo {
     private final VfioGroup group;
     private final Map<Integer, VfioRegionInfo> regions = new HashMap<>();
     private boolean closed;
+    private boolean migrationProbed;
+    private KernelVfioMigration migration;
 
     /**
      * @param name  for messages, e.g. the BDF
@@ -218,10 +221,27 @@ public final class KernelVfioDevice implements VfioDeviceIo {
         Libc.ioctl(fd, vfio_h.VFIO_DEVICE_RESET(), 0, "VFIO_DEVICE_RESET on " + name);
     }
 
+    /**
+     * The device's migration v2 ({@code VFIO_DEVICE_FEATURE_MIGRATION}), probed on the first call.
+     *
+     * @return it, or empty when the kernel driver offers none
+     * @throws dev.panamax.core.sys.LinuxException for an error other than "not supported"
+     */
+    public synchronized Optional<KernelVfioMigration> migration() {
+        if (!migrationProbed) {
+            migration = KernelVfioMigration.probe(name, fd);
+            migrationProbed = true;
+        }
+        return Optional.ofNullable(migration);
+    }
+
     @Override
     public synchronized void close() {
         if (!closed) {
             closed = true;
+            if (migration != null) {
+                migration.close();
+            }
             Libc.close(fd);
             if (group != null) {
                 group.close();

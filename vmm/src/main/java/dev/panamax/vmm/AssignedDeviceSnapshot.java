@@ -4,9 +4,11 @@ import dev.panamax.core.state.StateException;
 import dev.panamax.core.state.StateReader;
 import dev.panamax.core.state.StateWriter;
 import dev.panamax.vfio.AssignedPciDevice;
+import dev.panamax.vfio.KernelVfioDevice;
+import dev.panamax.vfio.KernelVfioMigration;
 import dev.panamax.vfio.VfioDeviceIo;
+import dev.panamax.vfio.VfioMigState;
 import dev.panamax.vfiouser.client.VfioUserClient;
-import dev.panamax.vfiouser.client.VfioUserClientException;
 import dev.panamax.vfiouser.protocol.VfioDeviceMigState;
 import dev.panamax.vfiouser.server.MigratableDevice;
 import dev.panamax.vmm.api.VmControl.ControlException;
@@ -22,19 +24,20 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The machine's assigned devices in a snapshot: each vfio-user device's own state moves by migration v2
- * ({@code <linux/vfio.h>}'s {@code enum vfio_device_mig_state} over vfio-user, {@link VfioUserClient#migration()}),
- * the client's side of it ({@link AssignedPciDevice#saveState}) with it. Both go into {@code MachineState.devices}
+ * The machine's assigned devices in a snapshot: each device's own state moves by migration v2
+ * ({@code <linux/vfio.h>}'s {@code enum vfio_device_mig_state}; over vfio-user, {@link VfioUserClient#migration()}; for
+ * a kernel VFIO device, {@code VFIO_DEVICE_FEATURE} and the data fd, {@link KernelVfioDevice#migration()}), the client's
+ * side of it ({@link AssignedPciDevice#saveState}) with it. Both go into {@code MachineState.devices}
  * under the device's {@code --device} name as one record, tag {@value #TAG}, version {@value #VERSION}:
  *
  * <pre>
- *   u8    kind: 1 = vfio-user migration v2
- *   bytes the device's migration data (le32 length, at most {@link #MAX_DATA} bytes), as MIG_DATA_READ gave it
+ *   u8    kind: 1 = vfio-user migration v2, 2 = kernel VFIO migration v2 (restore checks it matches the device)
+ *   bytes the device's migration data (le32 length, at most {@link #MAX_DATA} bytes), as MIG_DATA_READ or the data fd gave it
  *   bytes the client's side (le32 length, at most {@link #MAX_CLIENT} bytes): {@link AssignedPciDevice#saveState}
  * </pre>
  *
- * <p>Saving, with the vCPUs paused ({@link #stopAndSave}): every device is probed first (a kernel VFIO device, or a
- * vfio-user server without migration, refuses the whole snapshot with a line naming it), then each goes RUNNING →
+ * <p>Saving, with the vCPUs paused ({@link #stopAndSave}): every device is probed first (a kernel VFIO device whose driver,
+ * or a vfio-user server, offers no migration with STOP_COPY refuses the whole snapshot with a line naming it), then each goes RUNNING →
  * STOP → STOP_COPY, its data is read (bounded), and {@link #resumeAll} takes every stopped one back to RUNNING once
  * the snapshot is written or failed. Restoring, in a new process whose devices were attached by the command line
  * (fresh servers): {@link #restore} walks each to RESUMING, writes its data, to STOP (the server loads it there), and
@@ -48,6 +51,7 @@ final class AssignedDeviceSnapshot {
     static final String TAG = "VUMG";
     static final int VERSION = 1;
     static final int KIND_VFIO_USER = 1;
+    static final int KIND_KERNEL_VFIO = 2;
     /** The most migration data taken from one device: the server library's default maximum state. */
     static final int MAX_DATA = (int) MigratableDevice.DEFAULT_MAX_STATE_SIZE;
     /** The most bytes of client state: a 4 KiB config space and 2048 MSI-X entries, with room. */
@@ -66,7 +70,56 @@ final class AssignedDeviceSnapshot {
 
     private final List<Entry> entries;
     /** The devices taken out of RUNNING by {@link #stopAndSave} or {@link #restore}, in order. Guarded by this. */
-    private final List<VfioUserClient> stopped = new ArrayList<>();
+    private final List<Migration> stopped = new ArrayList<>();
+
+    /** Migration v2 of one device, whichever its transport. */
+    interface Migration {
+        String name();
+
+        /** @return the record's kind byte */
+        int kind();
+
+        /** @return whether the device offers migration v2 with STOP_COPY */
+        boolean offered();
+
+        void setState(VfioMigState target);
+
+        byte[] readAll(long limitBytes);
+
+        void writeAll(byte[] data);
+    }
+
+    /** @return the migration of {@code io}, or null for a device of another kind */
+    static Migration migration(VfioDeviceIo io) {
+        if (io instanceof VfioUserClient c) {
+            return new Migration() {
+                public String name() { return c.name(); }
+                public int kind() { return KIND_VFIO_USER; }
+                public boolean offered() { return c.migration().probe().isPresent(); }
+                public void setState(VfioMigState t) { c.migration().setState(VfioDeviceMigState.valueOf(t.name())); }
+                public byte[] readAll(long limit) { return c.migration().readAll(limit); }
+                public void writeAll(byte[] data) { c.migration().writeAll(data); }
+            };
+        }
+        if (io instanceof KernelVfioDevice k) {
+            return new Migration() {
+                public String name() { return k.name(); }
+                public int kind() { return KIND_KERNEL_VFIO; }
+                public boolean offered() { return k.migration().isPresent(); }
+                private KernelVfioMigration m() {
+                    return k.migration().orElseThrow(() -> new IllegalStateException(k.name() + ": no migration"));
+                }
+                public void setState(VfioMigState t) { m().setState(t); }
+                public byte[] readAll(long limit) { return m().readAll(limit); }
+                public void writeAll(byte[] data) { m().writeAll(data); }
+            };
+        }
+        return null;
+    }
+
+    private static String transport(int kind) {
+        return kind == KIND_KERNEL_VFIO ? "its kernel VFIO driver" : "its vfio-user server";
+    }
 
     AssignedDeviceSnapshot(List<SnapshotManifest.Device> described, List<AssignedPciDevice> devices) {
         if (described.size() != devices.size()) {
@@ -89,24 +142,28 @@ final class AssignedDeviceSnapshot {
     }
 
     /**
-     * Checks that every device can be saved: a vfio-user device whose server offers migration v2 with STOP_COPY.
+     * Checks that every device can be saved: a vfio-user device whose server, or a kernel VFIO device whose driver,
+     * offers migration v2 with STOP_COPY.
      *
      * @throws ControlException naming the first device that cannot; nothing was changed
      */
     void checkSavable() {
         for (Entry e : entries) {
-            if (!(e.io() instanceof VfioUserClient c)) {
-                throw new ControlException("snapshot refused: " + label(e) + " cannot be saved: kernel VFIO migration "
-                        + "is not supported by this Panamax; the VM runs on");
+            Migration m = migration(e.io());
+            if (m == null) {
+                throw new ControlException("snapshot refused: " + label(e) + " cannot be saved: it is neither a vfio-user "
+                        + "nor a kernel VFIO device; the VM runs on");
             }
+            boolean offered;
             try {
-                if (c.migration().probe().isEmpty()) {
-                    throw new ControlException("snapshot refused: " + label(e) + " cannot be saved: its vfio-user server "
-                            + "does not offer migration (VFIO_DEVICE_FEATURE_MIGRATION); the VM runs on");
-                }
-            } catch (VfioUserClientException x) {
+                offered = m.offered();
+            } catch (RuntimeException x) {
                 throw new ControlException("snapshot refused: " + label(e) + ": migration probe failed: " + x.getMessage()
                         + "; the VM runs on", x);
+            }
+            if (!offered) {
+                throw new ControlException("snapshot refused: " + label(e) + " cannot be saved: " + transport(m.kind())
+                        + " does not offer migration (VFIO_DEVICE_FEATURE_MIGRATION); the VM runs on");
             }
         }
     }
@@ -121,14 +178,14 @@ final class AssignedDeviceSnapshot {
     synchronized Map<String, byte[]> stopAndSave() {
         Map<String, byte[]> states = new LinkedHashMap<>();
         for (Entry e : entries) {
-            VfioUserClient c = (VfioUserClient) e.io();
+            Migration m = migration(e.io());
             try {
-                c.migration().setState(VfioDeviceMigState.STOP);
-                stopped.add(c);
-                c.migration().setState(VfioDeviceMigState.STOP_COPY);
-                byte[] data = c.migration().readAll(MAX_DATA);
+                m.setState(VfioMigState.STOP);
+                stopped.add(m);
+                m.setState(VfioMigState.STOP_COPY);
+                byte[] data = m.readAll(MAX_DATA);
                 byte[] client = e.device().saveState();
-                states.put(e.name(), encode(data, client));
+                states.put(e.name(), encode(m.kind(), data, client));
                 log.info("{}: {} bytes of device state, {} bytes of client state", e.name(), data.length, client.length);
             } catch (RuntimeException x) {
                 throw new ControlException("snapshot failed: " + label(e) + ": " + x.getMessage() + "; the VM runs on", x);
@@ -144,9 +201,9 @@ final class AssignedDeviceSnapshot {
      */
     synchronized String resumeAll() {
         String failure = null;
-        for (VfioUserClient c : stopped) {
+        for (Migration c : stopped) {
             try {
-                c.migration().setState(VfioDeviceMigState.RUNNING);
+                c.setState(VfioMigState.RUNNING);
             } catch (RuntimeException x) {
                 log.error("{}: back to RUNNING failed: {}", c.name(), x.getMessage());
                 if (failure == null) {
@@ -158,23 +215,47 @@ final class AssignedDeviceSnapshot {
         return failure;
     }
 
-    /** @return the record of {@link #TAG} for one device */
+    /** @return the record of {@link #TAG} for one vfio-user device */
     static byte[] encode(byte[] data, byte[] client) {
-        return new StateWriter(TAG, VERSION).u8(KIND_VFIO_USER).bytes(data).bytes(client).toByteArray();
+        return encode(KIND_VFIO_USER, data, client);
+    }
+
+    /** @return the record of {@link #TAG} for one device of {@code kind} */
+    static byte[] encode(int kind, byte[] data, byte[] client) {
+        return new StateWriter(TAG, VERSION).u8(kind).bytes(data).bytes(client).toByteArray();
     }
 
     /** A device's record, parsed. */
-    record Saved(byte[] data, byte[] client) {
+    record Saved(int kind, byte[] data, byte[] client) {
     }
 
     /** @throws StateException if {@code record} is not one {@link #encode} can have written */
     static Saved decode(String name, byte[] record) {
         var r = new StateReader(name, record, TAG, VERSION);
-        r.check("kind", r.u8(), KIND_VFIO_USER, KIND_VFIO_USER);
+        int kind = (int) r.check("kind", r.u8(), KIND_VFIO_USER, KIND_KERNEL_VFIO);
         byte[] data = r.bytes("migration data", MAX_DATA);
         byte[] client = r.bytes("client state", MAX_CLIENT);
         r.end();
-        return new Saved(data, client);
+        return new Saved(kind, data, client);
+    }
+
+    /**
+     * @return {@code saved}, parsed from a record of the kind {@code io} migrates by
+     * @throws StateException if the record is damaged or of another kind (a vfio-user record for a kernel VFIO device)
+     */
+    static Saved decode(String name, byte[] record, VfioDeviceIo io) {
+        Saved saved = decode(name, record);
+        Migration m = migration(io);
+        int want = m == null ? -1 : m.kind();
+        if (saved.kind() != want) {
+            throw new StateException(name + ": the record is of kind " + saved.kind() + " (" + kindName(saved.kind())
+                    + "), the device is " + (m == null ? "of neither kind" : "of kind " + want + " (" + kindName(want) + ")"));
+        }
+        return saved;
+    }
+
+    static String kindName(int kind) {
+        return kind == KIND_KERNEL_VFIO ? "kernel VFIO" : kind == KIND_VFIO_USER ? "vfio-user" : "unknown";
     }
 
     /**
@@ -209,26 +290,24 @@ final class AssignedDeviceSnapshot {
             if (record == null) {
                 throw new ConfigException("restore", "{setting}: the snapshot holds no state for device " + name);
             }
-            if (!(entries.get(i).io() instanceof VfioUserClient)) {
-                throw new ConfigException("restore", "{setting}: " + label(entries.get(i)) + " is no vfio-user device");
-            }
             try {
-                records.add(decode(name, record));
+                records.add(decode(name, record, entries.get(i).io()));
             } catch (StateException x) {
                 throw new ConfigException("restore", "{setting}: " + x.getMessage(), x);
             }
         }
         for (int i = 0; i < entries.size(); i++) {
             Entry e = entries.get(i);
-            VfioUserClient c = (VfioUserClient) e.io();
+            Migration m = migration(e.io());
             try {
-                if (c.migration().probe().isEmpty()) {
-                    throw new ConfigException("restore", "{setting}: " + label(e) + ": its vfio-user server does not offer migration");
+                if (!m.offered()) {
+                    throw new ConfigException("restore", "{setting}: " + label(e) + ": " + transport(m.kind())
+                            + " does not offer migration");
                 }
-                c.migration().setState(VfioDeviceMigState.RESUMING);
-                stopped.add(c);
-                c.migration().writeAll(records.get(i).data());
-                c.migration().setState(VfioDeviceMigState.STOP);
+                m.setState(VfioMigState.RESUMING);
+                stopped.add(m);
+                m.writeAll(records.get(i).data());
+                m.setState(VfioMigState.STOP);
                 e.device().restoreState(records.get(i).client());
                 log.info("{}: restored ({} bytes of device state)", e.name(), records.get(i).data().length);
             } catch (ConfigException x) {

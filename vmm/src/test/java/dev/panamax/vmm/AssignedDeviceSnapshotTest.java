@@ -229,6 +229,10 @@ class AssignedDeviceSnapshotTest {
         assertTrue(damaged.getMessage().contains("blk0 state: tag"), damaged.getMessage());
         byte[] cut = java.util.Arrays.copyOf(states.get("blk0"), states.get("blk0").length - 1);
         assertThrows(ConfigException.class, () -> restore.restore(SAVED, Map.of("blk0", cut)));
+        byte[] kernel = AssignedDeviceSnapshot.encode(AssignedDeviceSnapshot.KIND_KERNEL_VFIO, saved.data(), saved.client());
+        ConfigException kind = assertThrows(ConfigException.class, () -> restore.restore(SAVED, Map.of("blk0", kernel)));
+        assertTrue(kind.getMessage().contains("kind 2 (kernel VFIO)") && kind.getMessage().contains("kind 1 (vfio-user)"),
+                kind.getMessage());
         assertEquals(VfioDeviceMigState.RUNNING, client(target).migration().state(), "checked before the device is touched");
 
         byte[] data = saved.data().clone();
@@ -238,6 +242,21 @@ class AssignedDeviceSnapshotTest {
         assertTrue(refused.getMessage().contains("device blk0 (vfio-user-pci at 00:01.0)")
                 && refused.getMessage().contains("SET MIG_DEVICE_STATE STOP") && refused.getMessage().contains("EINVAL"),
                 refused.getMessage());
+    }
+
+    @Test
+    void aRecordCarriesItsKindAndAnUnknownKindIsRefused() {
+        byte[] data = {1, 2, 3};
+        byte[] client = {4};
+        var k = AssignedDeviceSnapshot.decode("nic0", AssignedDeviceSnapshot.encode(AssignedDeviceSnapshot.KIND_KERNEL_VFIO, data, client));
+        assertEquals(AssignedDeviceSnapshot.KIND_KERNEL_VFIO, k.kind());
+        assertArrayEquals(data, k.data());
+        assertArrayEquals(client, k.client());
+        assertEquals(AssignedDeviceSnapshot.KIND_VFIO_USER, AssignedDeviceSnapshot.decode("blk0",
+                AssignedDeviceSnapshot.encode(data, client)).kind());
+        assertThrows(dev.panamax.core.state.StateException.class,
+                () -> AssignedDeviceSnapshot.decode("x", AssignedDeviceSnapshot.encode(3, data, client)));
+        assertNull(AssignedDeviceSnapshot.migration(null), "neither kind");
     }
 
     @Test

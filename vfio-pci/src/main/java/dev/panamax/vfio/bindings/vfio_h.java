@@ -275,6 +275,76 @@ public final class vfio_h {
         return 0x5;
     }
 
+    /** {@code #define VFIO_DEVICE_FEATURE_MASK 65535} */
+    public static int VFIO_DEVICE_FEATURE_MASK() {
+        return 0xffff;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_GET 65536} */
+    public static int VFIO_DEVICE_FEATURE_GET() {
+        return 0x10000;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_SET 131072} */
+    public static int VFIO_DEVICE_FEATURE_SET() {
+        return 0x20000;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_PROBE 262144} */
+    public static int VFIO_DEVICE_FEATURE_PROBE() {
+        return 0x40000;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_MIGRATION 1} */
+    public static int VFIO_DEVICE_FEATURE_MIGRATION() {
+        return 0x1;
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE 2} */
+    public static int VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE() {
+        return 0x2;
+    }
+
+    /** {@code #define VFIO_MIGRATION_STOP_COPY 1} */
+    public static int VFIO_MIGRATION_STOP_COPY() {
+        return 0x1;
+    }
+
+    /** {@code #define VFIO_MIGRATION_P2P 2} */
+    public static int VFIO_MIGRATION_P2P() {
+        return 0x2;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_ERROR 0} */
+    public static int VFIO_DEVICE_STATE_ERROR() {
+        return 0x0;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_STOP 1} */
+    public static int VFIO_DEVICE_STATE_STOP() {
+        return 0x1;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_RUNNING 2} */
+    public static int VFIO_DEVICE_STATE_RUNNING() {
+        return 0x2;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_STOP_COPY 3} */
+    public static int VFIO_DEVICE_STATE_STOP_COPY() {
+        return 0x3;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_RESUMING 4} */
+    public static int VFIO_DEVICE_STATE_RESUMING() {
+        return 0x4;
+    }
+
+    /** {@code #define VFIO_DEVICE_STATE_RUNNING_P2P 5} */
+    public static int VFIO_DEVICE_STATE_RUNNING_P2P() {
+        return 0x5;
+    }
+
     /** {@code #define VFIO_DMA_MAP_FLAG_READ 1} */
     public static int VFIO_DMA_MAP_FLAG_READ() {
         return 0x1;
@@ -353,6 +423,11 @@ public final class vfio_h {
     /** {@code #define VFIO_IOMMU_UNMAP_DMA _IO(VFIO_TYPE, VFIO_BASE + 14)} */
     public static long VFIO_IOMMU_UNMAP_DMA() {
         return _IO(VFIO_TYPE(), VFIO_BASE() + 14);
+    }
+
+    /** {@code #define VFIO_DEVICE_FEATURE _IO(VFIO_TYPE, VFIO_BASE + 17)} */
+    public static long VFIO_DEVICE_FEATURE() {
+        return _IO(VFIO_TYPE(), VFIO_BASE() + 17);
     }
 
 }

@@ -25,7 +25,8 @@ class VfioLayoutTest {
             vfio_info_cap_header.class, vfio_group_status.class, vfio_device_info.class, vfio_region_info.class,
             vfio_region_sparse_mmap_area.class, vfio_region_info_cap_sparse_mmap.class, vfio_region_info_cap_type.class,
             vfio_irq_info.class,
-            vfio_irq_set.class, vfio_iommu_type1_dma_map.class, vfio_iommu_type1_dma_unmap.class);
+            vfio_irq_set.class, vfio_iommu_type1_dma_map.class, vfio_iommu_type1_dma_unmap.class,
+            vfio_device_feature.class, vfio_device_feature_migration.class, vfio_device_feature_mig_state.class);
 
     static BindingsCheck check;
 
@@ -50,6 +51,15 @@ class VfioLayoutTest {
         assertTrue(check.java.containsKey("macro:VFIO_PCI_CONFIG_REGION_INDEX"));
         assertTrue(check.java.containsKey("offsetof:vfio_region_info_cap_type:subtype"));
         assertTrue(check.java.containsKey("macro:VFIO_IRQ_SET_ACTION_TYPE_MASK"));
+        // Migration v2: the feature header with its flexible data, the two payloads, the enum's values.
+        assertEquals(8, check.c.get("sizeof:vfio_device_feature"));
+        assertEquals(8, check.c.get("sizeof:vfio_device_feature_migration"));
+        assertEquals(8, check.c.get("sizeof:vfio_device_feature_mig_state"));
+        assertTrue(check.java.containsKey("offsetof:vfio_device_feature:data"));
+        assertTrue(check.java.containsKey("offsetof:vfio_device_feature_mig_state:data_fd"));
+        assertTrue(check.java.containsKey("macro:VFIO_DEVICE_FEATURE"));
+        assertTrue(check.java.containsKey("macro:VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE"));
+        assertTrue(check.java.containsKey("macro:VFIO_DEVICE_STATE_RUNNING_P2P"));
     }
 
     /**
@@ -97,6 +107,7 @@ class VfioLayoutTest {
         assertEquals(0x3b6fL, vfio_h.VFIO_DEVICE_RESET());
         assertEquals(0x3b71L, vfio_h.VFIO_IOMMU_MAP_DMA());
         assertEquals(0x3b72L, vfio_h.VFIO_IOMMU_UNMAP_DMA());
+        assertEquals(0x3b75L, vfio_h.VFIO_DEVICE_FEATURE());
     }
 
     @Test
