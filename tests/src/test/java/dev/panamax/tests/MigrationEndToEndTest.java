@@ -30,23 +30,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class MigrationEndToEndTest {
     private static final Path REPO = Path.of("").toAbsolutePath().getParent();
     private static final Path WORK = REPO.resolve("tests/target/e2e-migration");
-    private static final Pattern COUNT = Pattern.compile("e2e-count (\\d+) up ([0-9.]+) boot ([0-9a-f-]+)");
     private static final Pattern DOWNTIME = Pattern.compile("\"downtime_ms\"\\s*:\\s*(\\d+)");
 
     @Test
     void guestCountsOnAtTheDestinationAndTheSourceExitsZero() throws Exception {
         Files.createDirectories(WORK);
         GuestImage image = new ImageBuilder(DebianPackages.inDefaultCache()).build(WORK.resolve("image"));
-        Files.writeString(WORK.resolve("count.sh"), """
-                #!/bin/sh
-                i=0
-                while [ $i -lt 1000 ]; do
-                    echo "e2e-count $i up $(cut -d' ' -f1 /proc/uptime) boot $(cat /proc/sys/kernel/random/boot_id)"
-                    i=$((i+1))
-                    sleep 0.5
-                done
-                exit 7
-                """);
+        Files.writeString(WORK.resolve("count.sh"), CountingGuest.SCRIPT);
         String img = REPO.relativize(image.dir()).toString();
         String e2e = REPO.relativize(WORK).toString();
         String script = String.join("\n",
@@ -75,12 +65,12 @@ class MigrationEndToEndTest {
         assertTrue(d.find(), "no downtime_ms in the migrate reply:\n" + out);
         long downtime = Long.parseLong(d.group(1));
         System.out.println("live migration downtime (pause to the destination running): " + downtime + " ms");
-        assertTrue(lines(out, "src: ").contains("migrated to /tmp/pmx-mig.sock; downtime"), out);
+        assertTrue(CountingGuest.lines(out, "src: ").contains("migrated to /tmp/pmx-mig.sock; downtime"), out);
 
-        List<long[]> before = counts(out, "src: ");
-        List<long[]> after = counts(out, "dst: ");
-        List<String> bootsBefore = boots(out, "src: ");
-        List<String> bootsAfter = boots(out, "dst: ");
+        List<long[]> before = CountingGuest.counts(out, "src: ");
+        List<long[]> after = CountingGuest.counts(out, "dst: ");
+        List<String> bootsBefore = CountingGuest.boots(out, "src: ");
+        List<String> bootsAfter = CountingGuest.boots(out, "dst: ");
         assertFalse(before.isEmpty() || after.isEmpty(), "no counts before or after the migration:\n" + out);
         long last = before.getLast()[0];
         long first = after.getFirst()[0];
@@ -98,43 +88,9 @@ class MigrationEndToEndTest {
             assertTrue(step >= 0 && step < 1000, "uptime went from " + all.get(i - 1)[1] + " to " + all.get(i)[1]
                     + " centiseconds at count " + all.get(i)[0] + ":\n" + out);
         }
-        String dst = lines(out, "dst: ");
+        String dst = CountingGuest.lines(out, "dst: ");
         assertFalse(dst.contains("panamax: init reached") || dst.contains("Linux version"),
                 "the migrated guest booted again:\n" + out);
         assertTrue(out.contains("no migration source connected to /tmp/pmx-nobody.sock within 2 s"), out);
-    }
-
-    /** @return {count, uptime in centiseconds} of each count line with {@code prefix}, in order */
-    private static List<long[]> counts(String out, String prefix) {
-        List<long[]> r = new ArrayList<>();
-        for (String line : lines(out, prefix).split("\n")) {
-            Matcher m = COUNT.matcher(line);
-            if (m.find()) {
-                r.add(new long[]{Long.parseLong(m.group(1)), Math.round(Double.parseDouble(m.group(2)) * 100)});
-            }
-        }
-        return r;
-    }
-
-    private static List<String> boots(String out, String prefix) {
-        List<String> r = new ArrayList<>();
-        for (String line : lines(out, prefix).split("\n")) {
-            Matcher m = COUNT.matcher(line);
-            if (m.find()) {
-                r.add(m.group(3));
-            }
-        }
-        return r;
-    }
-
-    private static String lines(String out, String prefix) {
-        StringBuilder b = new StringBuilder();
-        for (String line : out.split("\n")) {
-            int i = line.indexOf(prefix);
-            if (i >= 0) {
-                b.append(line.substring(i + prefix.length())).append('\n');
-            }
-        }
-        return b.toString();
     }
 }

@@ -11,8 +11,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -30,22 +28,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class SnapshotEndToEndTest {
     private static final Path REPO = Path.of("").toAbsolutePath().getParent();
     private static final Path WORK = REPO.resolve("tests/target/e2e-snapshot");
-    private static final Pattern COUNT = Pattern.compile("e2e-count (\\d+) up ([0-9.]+) boot ([0-9a-f-]+)");
 
     @Test
     void guestCountsOnAfterRestoreInANewProcess() throws Exception {
         Files.createDirectories(WORK);
         GuestImage image = new ImageBuilder(DebianPackages.inDefaultCache()).build(WORK.resolve("image"));
-        Files.writeString(WORK.resolve("count.sh"), """
-                #!/bin/sh
-                i=0
-                while [ $i -lt 1000 ]; do
-                    echo "e2e-count $i up $(cut -d' ' -f1 /proc/uptime) boot $(cat /proc/sys/kernel/random/boot_id)"
-                    i=$((i+1))
-                    sleep 0.5
-                done
-                exit 7
-                """);
+        Files.writeString(WORK.resolve("count.sh"), CountingGuest.SCRIPT);
         String img = REPO.relativize(image.dir()).toString();
         String e2e = REPO.relativize(WORK).toString();
         String script = String.join("\n",
@@ -73,10 +61,10 @@ class SnapshotEndToEndTest {
         assertEquals(Map.of("status", 0, "pause", 0, "snapshot", 0, "restore", 124, "truncated", 125, "future", 125),
                 session.statuses(), out);
 
-        List<long[]> before = counts(out, "run1: ");
-        List<long[]> after = counts(out, "run2: ");
-        List<String> bootsBefore = boots(out, "run1: ");
-        List<String> bootsAfter = boots(out, "run2: ");
+        List<long[]> before = CountingGuest.counts(out, "run1: ");
+        List<long[]> after = CountingGuest.counts(out, "run2: ");
+        List<String> bootsBefore = CountingGuest.boots(out, "run1: ");
+        List<String> bootsAfter = CountingGuest.boots(out, "run2: ");
         assertFalse(before.isEmpty() || after.isEmpty(), "no counts before or after the restore:\n" + out);
         long last = before.getLast()[0];
         long first = after.getFirst()[0];
@@ -93,45 +81,11 @@ class SnapshotEndToEndTest {
             assertTrue(step >= 0 && step < 500, "uptime went from " + all.get(i - 1)[1] + " to " + all.get(i)[1]
                     + " centiseconds at count " + all.get(i)[0] + ":\n" + out);
         }
-        String run2 = lines(out, "run2: ");
+        String run2 = CountingGuest.lines(out, "run2: ");
         assertFalse(run2.contains("panamax: init reached") || run2.contains("Linux version"),
                 "the restored guest booted again:\n" + out);
         assertTrue(out.contains("\"format\" : \"panamax-snapshot\""), out);
         assertTrue(out.contains("is damaged") || out.contains("bytes, the manifest says"), out);
         assertTrue(out.contains("snapshot format version 99"), out);
-    }
-
-    /** @return {count, uptime in centiseconds} of each count line with {@code prefix}, in order */
-    private static List<long[]> counts(String out, String prefix) {
-        List<long[]> r = new ArrayList<>();
-        for (String line : lines(out, prefix).split("\n")) {
-            Matcher m = COUNT.matcher(line);
-            if (m.find()) {
-                r.add(new long[]{Long.parseLong(m.group(1)), Math.round(Double.parseDouble(m.group(2)) * 100)});
-            }
-        }
-        return r;
-    }
-
-    private static List<String> boots(String out, String prefix) {
-        List<String> r = new ArrayList<>();
-        for (String line : lines(out, prefix).split("\n")) {
-            Matcher m = COUNT.matcher(line);
-            if (m.find()) {
-                r.add(m.group(3));
-            }
-        }
-        return r;
-    }
-
-    private static String lines(String out, String prefix) {
-        StringBuilder b = new StringBuilder();
-        for (String line : out.split("\n")) {
-            int i = line.indexOf(prefix);
-            if (i >= 0) {
-                b.append(line.substring(i + prefix.length())).append('\n');
-            }
-        }
-        return b.toString();
     }
 }

@@ -65,31 +65,20 @@ class TestSnapshotEndToEndTest {
             assertTrue(out.contains(run + ": panamax: script exited with status 3"), run + ":\n" + out);
         }
         for (String booting : new String[]{"first", "third"}) {
-            assertTrue(lines(out, booting).contains("panamax: init reached"), booting + " did not boot:\n" + out);
-            assertTrue(lines(out, booting).contains("snapshot of "), booting + " saved no snapshot:\n" + out);
+            assertTrue(CountingGuest.lines(out, booting + ": ").contains("panamax: init reached"), booting + " did not boot:\n" + out);
+            assertTrue(CountingGuest.lines(out, booting + ": ").contains("snapshot of "), booting + " saved no snapshot:\n" + out);
         }
         for (String restoring : new String[]{"second", "fourth"}) {
-            String log = lines(out, restoring);
+            String log = CountingGuest.lines(out, restoring + ": ");
             assertTrue(log.contains("restoring the test snapshot"), restoring + ":\n" + out);
             assertFalse(log.contains("panamax: init reached") || log.contains("Linux version"), restoring + " booted:\n" + out);
         }
-        assertTrue(lines(out, "third").contains("rebuilt by booting"), "third run:\n" + out);
+        assertTrue(CountingGuest.lines(out, "third: ").contains("rebuilt by booting"), "third run:\n" + out);
         assertTrue(out.contains("snapshots: 1"), out);
         Matcher m = Pattern.compile("time (\\w+) (\\d+) ms").matcher(out);
         while (m.find()) {
             System.out.println("measured: panamax test " + (m.group(1).equals("booted") ? "" : "--snapshot ")
                     + "(" + m.group(1) + " run) start to verdict " + m.group(2) + " ms");
         }
-    }
-
-    private static String lines(String out, String prefix) {
-        StringBuilder b = new StringBuilder();
-        for (String line : out.split("\n")) {
-            int i = line.indexOf(prefix + ": ");
-            if (i >= 0) {
-                b.append(line.substring(i + prefix.length() + 2)).append('\n');
-            }
-        }
-        return b.toString();
     }
 }

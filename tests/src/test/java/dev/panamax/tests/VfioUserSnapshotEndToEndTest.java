@@ -131,8 +131,8 @@ class VfioUserSnapshotEndToEndTest {
         assertTrue(migrated.getFirst() > restored.getLast() && migrated.getFirst() <= restored.getLast() + 2,
                 "the guest wrote block " + restored.getLast() + " before and " + migrated.getFirst() + " after the migration:\n" + out);
         assertEquals(BLOCKS - 1, migrated.getLast().intValue(), out);
-        String run2 = lines(out, "run2: ");
-        String run3 = lines(out, "run3: ");
+        String run2 = CountingGuest.lines(out, "run2: ");
+        String run3 = CountingGuest.lines(out, "run3: ");
         assertFalse(run2.contains("panamax: init reached") || run2.contains("Linux version")
                 || run3.contains("panamax: init reached") || run3.contains("Linux version"), "the guest booted again:\n" + out);
         assertTrue(run2.contains("migrated to /tmp/pmx-umig.sock; downtime"), out);
@@ -151,23 +151,12 @@ class VfioUserSnapshotEndToEndTest {
 
     private static List<Integer> wrote(String out, String prefix) {
         List<Integer> r = new ArrayList<>();
-        for (String line : lines(out, prefix).split("\n")) {
+        for (String line : CountingGuest.lines(out, prefix).split("\n")) {
             Matcher m = WROTE.matcher(line);
             if (m.find()) {
                 r.add(Integer.parseInt(m.group(1)));
             }
         }
         return r;
-    }
-
-    private static String lines(String out, String prefix) {
-        StringBuilder b = new StringBuilder();
-        for (String line : out.split("\n")) {
-            int i = line.indexOf(prefix);
-            if (i >= 0) {
-                b.append(line.substring(i + prefix.length())).append('\n');
-            }
-        }
-        return b.toString();
     }
 }
