@@ -5,6 +5,10 @@ import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 /**
  * The guest that survives its VMM in {@link SnapshotEndToEndTest} and {@link MigrationEndToEndTest}: a script that
  * prints a count, its uptime and its boot id every half second ({@link #SCRIPT}); and the readers of a session's
@@ -49,6 +53,35 @@ final class CountingGuest {
             }
         }
         return r;
+    }
+
+    /**
+     * Asserts that the guest whose lines carry {@code before} went on in the process whose lines carry {@code after}
+     * without booting again: its count continues (the line after the last one printed, or that one, cut at the pause),
+     * it counts at least 10 more, its boot id is the same, no uptime step between two lines (centiseconds) is negative
+     * or {@code maxStepCentis} or more, and the second process never reaches the kernel's or the image's init.
+     *
+     * @param how "restored" or "migrated", for the messages
+     */
+    static void assertLivedOn(String out, String before, String after, long maxStepCentis, String how) {
+        List<long[]> countsBefore = counts(out, before);
+        List<long[]> countsAfter = counts(out, after);
+        assertFalse(countsBefore.isEmpty() || countsAfter.isEmpty(), "no counts before or after the guest was " + how + ":\n" + out);
+        long last = countsBefore.getLast()[0];
+        long first = countsAfter.getFirst()[0];
+        assertTrue(first == last + 1 || first == last, "count went from " + last + " to " + first + ":\n" + out);
+        assertTrue(countsAfter.getLast()[0] >= first + 10, "the " + how + " guest did not count on:\n" + out);
+        assertEquals(boots(out, before).getLast(), boots(out, after).getFirst(), "the boot id changed: the guest booted again\n" + out);
+        List<long[]> all = new ArrayList<>(countsBefore);
+        all.addAll(countsAfter);
+        for (int i = 1; i < all.size(); i++) {
+            long step = all.get(i)[1] - all.get(i - 1)[1];
+            assertTrue(step >= 0 && step < maxStepCentis, "uptime went from " + all.get(i - 1)[1] + " to " + all.get(i)[1]
+                    + " centiseconds at count " + all.get(i)[0] + ":\n" + out);
+        }
+        String second = lines(out, after);
+        assertFalse(second.contains("panamax: init reached") || second.contains("Linux version"),
+                "the " + how + " guest booted again:\n" + out);
     }
 
     /**
