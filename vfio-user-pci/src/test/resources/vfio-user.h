@@ -187,4 +187,28 @@ struct vfio_user_mig_data {
     uint8_t data[];
 } __attribute__((packed));
 
+/*
+ * DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_START/STOP/REPORT of <linux/vfio.h>) over vfio-user, as
+ * libvfio-user lays it out: the kernel's structs pass the ranges and the bitmap by pointer, these carry them
+ * inline after the struct.
+ */
+struct vfio_user_device_feature_dma_logging_range {
+    uint64_t iova;
+    uint64_t length;
+} __attribute__((packed));
+
+struct vfio_user_device_feature_dma_logging_control {
+    uint64_t page_size;
+    uint32_t num_ranges;
+    uint32_t reserved;
+    struct vfio_user_device_feature_dma_logging_range ranges[];
+} __attribute__((packed));
+
+struct vfio_user_device_feature_dma_logging_report {
+    uint64_t iova;
+    uint64_t length;
+    uint64_t page_size;
+    uint8_t bitmap[];
+} __attribute__((packed));
+
 #endif

@@ -28,9 +28,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * while it writes, {@code panamax ctl} pauses the VM and snapshots it (the device's state moves out by vfio-user
  * migration v2: STOP, STOP_COPY, MIG_DATA_READ); the VMM and the server are killed; a second server starts on the
  * same disk file (another socket), and {@code panamax run --restore --device} resumes the guest, whose device comes
- * back by RESUMING and MIG_DATA_WRITE. The guest writes on from where it stopped; 5 blocks later the restored VM is
- * live-migrated ({@code panamax ctl migrate}) to a third VMM waiting with {@code --incoming} on a third server, the
- * device's state moving the same way, and the source exits 0. There the guest writes on, then prints the md5 of all
+ * back by RESUMING and MIG_DATA_WRITE (a restore that names no device is refused first, status 125). The guest writes
+ * on from where it stopped; 5 blocks later the restored VM is live-migrated ({@code panamax ctl migrate}) to a third
+ * VMM waiting with {@code --incoming} on a third server, the device's state moving the same way and the pages its
+ * server writes into guest RAM found by the server's DMA log, and the source exits 0. There the guest writes on, then prints the md5 of all
  * it wrote (computed from the pattern, no disk read) and of the disk read back, and exits 0. The host file's region
  * must have that md5. Directly where this host has hardware KVM, else nested.
  */
@@ -90,6 +91,9 @@ class VfioUserSnapshotEndToEndTest {
                 "kill $server; wait $server; echo \"E2E server1-exit=$?\"",
                 "sed 's/^/run1: /' /tmp/urun1.log",
                 "ls -ls $snap; cat $snap/manifest.json",
+                // The snapshot has a vfio-user device; a restore that names none is refused before anything runs.
+                "./panamax run --restore $snap --timeout 60s > /tmp/umis.log 2>&1; echo \"E2E mismatch=$?\"",
+                "sed 's/^/mismatch: /' /tmp/umis.log",
                 "serve $s2; server2=$server",
                 "./panamax run --restore $snap --timeout 600s --api-socket $api2 --device vfio-user-pci,socket=$s2,timeout=60s"
                         + " > /tmp/urun2.log 2>&1 &",
@@ -119,6 +123,8 @@ class VfioUserSnapshotEndToEndTest {
         assertEquals(0, status.get("migrate"), out);
         assertEquals(0, status.get("restore"), out); // the restored VM, migrated away: status 0
         assertEquals(0, status.get("destination"), out); // the guest's script ends there with 0
+        assertEquals(125, status.get("mismatch"), out);
+        assertTrue(CountingGuest.lines(out, "mismatch: ").contains("the snapshot's devices are "), out);
 
         List<Integer> before = wrote(out, "run1: ");
         List<Integer> restored = wrote(out, "run2: ");
@@ -136,6 +142,8 @@ class VfioUserSnapshotEndToEndTest {
         assertFalse(run2.contains("panamax: init reached") || run2.contains("Linux version")
                 || run3.contains("panamax: init reached") || run3.contains("Linux version"), "the guest booted again:\n" + out);
         assertTrue(run2.contains("migrated to /tmp/pmx-umig.sock; downtime"), out);
+        // The server's writes to guest RAM (used rings, read data) reach the destination through its DMA log.
+        assertTrue(run2.contains("vfio-user DMA logging started"), out);
 
         MessageDigest md5 = MessageDigest.getInstance("MD5");
         for (int i = 0; i < BLOCKS; i++) {

@@ -132,6 +132,11 @@ final class AssignedDeviceSnapshot {
         this.entries = List.copyOf(list);
     }
 
+    /** @return the devices, in command-line order */
+    List<Entry> entries() {
+        return entries;
+    }
+
     /** @return a machine without assigned devices */
     static AssignedDeviceSnapshot none() {
         return new AssignedDeviceSnapshot(List.of(), List.of());

@@ -136,6 +136,89 @@ public final class VfioUserMigration {
         }
     }
 
+    /**
+     * Probes {@code VFIO_DEVICE_FEATURE_DMA_LOGGING_START}.
+     *
+     * @return whether the server offers DMA logging (false when it answers ENOTTY or EINVAL)
+     */
+    public boolean dmaLoggingOffered() {
+        try {
+            feature(DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_START | VFIO_DEVICE_FEATURE_PROBE() | VFIO_DEVICE_FEATURE_SET(),
+                    new byte[0], 0, "probe DMA_LOGGING_START");
+            return true;
+        } catch (VfioUserClientException e) {
+            if (e.errno() == Errno.ENOTTY || e.errno() == Errno.EINVAL) {
+                return false;
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Starts DMA logging ({@code VFIO_DEVICE_FEATURE_DMA_LOGGING_START}, SET): the server records each page of
+     * {@code ranges} its device writes.
+     *
+     * @param pageSize bytes per bit of the log: a power of two, at least 4096
+     * @param ranges   DMA addresses (guest-physical) to log, each page-aligned
+     * @throws VfioUserClientException when the server refuses (ENOTTY: not offered; EINVAL: bad parameters)
+     */
+    public void startDmaLogging(long pageSize, java.util.List<DeviceFeatureCodec.DmaRange> ranges) {
+        feature(DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_START | VFIO_DEVICE_FEATURE_SET(),
+                DeviceFeatureCodec.encodeDmaLoggingControl(new DeviceFeatureCodec.DmaLoggingControl(pageSize, ranges)), 0,
+                "DMA_LOGGING_START");
+    }
+
+    /** Stops DMA logging ({@code VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP}, SET). @throws VfioUserClientException when refused */
+    public void stopDmaLogging() {
+        feature(DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP | VFIO_DEVICE_FEATURE_SET(), new byte[0], 0,
+                "DMA_LOGGING_STOP");
+    }
+
+    /**
+     * Reads and clears the DMA log of {@code [iova, iova + length)} ({@code VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT},
+     * GET), in as many requests as the bitmap needs to fit {@link VfioUserClient#maxDataXferSize()}.
+     *
+     * @param iova     DMA address (guest-physical) of the first byte, page-aligned
+     * @param length   bytes, a non-zero multiple of {@code pageSize}
+     * @param pageSize the page size logging started with
+     * @return bit {@code p % 64} of word {@code p / 64} set when the device wrote the page at {@code iova + p * pageSize}
+     * @throws VfioUserClientException       when the server refuses (EINVAL: logging off, a range it does not log)
+     * @throws VfioUserDeviceBrokenException when a reply does not echo the request or has a bitmap of the wrong size
+     */
+    public long[] reportDmaLogging(long iova, long length, long pageSize) {
+        if (pageSize < 4096 || Long.bitCount(pageSize) != 1 || length == 0 || ((iova | length) & (pageSize - 1)) != 0) {
+            throw new IllegalArgumentException(String.format("DMA logging report of 0x%x+0x%x in %d-byte pages", iova, length, pageSize));
+        }
+        long pages = Long.divideUnsigned(length, pageSize);
+        if (pages >= (1L << 31)) {
+            throw new IllegalArgumentException("DMA logging report of " + Long.toUnsignedString(pages) + " pages");
+        }
+        long[] words = new long[(int) ((pages + 63) / 64)];
+        // Pages per request: a multiple of 64 whose bitmap fits one reply beside the two structs.
+        long perRequest = Math.max(64, (proxy.maxXfer() - DeviceFeatureCodec.SIZE - DeviceFeatureCodec.DMA_LOGGING_REPORT_SIZE) / 8 * 64);
+        for (long done = 0; done < pages; done += perRequest) {
+            long n = Math.min(perRequest, pages - done);
+            DeviceFeatureCodec.DmaLoggingReport r = new DeviceFeatureCodec.DmaLoggingReport(iova + done * pageSize, n * pageSize, pageSize);
+            String what = String.format("DMA_LOGGING_REPORT 0x%x+0x%x", r.iova(), r.length());
+            int bitmap = (int) r.bitmapBytes();
+            byte[] data = feature(DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT | VFIO_DEVICE_FEATURE_GET(),
+                    DeviceFeatureCodec.encodeDmaLoggingReport(r, new byte[0]), DeviceFeatureCodec.DMA_LOGGING_REPORT_SIZE + bitmap, what);
+            if (!decode(() -> DeviceFeatureCodec.decodeDmaLoggingReport(data), what).equals(r)) {
+                throw proxy.breakNow("DEVICE_FEATURE " + what + ": the reply reports another range");
+            }
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(data, DeviceFeatureCodec.DMA_LOGGING_REPORT_SIZE, bitmap)
+                    .order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            int first = (int) (done / 64);
+            for (int w = 0; w < bitmap / 8 && first + w < words.length; w++) {
+                words[first + w] = b.getLong();
+            }
+        }
+        if (pages % 64 != 0) {
+            words[words.length - 1] &= -1L >>> (64 - pages % 64); // a server's bits past the range mean nothing
+        }
+        return words;
+    }
+
     /** One DEVICE_FEATURE; returns the reply's data, which must be {@code replyData} bytes. */
     private byte[] feature(int flags, byte[] data, int replyData, String what) {
         ByteBuf out = Unpooled.buffer();

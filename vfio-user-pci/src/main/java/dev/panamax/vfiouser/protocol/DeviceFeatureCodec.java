@@ -18,7 +18,10 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * index ({@code VFIO_DEVICE_FEATURE_MASK}) and the GET/SET/PROBE bits; {@code argsz} is the whole struct's size in
  * bytes, data included, and in a GET request the room the caller offers for the reply's data. The migration v2
  * features' data: {@link MigrationInfo} ({@code struct vfio_device_feature_migration}, feature 1) and
- * {@link MigState} ({@code struct vfio_device_feature_mig_state}, feature 2).
+ * {@link MigState} ({@code struct vfio_device_feature_mig_state}, feature 2). The DMA logging features'
+ * ({@code VFIO_DEVICE_FEATURE_DMA_LOGGING_START} 6, {@code _STOP} 7, {@code _REPORT} 8): {@link DmaLoggingControl} and
+ * {@link DmaLoggingReport}, as libvfio-user lays them out: the kernel's structs pass the ranges and the bitmap by
+ * pointer, vfio-user carries them inline after the struct.
  */
 public final class DeviceFeatureCodec {
     /** {@code sizeof(struct vfio_device_feature)}: 8, the payload without data. */
@@ -31,6 +34,18 @@ public final class DeviceFeatureCodec {
      * bindings are generated against, so written out here.
      */
     public static final long VFIO_MIGRATION_PRE_COPY = 1L << 2;
+    /** {@code VFIO_DEVICE_FEATURE_DMA_LOGGING_START}, {@code _STOP}, {@code _REPORT} of {@code <linux/vfio.h>}: feature indexes. */
+    public static final int VFIO_DEVICE_FEATURE_DMA_LOGGING_START = 6;
+    public static final int VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP = 7;
+    public static final int VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = 8;
+    /** {@code struct vfio_user_device_feature_dma_logging_control} without its ranges: u64 page_size, u32 num_ranges, u32 reserved. */
+    public static final int DMA_LOGGING_CONTROL_SIZE = 16;
+    /** {@code struct vfio_user_device_feature_dma_logging_range}: u64 iova, u64 length. */
+    public static final int DMA_LOGGING_RANGE_SIZE = 16;
+    /** {@code struct vfio_user_device_feature_dma_logging_report} without its bitmap: u64 iova, u64 length, u64 page_size. */
+    public static final int DMA_LOGGING_REPORT_SIZE = 24;
+    /** The most ranges one DMA_LOGGING_START may name (libvfio-user has no limit; ours bounds the request). */
+    public static final int MAX_DMA_LOGGING_RANGES = 1024;
     /** Every flag bit {@code <linux/vfio.h>} defines: the index, GET, SET, PROBE. */
     private static final int KNOWN_FLAGS = VFIO_DEVICE_FEATURE_MASK() | VFIO_DEVICE_FEATURE_GET()
             | VFIO_DEVICE_FEATURE_SET() | VFIO_DEVICE_FEATURE_PROBE();
@@ -80,6 +95,114 @@ public final class DeviceFeatureCodec {
      * @param dataFd      the kernel's data fd; over vfio-user always -1 (the data moves by MIG_DATA_READ/WRITE)
      */
     public record MigState(int deviceState, int dataFd) {
+    }
+
+    /**
+     * One range of guest memory to log: {@code struct vfio_user_device_feature_dma_logging_range}.
+     *
+     * @param iova   DMA address of its first byte (guest-physical for a VM), u64
+     * @param length bytes, u64
+     */
+    public record DmaRange(long iova, long length) {
+    }
+
+    /**
+     * DMA_LOGGING_START's data: {@code struct vfio_user_device_feature_dma_logging_control} and its ranges.
+     *
+     * @param pageSize bytes one bit of the log stands for, u64
+     * @param ranges   the ranges to log; none means every DMA_MAP range (libvfio-user)
+     */
+    public record DmaLoggingControl(long pageSize, java.util.List<DmaRange> ranges) {
+        public DmaLoggingControl {
+            ranges = java.util.List.copyOf(ranges);
+        }
+    }
+
+    /**
+     * DMA_LOGGING_REPORT's request, echoed before the bitmap in the reply:
+     * {@code struct vfio_user_device_feature_dma_logging_report}.
+     *
+     * @param iova     DMA address of the first byte reported, u64
+     * @param length   bytes reported, u64
+     * @param pageSize bytes one bit stands for, as given to DMA_LOGGING_START
+     */
+    public record DmaLoggingReport(long iova, long length, long pageSize) {
+        /**
+         * @return the bitmap's size in bytes: one bit per page of {@code length} (the last page may be partial), in
+         *         whole u64 words (libvfio-user's {@code get_bitmap_size}); bit {@code i % 8} of byte {@code i / 8} is
+         *         the page at {@code iova + i * pageSize}
+         * @throws VfioUserProtocolException EINVAL for a zero length or page size, or a bitmap of 2^31 bytes or more
+         */
+        public long bitmapBytes() {
+            if (length == 0 || pageSize == 0) {
+                throw new VfioUserProtocolException(Errno.EINVAL, "DMA logging report of " + Long.toUnsignedString(length)
+                        + " bytes in pages of " + Long.toUnsignedString(pageSize));
+            }
+            long pages = Long.divideUnsigned(length, pageSize) + (Long.remainderUnsigned(length, pageSize) != 0 ? 1 : 0);
+            long words = (pages >>> 6) + ((pages & 63) != 0 ? 1 : 0); // pages is u64
+            if (words >= (1L << 28)) {
+                throw new VfioUserProtocolException(Errno.EINVAL, "DMA logging report of " + Long.toUnsignedString(pages)
+                        + " pages: the bitmap would be 2 GiB or more");
+            }
+            return words * 8;
+        }
+    }
+
+    public static byte[] encodeDmaLoggingControl(DmaLoggingControl c) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(DMA_LOGGING_CONTROL_SIZE + c.ranges().size() * DMA_LOGGING_RANGE_SIZE)
+                .order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.putLong(c.pageSize()).putInt(c.ranges().size()).putInt(0);
+        for (DmaRange r : c.ranges()) {
+            b.putLong(r.iova()).putLong(r.length());
+        }
+        return b.array();
+    }
+
+    /**
+     * @throws VfioUserProtocolException EINVAL unless {@code data} is the 16-byte struct followed by exactly
+     *         num_ranges ranges, for a non-zero reserved field, or above {@value #MAX_DMA_LOGGING_RANGES} ranges
+     */
+    public static DmaLoggingControl decodeDmaLoggingControl(byte[] data) {
+        if (data.length < DMA_LOGGING_CONTROL_SIZE) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "struct vfio_user_device_feature_dma_logging_control is "
+                    + data.length + " bytes, below " + DMA_LOGGING_CONTROL_SIZE);
+        }
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(data).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        long pageSize = b.getLong();
+        long count = Integer.toUnsignedLong(b.getInt());
+        if (b.getInt() != 0) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DMA logging control: reserved is not 0");
+        }
+        if (count > MAX_DMA_LOGGING_RANGES) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DMA logging control names " + count + " ranges, above "
+                    + MAX_DMA_LOGGING_RANGES);
+        }
+        if (data.length != DMA_LOGGING_CONTROL_SIZE + count * DMA_LOGGING_RANGE_SIZE) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DMA logging control names " + count + " ranges in "
+                    + (data.length - DMA_LOGGING_CONTROL_SIZE) + " bytes");
+        }
+        java.util.List<DmaRange> ranges = new java.util.ArrayList<>();
+        for (long i = 0; i < count; i++) {
+            ranges.add(new DmaRange(b.getLong(), b.getLong()));
+        }
+        return new DmaLoggingControl(pageSize, ranges);
+    }
+
+    /** @return the report struct followed by {@code bitmap} (empty in a request) */
+    public static byte[] encodeDmaLoggingReport(DmaLoggingReport r, byte[] bitmap) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(DMA_LOGGING_REPORT_SIZE + bitmap.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.putLong(r.iova()).putLong(r.length()).putLong(r.pageSize()).put(bitmap);
+        return b.array();
+    }
+
+    /** @throws VfioUserProtocolException EINVAL when {@code data} is shorter than the 24-byte struct */
+    public static DmaLoggingReport decodeDmaLoggingReport(byte[] data) {
+        if (data.length < DMA_LOGGING_REPORT_SIZE) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "struct vfio_user_device_feature_dma_logging_report is "
+                    + data.length + " bytes, below " + DMA_LOGGING_REPORT_SIZE);
+        }
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(data).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        return new DmaLoggingReport(b.getLong(), b.getLong(), b.getLong());
     }
 
     public static void encode(Feature f, ByteBuf out) {

@@ -2,6 +2,8 @@ package dev.panamax.vfiouser.server;
 
 import dev.panamax.core.sys.Errno;
 import dev.panamax.core.sys.Libc;
+import dev.panamax.vfiouser.protocol.DeviceFeatureCodec.DmaLoggingReport;
+import dev.panamax.vfiouser.protocol.DeviceFeatureCodec.DmaRange;
 import dev.panamax.vfiouser.protocol.DmaMapCodec;
 import dev.panamax.vfiouser.protocol.DmaReadCodec;
 import dev.panamax.vfiouser.protocol.DmaUnmapCodec;
@@ -14,6 +16,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -63,6 +66,8 @@ public final class DeviceDma {
     private final Requester requester;
     private final int maxMaps;
     private final boolean ignoreFds;
+    /** While DMA logging is on, the pages written; null when off. */
+    private volatile DmaDirtyLog dirtyLog;
 
     DeviceDma(Requester requester, int maxMaps, boolean ignoreFds) {
         this.requester = requester;
@@ -153,6 +158,10 @@ public final class DeviceDma {
                 }
                 n = Math.min(n, chunk);
                 message(at, buffer.asSlice(done, n), write);
+            }
+            DmaDirtyLog log = dirtyLog;
+            if (write && log != null) {
+                log.mark(at, n); // after the write: a report between the two finds the page in the next one
             }
             done += n;
         }
@@ -297,8 +306,56 @@ public final class DeviceDma {
         }
     }
 
+    /**
+     * {@code VFIO_DEVICE_FEATURE_DMA_LOGGING_START}: from now on every {@link #write} marks its pages. A START
+     * repeating the running one changes nothing (libvfio-user).
+     *
+     * @param ranges the DMA addresses to log; empty for every DMA_MAP range held now
+     * @throws VfioUserProtocolException EBUSY while logging with other parameters; EINVAL or E2BIG as
+     *         {@link DmaDirtyLog#DmaDirtyLog} (EINVAL too for no ranges and no DMA_MAP range)
+     */
+    synchronized void startLogging(long pageSize, List<DmaRange> ranges) {
+        List<DmaRange> logged = ranges;
+        if (logged.isEmpty()) {
+            lock.readLock().lock();
+            try {
+                logged = maps.values().stream()
+                        .map(m -> new DmaRange(m.iova, m.size)).toList();
+            } finally {
+                lock.readLock().unlock();
+            }
+        }
+        DmaDirtyLog now = dirtyLog;
+        if (now != null) {
+            if (now.sameAs(pageSize, logged)) {
+                return;
+            }
+            throw new VfioUserProtocolException(Errno.EBUSY, "DMA logging is on already, with other parameters");
+        }
+        dirtyLog = new DmaDirtyLog(pageSize, logged);
+    }
+
+    /** {@code VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP}; nothing when logging is off. */
+    synchronized void stopLogging() {
+        dirtyLog = null;
+    }
+
+    /**
+     * {@code VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT}: reads and clears the log of one range.
+     *
+     * @throws VfioUserProtocolException EINVAL when logging is off, or as {@link DmaDirtyLog#report}
+     */
+    byte[] report(DmaLoggingReport r) {
+        DmaDirtyLog log = dirtyLog;
+        if (log == null) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "DMA logging report while logging is off");
+        }
+        return log.report(r);
+    }
+
     /** Unmaps everything (the client is gone). */
     void unmapAll() {
+        dirtyLog = null;
         lock.writeLock().lock();
         try {
             for (Mapping m : maps.values()) {

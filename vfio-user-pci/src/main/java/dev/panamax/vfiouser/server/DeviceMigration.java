@@ -26,7 +26,9 @@ import static dev.panamax.vfiouser.bindings.vfio_user_h.*;
  * ({@link VfioDeviceMigState#nextStep}) calling the {@link MigratableDevice}, serves the saved state by
  * MIG_DATA_READ in STOP_COPY and takes it by MIG_DATA_WRITE in RESUMING, bounded by
  * {@link MigratableDevice#maxStateSize()}. Offers {@code VFIO_MIGRATION_STOP_COPY} only (no P2P, no PRE_COPY).
- * Runs on the server's request thread only.
+ * A device with migration also offers DMA logging ({@code VFIO_DEVICE_FEATURE_DMA_LOGGING_START} 6, {@code _STOP} 7,
+ * {@code _REPORT} 8; {@link DmaDirtyLog}): the pages its {@link DeviceDma#write}s touch, which the client's own dirty
+ * log (KVM's, of the vCPUs' writes) cannot see. Runs on the server's request thread only.
  */
 final class DeviceMigration {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceMigration.class);
@@ -34,6 +36,7 @@ final class DeviceMigration {
     static final long FLAGS = VFIO_MIGRATION_STOP_COPY();
 
     private final MigratableDevice device;
+    private final DeviceDma dma;
     private VfioDeviceMigState state = VfioDeviceMigState.RUNNING;
     /** STOP_COPY: the state being read, and how much of it the client has. */
     private byte[] saved;
@@ -41,18 +44,22 @@ final class DeviceMigration {
     /** RESUMING: the state written so far. */
     private ByteArrayOutputStream incoming;
 
-    /** @param device null for a device without migration: features 1 and 2 answer ENOTTY */
-    DeviceMigration(MigratableDevice device) {
+    /** @param device null for a device without migration: every feature answers ENOTTY */
+    DeviceMigration(MigratableDevice device, DeviceDma dma) {
         this.device = device;
+        this.dma = dma;
     }
 
     /**
      * DEVICE_FEATURE.
      *
+     * @param maxReplyData the most bytes a reply's payload may have: the client's max_data_xfer_size
      * @throws VfioUserProtocolException ENOTTY for a feature we lack (every one, for a device without migration),
-     *         EINVAL for an operation the feature lacks, an argsz too small for the feature's data, a state no arc leads to
+     *         EINVAL for an operation the feature lacks, an argsz too small for the feature's data, a state no arc leads to,
+     *         bad DMA logging parameters; E2BIG for a DMA logging report above {@code maxReplyData}; EBUSY for a
+     *         DMA logging START while logging with other parameters
      */
-    void feature(ByteBuf in, ByteBuf out) {
+    void feature(ByteBuf in, ByteBuf out, long maxReplyData) {
         Feature f = DeviceFeatureCodec.decodeRequest(in);
         int index = f.feature();
         int supported;
@@ -63,6 +70,15 @@ final class DeviceMigration {
         } else if (device != null && index == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE()) {
             supported = VFIO_DEVICE_FEATURE_GET() | VFIO_DEVICE_FEATURE_SET();
             minData = DeviceFeatureCodec.MIG_STATE_SIZE;
+        } else if (device != null && index == DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_START) {
+            supported = VFIO_DEVICE_FEATURE_SET();
+            minData = DeviceFeatureCodec.DMA_LOGGING_CONTROL_SIZE;
+        } else if (device != null && index == DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP) {
+            supported = VFIO_DEVICE_FEATURE_SET();
+            minData = 0;
+        } else if (device != null && index == DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT) {
+            supported = VFIO_DEVICE_FEATURE_GET();
+            minData = DeviceFeatureCodec.DMA_LOGGING_REPORT_SIZE;
         } else {
             throw new VfioUserProtocolException(Errno.ENOTTY, "DEVICE_FEATURE " + index + " is not supported");
         }
@@ -84,7 +100,28 @@ final class DeviceMigration {
                     + " is below " + (DeviceFeatureCodec.SIZE + minData));
         }
         byte[] data;
-        if (index == VFIO_DEVICE_FEATURE_MIGRATION()) {
+        if (index == DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_START) {
+            DeviceFeatureCodec.DmaLoggingControl c = DeviceFeatureCodec.decodeDmaLoggingControl(f.data());
+            dma.startLogging(c.pageSize(), c.ranges());
+            LOG.debug("vfio-user DMA logging started, {}-byte pages, {} ranges", c.pageSize(), c.ranges().size());
+            data = new byte[0];
+        } else if (index == DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP) {
+            dma.stopLogging();
+            data = new byte[0];
+        } else if (index == DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT) {
+            DeviceFeatureCodec.DmaLoggingReport r = DeviceFeatureCodec.decodeDmaLoggingReport(f.data());
+            // The reply holds the struct and the bitmap: the request's argsz must offer room for both.
+            long need = DeviceFeatureCodec.SIZE + DeviceFeatureCodec.DMA_LOGGING_REPORT_SIZE + r.bitmapBytes();
+            if (f.argsz() < need) {
+                throw new VfioUserProtocolException(Errno.EINVAL, "DMA logging report: argsz " + f.argsz()
+                        + " has no room for the " + r.bitmapBytes() + "-byte bitmap (" + need + " bytes)");
+            }
+            if (need > maxReplyData) {
+                throw new VfioUserProtocolException(Errno.E2BIG, "DMA logging report: " + need + " bytes with the "
+                        + r.bitmapBytes() + "-byte bitmap pass the client's max_data_xfer_size of " + maxReplyData);
+            }
+            data = DeviceFeatureCodec.encodeDmaLoggingReport(r, dma.report(r));
+        } else if (index == VFIO_DEVICE_FEATURE_MIGRATION()) {
             data = DeviceFeatureCodec.encodeMigrationInfo(new MigrationInfo(FLAGS));
         } else if (f.get()) {
             data = DeviceFeatureCodec.encodeMigState(new MigState(state.code(), -1));

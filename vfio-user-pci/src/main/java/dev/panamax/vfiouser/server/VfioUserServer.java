@@ -124,7 +124,6 @@ public final class VfioUserServer implements AutoCloseable {
         this.device = device;
         this.channel = new MessageChannel(socket, MAX_MSG_FDS, VfioUserHeader.SIZE + 16 + MAX_DATA_XFER_SIZE + 4096);
         this.irqs = new DeviceIrqs(device);
-        this.migration = new DeviceMigration(device.migration().orElse(null));
         this.dma = new DeviceDma(new DeviceDma.Requester() {
             @Override
             public ReceivedMessage request(VfioUserCommand command, ByteBuf payload) {
@@ -137,6 +136,7 @@ public final class VfioUserServer implements AutoCloseable {
                 return Math.min(MAX_DATA_XFER_SIZE, c == null ? VersionCodec.DEFAULT_MAX_DATA_XFER_SIZE : c.effectiveMaxDataXferSize());
             }
         }, MAX_DMA_MAPS, device.dmaByMessages());
+        this.migration = new DeviceMigration(device.migration().orElse(null), dma);
         this.ioEventFds = new IoEventFdPoller(device);
         this.reader = Thread.ofPlatform().name("vfio-user-reader").daemon().unstarted(this::readLoop);
         this.worker = Thread.ofPlatform().name("vfio-user-server").daemon().unstarted(this::serveLoop);
@@ -404,7 +404,7 @@ public final class VfioUserServer implements AutoCloseable {
                     device.reset();
                     migration.reset();
                 }
-                case DEVICE_FEATURE -> migration.feature(in, out);
+                case DEVICE_FEATURE -> migration.feature(in, out, clientCapabilities.effectiveMaxDataXferSize());
                 case MIG_DATA_READ -> migration.read(in, out, clientCapabilities.effectiveMaxDataXferSize());
                 case MIG_DATA_WRITE -> migration.write(in, MAX_DATA_XFER_SIZE);
                 case DMA_MAP -> dma.map(DmaMapCodec.decode(in), m.fds());

@@ -30,6 +30,100 @@ class MigrationCodecTest {
         return assertThrows(VfioUserProtocolException.class, r::run).errno();
     }
 
+    // ---- DMA logging ----
+
+    @Test
+    void dmaLoggingControlRoundTripsEveryField() {
+        var c = new DeviceFeatureCodec.DmaLoggingControl(1L << 63, java.util.List.of(
+                new DeviceFeatureCodec.DmaRange(0x1000, -1L), new DeviceFeatureCodec.DmaRange(-4096L, 4096)));
+        byte[] b = DeviceFeatureCodec.encodeDmaLoggingControl(c);
+        assertEquals(16 + 2 * 16, b.length);
+        java.nio.ByteBuffer w = java.nio.ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(1L << 63, w.getLong(0));
+        assertEquals(2, w.getInt(8));
+        assertEquals(0, w.getInt(12));
+        assertEquals(0x1000, w.getLong(16));
+        assertEquals(-1L, w.getLong(24));
+        assertEquals(-4096L, w.getLong(32));
+        assertEquals(c, DeviceFeatureCodec.decodeDmaLoggingControl(b));
+        var none = new DeviceFeatureCodec.DmaLoggingControl(4096, java.util.List.of());
+        assertEquals(none, DeviceFeatureCodec.decodeDmaLoggingControl(DeviceFeatureCodec.encodeDmaLoggingControl(none)));
+    }
+
+    @Test
+    void dmaLoggingControlThatLiesIsRefused() {
+        byte[] one = DeviceFeatureCodec.encodeDmaLoggingControl(new DeviceFeatureCodec.DmaLoggingControl(4096,
+                java.util.List.of(new DeviceFeatureCodec.DmaRange(0, 4096))));
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeDmaLoggingControl(new byte[15])), "short");
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeDmaLoggingControl(java.util.Arrays.copyOf(one, 31))), "range cut");
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeDmaLoggingControl(java.util.Arrays.copyOf(one, 48))), "bytes past num_ranges");
+        byte[] reserved = one.clone();
+        reserved[12] = 1;
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeDmaLoggingControl(reserved)), "reserved not 0");
+        byte[] huge = one.clone();
+        java.nio.ByteBuffer.wrap(huge).order(ByteOrder.LITTLE_ENDIAN).putInt(8, -1);
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeDmaLoggingControl(huge)), "2^32-1 ranges");
+        byte[] tooMany = DeviceFeatureCodec.encodeDmaLoggingControl(new DeviceFeatureCodec.DmaLoggingControl(4096,
+                java.util.Collections.nCopies(DeviceFeatureCodec.MAX_DMA_LOGGING_RANGES + 1, new DeviceFeatureCodec.DmaRange(0, 4096))));
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeDmaLoggingControl(tooMany)), "above the bound");
+    }
+
+    @Test
+    void dmaLoggingReportRoundTripsAndSizesItsBitmap() {
+        var r = new DeviceFeatureCodec.DmaLoggingReport(-8192L, 0x3000, 4096);
+        byte[] b = DeviceFeatureCodec.encodeDmaLoggingReport(r, new byte[]{5, 6});
+        assertEquals(26, b.length);
+        java.nio.ByteBuffer w = java.nio.ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(-8192L, w.getLong(0));
+        assertEquals(0x3000, w.getLong(8));
+        assertEquals(4096, w.getLong(16));
+        assertEquals(5, b[24]);
+        assertEquals(r, DeviceFeatureCodec.decodeDmaLoggingReport(b));
+        assertEquals(Errno.EINVAL, errno(() -> DeviceFeatureCodec.decodeDmaLoggingReport(new byte[23])));
+        // libvfio-user's get_bitmap_size: whole u64 words, a partial last page counted.
+        assertEquals(8, new DeviceFeatureCodec.DmaLoggingReport(0, 1, 4096).bitmapBytes());
+        assertEquals(8, new DeviceFeatureCodec.DmaLoggingReport(0, 64 * 4096, 4096).bitmapBytes());
+        assertEquals(16, new DeviceFeatureCodec.DmaLoggingReport(0, 64 * 4096 + 1, 4096).bitmapBytes());
+        assertEquals(16384, new DeviceFeatureCodec.DmaLoggingReport(0, 512L << 20, 4096).bitmapBytes());
+        assertEquals(Errno.EINVAL, errno(() -> new DeviceFeatureCodec.DmaLoggingReport(0, 0, 4096).bitmapBytes()));
+        assertEquals(Errno.EINVAL, errno(() -> new DeviceFeatureCodec.DmaLoggingReport(0, 4096, 0).bitmapBytes()));
+        assertEquals(Errno.EINVAL, errno(() -> new DeviceFeatureCodec.DmaLoggingReport(0, -1L, 1).bitmapBytes()), "2^64 pages");
+        assertEquals(Errno.EINVAL, errno(() -> new DeviceFeatureCodec.DmaLoggingReport(0, 1L << 46, 4096).bitmapBytes()), "a 2 GiB bitmap");
+    }
+
+    /** The sizes and feature numbers, against gcc's reading of the test header (libvfio-user's structs) and {@code <linux/vfio.h>}. */
+    @Test
+    void dmaLoggingLayoutsAreTheCHeaders() throws Exception {
+        java.nio.file.Path includeDir = java.nio.file.Path.of(MigrationCodecTest.class.getResource("/vfio-user.h").toURI()).getParent();
+        java.util.Map<String, Long> c = dev.panamax.core.bindings.BindingsGenerator.runC("""
+                #include <stddef.h>
+                #include <stdio.h>
+                #include <vfio-user.h>
+                #define P(k, v) printf("%s %llu\\n", k, (unsigned long long) (v))
+                int main(void) {
+                  P("control", sizeof(struct vfio_user_device_feature_dma_logging_control));
+                  P("control.num_ranges", offsetof(struct vfio_user_device_feature_dma_logging_control, num_ranges));
+                  P("control.ranges", offsetof(struct vfio_user_device_feature_dma_logging_control, ranges));
+                  P("range", sizeof(struct vfio_user_device_feature_dma_logging_range));
+                  P("report", sizeof(struct vfio_user_device_feature_dma_logging_report));
+                  P("report.bitmap", offsetof(struct vfio_user_device_feature_dma_logging_report, bitmap));
+                  P("start", VFIO_DEVICE_FEATURE_DMA_LOGGING_START);
+                  P("stop", VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP);
+                  P("report#", VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT);
+                  return 0;
+                }
+                """, includeDir);
+        assertEquals((long) DeviceFeatureCodec.DMA_LOGGING_CONTROL_SIZE, c.get("control"));
+        assertEquals(8L, c.get("control.num_ranges"));
+        assertEquals((long) DeviceFeatureCodec.DMA_LOGGING_CONTROL_SIZE, c.get("control.ranges"));
+        assertEquals((long) DeviceFeatureCodec.DMA_LOGGING_RANGE_SIZE, c.get("range"));
+        assertEquals((long) DeviceFeatureCodec.DMA_LOGGING_REPORT_SIZE, c.get("report"));
+        assertEquals((long) DeviceFeatureCodec.DMA_LOGGING_REPORT_SIZE, c.get("report.bitmap"));
+        assertEquals((long) DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_START, c.get("start"));
+        assertEquals((long) DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, c.get("stop"));
+        assertEquals((long) DeviceFeatureCodec.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, c.get("report#"));
+    }
+
     // ---- DEVICE_FEATURE ----
 
     @Test

@@ -65,7 +65,16 @@ class DeviceFeatureServerTest {
     void kernelErrnos() {
         start(true);
         assertEquals(Errno.ENOTTY, featureError(16, GET | 0, new byte[0]), "PCI_VF_TOKEN");
-        assertEquals(Errno.ENOTTY, featureError(16, GET | 6, new byte[0]), "DMA_LOGGING_START: not offered");
+        assertEquals(Errno.ENOTTY, featureError(16, GET | 9, new byte[0]), "MIG_DATA_SIZE: not offered");
+        assertEquals(Errno.EINVAL, featureError(16, GET | 6, new byte[0]), "DMA_LOGGING_START has no GET");
+        assertEquals(Errno.EINVAL, featureError(16, SET | 8, new byte[0]), "DMA_LOGGING_REPORT has no SET");
+        assertEquals(Errno.EINVAL, featureError(8 + 23, GET | 8, new byte[23]), "a report one byte short");
+        assertEquals(Errno.EINVAL, featureError(8 + 24 + 8, GET | 8, DeviceFeatureCodec.encodeDmaLoggingReport(
+                new DeviceFeatureCodec.DmaLoggingReport(0, 4096, 4096), new byte[0])), "a report while logging is off");
+        assertEquals(Errno.EINVAL, featureError(8 + 16, SET | 6, DeviceFeatureCodec.encodeDmaLoggingControl(
+                new DeviceFeatureCodec.DmaLoggingControl(4096, java.util.List.of()))), "START of every DMA_MAP range, with none");
+        assertEquals(0, feature(8, PROBE | SET | 6, new byte[0]).data().length, "DMA_LOGGING_START is offered");
+        assertEquals(0, feature(8, SET | 7, new byte[0]).data().length, "STOP while off: nothing to do");
         assertEquals(Errno.ENOTTY, featureError(8, PROBE | 0xFFFF, new byte[0]));
         assertEquals(Errno.EINVAL, featureError(16, SET | 1, new byte[8]), "MIGRATION has no SET");
         assertEquals(Errno.EINVAL, featureError(8, PROBE | SET | 1, new byte[0]), "probing SET on MIGRATION");
@@ -89,6 +98,7 @@ class DeviceFeatureServerTest {
         assertEquals(Errno.ENOTTY, featureError(16, GET | 1, new byte[0]));
         assertEquals(Errno.ENOTTY, featureError(16, GET | 2, new byte[0]));
         assertEquals(Errno.ENOTTY, featureError(8, PROBE | 1, new byte[0]));
+        assertEquals(Errno.ENOTTY, featureError(8, PROBE | SET | 6, new byte[0]), "no migration, no DMA logging");
     }
 
     @Test

@@ -21,8 +21,10 @@ import java.util.List;
  * run, with the dirty log telling which pages to send again, then stop-and-copy. Round 0 sends every page that is not
  * zero (fresh RAM at the destination reads as zeros); each later round sends the pages written since the previous
  * one. When a round would have fewer than {@value #FINAL_ROUND_PAGES} pages, or after {@value #MAX_ROUNDS} rounds
- * (a guest writing faster than the socket carries), the VM is paused, the last dirty pages, the machine's state and
- * END go out, and the source waits for the destination's RUNNING. The downtime is from that pause to RUNNING.
+ * (a guest writing faster than the socket carries), the VM is paused and its devices stopped ({@link Vm#capture}),
+ * the last dirty pages, the machine's state and END go out, and the source waits for the destination's RUNNING. The
+ * downtime is from that pause to RUNNING. The dirty log is the vCPUs' (KVM's) and the assigned devices' DMA logs; when
+ * a device keeps none ({@link Vm#unloggedWriters}) there is no pre-copy: every non-zero page goes with the VM paused.
  *
  * <p>On any failure the source stops dirty logging, resumes the vCPUs if it paused them, and throws: the VM runs on
  * here. Once END is sent a lost RUNNING cannot tell a destination that runs from one that failed; the source then
@@ -59,6 +61,13 @@ public final class MigrationSource {
 
         void stopDirtyLog();
 
+        /**
+         * @return by name, what writes guest RAM unseen by {@link #dirtyPages} once {@link #startDirtyLog} ran: an
+         *         assigned device that cannot log its DMA (a vfio-user server without {@code
+         *         VFIO_DEVICE_FEATURE_DMA_LOGGING_START}, a kernel VFIO device); empty when every writer is logged
+         */
+        List<String> unloggedWriters();
+
         /** @return whether the vCPUs are paused now */
         boolean paused();
 
@@ -66,7 +75,10 @@ public final class MigrationSource {
 
         void resume();
 
-        /** @return everything but RAM, with the vCPUs paused */
+        /**
+         * @return everything but RAM, with the vCPUs paused; the assigned devices are stopped from here on (no DMA), so
+         *         that {@link #dirtyPages} after it is the last word
+         */
         MachineState capture();
     }
 
@@ -129,19 +141,33 @@ public final class MigrationSource {
         MemorySegment ram = vm.ram();
         long pages = ram.byteSize() / PAGE;
         vm.startDirtyLog();
-        long sent = sendRound(0, ram, null, pages, true);
-        int round = 1;
-        long[] dirty = vm.dirtyPages();
-        while (round < MAX_ROUNDS && count(dirty, pages) >= FINAL_ROUND_PAGES) {
-            sent += sendRound(round++, ram, dirty, pages, false);
+        List<String> unlogged = vm.unloggedWriters();
+        long sent = 0;
+        int round = 0;
+        long[] dirty = null;
+        if (unlogged.isEmpty()) {
+            sent = sendRound(round++, ram, null, pages, true);
             dirty = vm.dirtyPages();
+            while (round < MAX_ROUNDS && count(dirty, pages) >= FINAL_ROUND_PAGES) {
+                sent += sendRound(round++, ram, dirty, pages, false);
+                dirty = vm.dirtyPages();
+            }
+        } else {
+            // A page such a writer changes after it was sent would reach the destination stale: no pre-copy.
+            log.info("migration: {} write guest RAM without a dirty log (no DMA logging): every page goes with the VM paused",
+                    unlogged);
         }
         vm.pause();
         long paused = System.nanoTime();
-        or(dirty, vm.dirtyPages());
-        long last = sendRound(round, ram, dirty, pages, false);
+        MachineState state = vm.capture(); // stops the devices: the dirty log read next holds their last writes
+        long last;
+        if (dirty == null) {
+            last = sendRound(round, ram, null, pages, true);
+        } else {
+            or(dirty, vm.dirtyPages());
+            last = sendRound(round, ram, dirty, pages, false);
+        }
         sent += last;
-        MachineState state = vm.capture();
         byte[] json = Json.MAPPER.writeValueAsBytes(state);
         channel.write(FrameChannel.STATE, ByteBuffer.wrap(json));
         channel.write(FrameChannel.END);
@@ -206,7 +232,7 @@ public final class MigrationSource {
     }
 
     /** {@code into |= more}, over the words both have. */
-    static void or(long[] into, long[] more) {
+    public static void or(long[] into, long[] more) {
         for (int w = 0; w < Math.min(into.length, more.length); w++) {
             into[w] |= more[w];
         }

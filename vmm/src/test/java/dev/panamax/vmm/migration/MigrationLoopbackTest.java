@@ -14,6 +14,8 @@ import dev.panamax.vmm.snapshot.MachineState;
 import dev.panamax.vmm.snapshot.SnapshotManifest;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
@@ -70,7 +72,16 @@ class MigrationLoopbackTest {
                 List.of(cpu), Map.of("com1", new byte[]{4, 5, 6}));
     }
 
-    /** A fake running machine: a writer thread dirties random pages until paused. */
+    /**
+     * The fake machine's assigned device: none; one whose writes go into a DMA log of its own (a vfio-user server with
+     * DMA logging); or one whose writes no log sees (a server without it, a kernel VFIO device).
+     */
+    enum Device { NONE, LOGGED, UNLOGGED }
+
+    /**
+     * A fake running machine: a writer thread (the vCPU) dirties random pages until paused; a second one (the device's
+     * DMA) writes random pages whether or not the vCPU is paused, until {@link #capture} stops the device.
+     */
     final class FakeVm implements MigrationSource.Vm {
         final MemorySegment ram = arena.allocate(RAM, 4096);
         final AtomicLongArray dirty = new AtomicLongArray((int) (RAM / 4096 / 64));
@@ -79,8 +90,38 @@ class MigrationLoopbackTest {
         int pauses, resumes;
         long writes;
         final Thread writer;
+        final Device device;
+        final AtomicLongArray deviceLog = new AtomicLongArray((int) (RAM / 4096 / 64));
+        volatile boolean deviceStopped;
+        volatile long deviceWrites;
+        volatile boolean deviceWroteWhilePaused;
+        Thread deviceThread;
 
         FakeVm() {
+            this(Device.NONE);
+        }
+
+        FakeVm(Device device) {
+            this.device = device;
+            if (device != Device.NONE) {
+                deviceThread = Thread.ofPlatform().name("fake-device").daemon().start(() -> {
+                    Random d = new Random(99);
+                    while (!deviceStopped && !stopped) {
+                        long page = d.nextInt((int) (RAM / 4096));
+                        ram.set(JAVA_LONG, page * 4096 + 8 * d.nextInt(512), d.nextLong() | 1);
+                        if (device == Device.LOGGED && logging) {
+                            deviceLog.getAndUpdate((int) (page / 64), v -> v | (1L << (page % 64)));
+                        }
+                        deviceWrites++;
+                        synchronized (this) {
+                            deviceWroteWhilePaused |= paused;
+                        }
+                        if (deviceWrites % 16 == 0) {
+                            Thread.yield();
+                        }
+                    }
+                });
+            }
             Random r = new Random(17);
             for (long p = 0; p < RAM / 4096; p += 3) { // a third of the pages hold data at the start
                 ram.set(JAVA_LONG, p * 4096 + 8 * r.nextInt(512), r.nextLong() | 1);
@@ -140,9 +181,14 @@ class MigrationLoopbackTest {
         public long[] dirtyPages() {
             long[] b = new long[dirty.length()];
             for (int i = 0; i < b.length; i++) {
-                b[i] = dirty.getAndSet(i, 0);
+                b[i] = dirty.getAndSet(i, 0) | deviceLog.getAndSet(i, 0);
             }
             return b;
+        }
+
+        @Override
+        public List<String> unloggedWriters() {
+            return device == Device.UNLOGGED ? List.of("disk0") : List.of();
         }
 
         @Override
@@ -168,12 +214,36 @@ class MigrationLoopbackTest {
             notifyAll();
         }
 
+        /**
+         * Stops the device first, as migration v2's STOP does: no DMA after it. The device runs on a moment after the
+         * vCPUs paused, as a real one finishing its requests would.
+         */
         @Override
         public MachineState capture() {
+            if (device != Device.NONE) {
+                try {
+                    Thread.sleep(20);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            stopDevice();
             return state();
         }
 
+        void stopDevice() {
+            deviceStopped = true;
+            if (deviceThread != null) {
+                try {
+                    deviceThread.join(5000);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+
         void stop() throws InterruptedException {
+            stopDevice();
             stopped = true;
             synchronized (this) {
                 notifyAll();
@@ -243,6 +313,38 @@ class MigrationLoopbackTest {
             assertTrue(r.rounds() >= 2 && r.pagesSent() > RAM / 4096 / 3, r.toString());
             assertTrue(vm.writes > 0);
             System.out.printf("loopback migration: %s, %d writes by the fake vCPU%n", r, vm.writes);
+        } finally {
+            vm.stop();
+        }
+    }
+
+    /**
+     * A device writing guest RAM behind the vCPUs' dirty log, also while they are paused: with its DMA log merged the
+     * copy is exact after pre-copy rounds; without one there is no pre-copy (round 0 is the paused one) and the copy is
+     * still exact; the device writes on after the vCPUs pause, until it is stopped.
+     */
+    @ParameterizedTest
+    @EnumSource(value = Device.class, names = {"LOGGED", "UNLOGGED"})
+    void aDevicesDmaReachesTheDestination(Device device, @TempDir Path tmp) throws Exception {
+        Path socket = tmp.resolve("mig.sock");
+        CompletableFuture<MemorySegment> dst = destination(socket, arena, false);
+        awaitSocket(socket);
+        FakeVm vm = new FakeVm(device);
+        try {
+            Thread.sleep(50); // the writers get going
+            MigrationSource.Result r = MigrationSource.migrate(vm, socket, Duration.ofSeconds(20));
+            MemorySegment copy = dst.get(30, TimeUnit.SECONDS);
+            assertEquals(-1, copy.mismatch(vm.ram), "RAM differs at byte " + copy.mismatch(vm.ram));
+            assertTrue(vm.deviceWrites > 0 && vm.deviceStopped);
+            assertTrue(vm.deviceWroteWhilePaused, "the device wrote while the vCPUs were paused");
+            if (device == Device.LOGGED) {
+                assertTrue(r.rounds() >= 2, r.toString());
+            } else {
+                assertEquals(1, r.rounds(), "no pre-copy: " + r);
+                assertEquals(r.pagesSent(), r.finalPages(), r.toString());
+            }
+            System.out.printf("loopback migration with a %s device: %s, %d device writes (%s while paused)%n", device, r,
+                    vm.deviceWrites, vm.deviceWroteWhilePaused ? "some" : "none");
         } finally {
             vm.stop();
         }
