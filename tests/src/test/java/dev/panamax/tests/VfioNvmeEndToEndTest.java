@@ -28,6 +28,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * (its md5 must be the host file's: device-to-memory DMA through the IOMMU) and writes a pattern, which the host
  * then finds in the file (memory-to-device DMA). Twice: over MSI-X, and with {@code pci=nomsi} over INTx, whose
  * EOI goes through the irqfd's resample eventfd. The guest's {@code /proc/interrupts} says which was used.
+ * The MSI-X run is held at its end for the control socket: {@code panamax ctl snapshot} must be refused (exit 1,
+ * one line naming the device: QEMU's emulated NVMe has no migration v2 driver, which the probe, a real
+ * {@code VFIO_DEVICE_FEATURE} ioctl, finds) and the VM run on ({@code ctl status}); then L1 kills it.
  * Then the setup errors: a BDF that does not exist and a device bound to another driver give one clear line and
  * exit status 125.
  *
@@ -109,6 +112,8 @@ class VfioNvmeEndToEndTest {
                 printf "PANAMAX-NVME-$mode-OK" | dd of=/dev/nvme0n1 bs=512 seek=$sector conv=fsync 2>/dev/null \\
                     || { echo "e2e-nvme: FAIL write"; exit 3; }
                 grep nvme /proc/interrupts | sed "s/^/e2e-nvme: $mode irq /"
+                # Held for the control socket's refusal to snapshot (L1 kills this VM once it has its answer).
+                grep -q panamax.hold /proc/cmdline && { echo "e2e-nvme: $mode holding"; sleep 600; }
                 exit 0
                 """.formatted(CHAIN_FUNCTIONS, PATTERN_SECTOR.get("msix"), PATTERN_SECTOR.get("intx")));
     }
@@ -130,7 +135,18 @@ class VfioNvmeEndToEndTest {
                 "for f in $bdf $nic; do echo vfio-pci > /sys/bus/pci/devices/$f/driver_override && echo $f > /sys/bus/pci/drivers_probe; done",
                 "echo \"L1 nvme: $bdf driver=$(basename $(readlink /sys/bus/pci/devices/$bdf/driver))\"",
                 "echo \"L1 e1000e: $nic driver=$(basename $(readlink /sys/bus/pci/devices/$nic/driver))\"",
-                test + " --cmdline '" + cmdline + " panamax.nvme=msix' " + devices + "; echo \"E2E msix=$?\"",
+                // MSI-X, and held at its end: a snapshot must be refused (QEMU's emulated NVMe has no migration v2
+                // driver: the probe is a real VFIO_DEVICE_FEATURE ioctl on L1's kernel), the VM running on.
+                "api=/tmp/pmx-nvme-api.sock",
+                test + " --api-socket $api --cmdline '" + cmdline + " panamax.nvme=msix panamax.hold' " + devices
+                        + " > /tmp/msix.log 2>&1 & vm=$!",
+                "for i in $(seq 1 1200); do grep -q 'e2e-nvme: msix holding' /tmp/msix.log && break; kill -0 $vm 2>/dev/null || break; sleep 0.5; done",
+                "./panamax ctl --api-socket $api snapshot /tmp/pmx-nvme-snap; echo \"E2E refused=$?\"",
+                "[ -e /tmp/pmx-nvme-snap/manifest.json ]; echo \"E2E manifest-exists=$?\"",
+                "./panamax ctl --api-socket $api status; echo \"E2E still-running=$?\"",
+                "kill $vm; for i in $(seq 1 120); do kill -0 $vm 2>/dev/null || break; sleep 0.5; done; kill -9 $vm 2>/dev/null;"
+                        + " wait $vm; echo \"E2E msix-killed=$?\"",
+                "cat /tmp/msix.log",
                 test + " --cmdline '" + cmdline + " pci=nomsi panamax.nvme=intx' " + devices + "; echo \"E2E intx=$?\"",
                 test + " --device vfio-pci,host=0000:00:1f.7; echo \"E2E missing=$?\"",
                 "virtio=$(basename $(dirname $(readlink -f /sys/bus/virtio/devices/virtio0)))",
@@ -156,7 +172,12 @@ class VfioNvmeEndToEndTest {
         assertTrue(out.contains("L1 nvme: ") && out.contains("L1 e1000e: ")
                         && Pattern.compile("L1 (nvme|e1000e): \\S+ driver=vfio-pci").matcher(out).results().count() == 2,
                 "L1 did not bind the NVMe controller and the e1000e to vfio-pci:\n" + out);
-        assertEquals(Map.of("msix", 0, "intx", 0, "missing", 125, "wrong-driver", 125), status, out);
+        assertEquals(Map.of("refused", 1, "manifest-exists", 1, "still-running", 0, "intx", 0, "missing", 125, "wrong-driver", 125),
+                status.entrySet().stream().filter(e -> !e.getKey().equals("msix-killed"))
+                        .collect(java.util.stream.Collectors.toMap(Map.Entry::getKey, Map.Entry::getValue)), out);
+        assertTrue(out.contains("e2e-nvme: msix holding"), "the MSI-X run did not reach its end:\n" + out);
+        assertTrue(Pattern.compile("snapshot refused: device \\S+ \\(vfio-pci at [0-9a-f:.]+\\) cannot be saved: its kernel VFIO"
+                + " driver does not offer migration").matcher(out).find(), "no clear refusal naming the NVMe controller:\n" + out);
 
         // L1's view: what this test relies on is there (else the QEMU is too old: nvme SR-IOV needs 7.1).
         Map<String, Chain> l1Chains = chains(out, "L1");
