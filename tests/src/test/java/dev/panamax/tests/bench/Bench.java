@@ -49,10 +49,14 @@ import java.util.regex.Pattern;
  *     {@code BENCH-PT-END} lines. Nested, L1 gets QEMU's emulated {@code intel-iommu} and an emulated NVMe
  *     controller on a {@value #PT_DISK_MIB} MiB file; directly, it needs {@code PANAMAX_BENCH_NVME=BDF}, an
  *     NVMe controller already bound to vfio-pci whose contents may be read.</li>
+ * <li>{@code vfio-user-blk}: a virtio-blk disk served by {@code panamax device virtio-blk} over vfio-user vs QEMU q35's
+ *     own {@code virtio-blk-pci} on the same file, read in the guest as in {@code passthrough} ({@link DiskBench});</li>
+ * <li>{@code test}: {@code ./panamax test} of a one-line script, start to verdict, vs QEMU microvm booting the same
+ *     script as its init job ({@link TestBench}).</li>
  * </ul>
  * {@code vfio-user} runs on this host ({@link VfioUserBench}).
  *
- * <p>Arguments: {@code [--runs N] [--memory-runs N] [--exits N] [--dry-run] [--diagnose] [--only boot,memory,exits,vfio-user,passthrough]}.
+ * <p>Arguments: {@code [--runs N] [--memory-runs N] [--exits N] [--dry-run] [--diagnose] [--only boot,memory,exits,vfio-user,passthrough,vfio-user-blk,test]}.
  */
 public final class Bench {
     static final Path REPO = locateRepo();
@@ -61,7 +65,7 @@ public final class Bench {
     static final String INIT_LINE = ImageBuilder.INIT_REACHED;
     static final String CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t";
     static final String MEMORY = "256M";
-    static final List<String> PIECES = List.of("boot", "memory", "exits", "vfio-user", "passthrough");
+    static final List<String> PIECES = List.of("boot", "memory", "exits", "vfio-user", "passthrough", "vfio-user-blk", "test");
     /** The NVMe namespace of the passthrough piece, in MiB, and how many times the guest reads it whole per boot. */
     static final int PT_DISK_MIB = 64;
     static final int PT_PASSES = 16;
@@ -109,7 +113,7 @@ public final class Bench {
         }
         List<Row> rows = new ArrayList<>();
         Files.createDirectories(WORK);
-        if (only.contains("boot") || only.contains("memory") || only.contains("exits") || only.contains("passthrough")) {
+        if (only.stream().anyMatch(p -> !p.equals("vfio-user"))) {
             rows.addAll(guestPieces(only, runs, memoryRuns, exits, dryRun, diagnose));
         }
         if (only.contains("vfio-user")) {
@@ -216,6 +220,12 @@ public final class Bench {
         }
         if (passthrough) {
             sh.append(passthroughScript(runs, mode));
+        }
+        if (only.contains("vfio-user-blk")) {
+            sh.append(DiskBench.script(runs));
+        }
+        if (only.contains("test")) {
+            sh.append(TestBench.script(runs));
         }
         if (diagnose) {
             // Not in the table: one Panamax and one QEMU q35 boot with the kernel's messages on, so that the
@@ -448,6 +458,10 @@ public final class Bench {
         rows.add(Row.of("MMIO exit round trip, ns, with C2, vs C" + where, v.get("exits-java-c2.mmio_ns"), v.get("exits-c.mmio_ns"), 0));
         rows.add(Row.of("NVMe sequential read in the guest via vfio-pci, MiB/s, vs QEMU q35" + where,
                 v.get("panamax-pt.MiBs"), v.get("q35-pt.MiBs"), 1));
+        rows.add(Row.of("virtio-blk over vfio-user sequential read in the guest, MiB/s, vs QEMU q35 virtio-blk (same file)" + where,
+                v.get("panamax-blk.MiBs"), v.get("q35-blk.MiBs"), 1));
+        rows.add(Row.of("panamax test of a one-line script, start to verdict, ms, vs QEMU microvm (same script)" + where,
+                v.get("test-panamax.verdict_ns"), v.get("test-microvm.verdict_ns"), 0));
         rows.removeIf(row -> row.panamax == null && row.other == null);
         return rows;
     }

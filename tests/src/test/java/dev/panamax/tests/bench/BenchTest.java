@@ -81,6 +81,53 @@ class BenchTest {
     }
 
     @Test
+    void vfioUserBlkThroughputIsBytesOverTheMarkersTime() {
+        String out = String.join("\n",
+                "BENCH panamax-blk pt_ns=4000000000 bytes=536870912",   // 512 MiB in 4 s
+                "  panamax-blk| BENCH-PT-END bytes=536870912",          // the guest's own line, echoed: ignored
+                "BENCH q35-blk pt_ns=2000000000 bytes=536870912\r",     // QEMU's serial line ends in CR
+                "BENCH q35-blk pt_ns=1000000000 bytes=536870912",
+                "BENCH panamax-pt pt_ns=1000000000 bytes=1048576",      // the passthrough piece's: another row
+                "");
+        List<Bench.Row> rows = Bench.parse(out, "nested");
+        Bench.Row blk = rows.stream().filter(r -> r.what().startsWith("virtio-blk over vfio-user sequential read"))
+                .findFirst().orElseThrow();
+        assertEquals(List.of(128.0), blk.panamax());
+        assertEquals(List.of(256.0, 512.0), blk.other());
+        assertTrue(Bench.table(List.of(blk)).contains(
+                "| virtio-blk over vfio-user sequential read in the guest, MiB/s, vs QEMU q35 virtio-blk (same file) (nested)"
+                        + " | 128.0 (128.0–128.0) | 384.0 (256.0–512.0) | 0.33x | 1 / 2 |"), Bench.table(List.of(blk)));
+        Bench.Row pt = rows.stream().filter(r -> r.what().startsWith("NVMe sequential read")).findFirst().orElseThrow();
+        assertEquals(List.of(1.0), pt.panamax());
+        assertEquals(null, pt.other());
+    }
+
+    @Test
+    void testVerdictTimesAreMillisecondsPerLabel() {
+        String out = String.join("\n",
+                "BENCH test-panamax verdict_ns=3000000000",
+                "BENCH test-microvm verdict_ns=2000000000\r",
+                "BENCH-FAILED test-panamax status=1 (want 0)",           // a run with the wrong verdict: no figure
+                "  test-panamax| BENCH test-panamax verdict_ns=1",       // echoed output: ignored
+                "BENCH test-panamax verdict_ns=5000000000",
+                "");
+        List<Bench.Row> rows = Bench.parse(out, "direct");
+        Bench.Row t = rows.stream().filter(r -> r.what().startsWith("panamax test of a one-line script")).findFirst().orElseThrow();
+        assertEquals(List.of(3000.0, 5000.0), t.panamax());
+        assertEquals(List.of(2000.0), t.other());
+        assertTrue(Bench.table(List.of(t)).contains(
+                "| panamax test of a one-line script, start to verdict, ms, vs QEMU microvm (same script) (direct)"
+                        + " | 4000 (3000–5000) | 2000 (2000–2000) | 2.00x | 2 / 1 |"), Bench.table(List.of(t)));
+        assertTrue(rows.stream().noneMatch(r -> r.what().startsWith("virtio-blk over vfio-user")), "not measured: no row");
+    }
+
+    @Test
+    void newPiecesAreKnownToOnly() {
+        assertTrue(Bench.PIECES.contains("vfio-user-blk"));
+        assertTrue(Bench.PIECES.contains("test"));
+    }
+
+    @Test
     void exitBenchGuestCountsAreLittleEndianAtTheirOffsets() {
         byte[] p = ExitBench.program(0x01020304);
         assertEquals(0x04, p[9]);

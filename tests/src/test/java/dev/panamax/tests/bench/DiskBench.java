@@ -1,0 +1,80 @@
+package dev.panamax.tests.bench;
+
+import dev.panamax.images.DebianPackages;
+import dev.panamax.images.GuestImage;
+import dev.panamax.images.ImageBuilder;
+import dev.panamax.tests.GuestModules;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+
+/**
+ * The {@code vfio-user-blk} piece of the runner script: a virtio-blk disk served over vfio-user by Panamax's own
+ * server ({@code panamax device virtio-blk}, a second process) beside QEMU q35's built-in {@code virtio-blk-pci}
+ * on the same file. The guest image loads {@code virtio_pci} and {@code virtio_blk}; its script reads 4 MiB of
+ * {@code /dev/vda} to warm up, then the whole disk {@value #PASSES} times with {@code dd bs=1M iflag=direct}
+ * between the {@code BENCH-PT-START} and {@code BENCH-PT-END} lines that {@link Bench}'s {@code pt} function
+ * stamps with L1's clock (MiB/s, as the passthrough piece).
+ *
+ * <p>The host side is the same for both: Panamax's server reads the file through a plain {@code FileChannel}
+ * (no {@code O_DIRECT}: the host's page cache, {@code virtio/.../blk/VirtioBlk.java}), so QEMU gets
+ * {@code cache=writeback} (its default: page cache, flushes honoured), not {@code cache=none} ({@code O_DIRECT}).
+ * Both open the file read-only ({@code --read-only}, {@code readonly=on}): nested, L1 sees the repository
+ * read-only, and the guest only reads.
+ */
+final class DiskBench {
+    /** The disk file's size in MiB, and how many times the guest reads it whole per boot. */
+    static final int DISK_MIB = 64;
+    static final int PASSES = 8;
+    /** The vfio-user server's socket, in L1's (or this host's) /tmp. */
+    static final String SOCKET = "/tmp/panamax-bench-blk.sock";
+    static final String PANAMAX_BLK = Bench.PANAMAX.replace("\"$K\"", "\"$KB\"").replace("\"$I\"", "\"$IB\"")
+            + " --device vfio-user-pci,socket=" + SOCKET + ",timeout=60s";
+    static final String QEMU_Q35_BLK = Bench.QEMU_Q35.replace("\"$K\"", "\"$KB\"").replace("\"$I\"", "\"$IB\"")
+            + " -drive file=\"$DB\",if=none,id=d0,format=raw,cache=writeback,readonly=on -device virtio-blk-pci,drive=d0";
+
+    private DiskBench() {
+    }
+
+    /** Builds the image and the disk file under {@link Bench#WORK}, and returns this piece's part of the runner script. */
+    static String script(int runs) throws Exception {
+        Path init = Bench.WORK.resolve("init-blk.sh");
+        Files.writeString(init, """
+                #!/bin/sh
+                # The vfio-user-blk bench guest: read the virtio disk whole, %d times, with O_DIRECT.
+                for i in $(seq 1 300); do [ -b /dev/vda ] && break; sleep 0.1; done
+                [ -b /dev/vda ] || { echo "BENCH-PT-FAIL no /dev/vda"; exit 1; }
+                dd if=/dev/vda of=/dev/null bs=1M count=4 iflag=direct 2>/dev/null || { echo "BENCH-PT-FAIL read"; exit 1; }
+                bytes=$(( $(cat /sys/block/vda/size) * 512 ))
+                echo "BENCH-PT-START"
+                for pass in $(seq 1 %d); do dd if=/dev/vda of=/dev/null bs=1M iflag=direct 2>/dev/null; done
+                echo "BENCH-PT-END bytes=$(( bytes * %d ))"
+                grep -i virtio /proc/interrupts | head -n 3
+                exit 0
+                """.formatted(PASSES, PASSES, PASSES));
+        GuestImage image = new ImageBuilder(DebianPackages.inDefaultCache()).modules(GuestModules.VIRTIO_BLK).initScript(init)
+                .build(Bench.WORK.resolve("image-blk"));
+        Path disk = Bench.WORK.resolve("blk-disk.img");
+        byte[] bytes = new byte[DISK_MIB << 20];
+        new Random(43).nextBytes(bytes);
+        Files.write(disk, bytes);
+        StringBuilder sh = new StringBuilder();
+        sh.append("KB=").append(image.kernel()).append("\nIB=").append(image.initramfs()).append("\nDB=").append(disk).append('\n');
+        // blk_serve: Panamax's virtio-blk server on $DB, waiting for its socket (a JVM's start, seconds nested).
+        sh.append("blk_serve() {\n")
+                .append("    rm -f ").append(SOCKET).append('\n')
+                .append("    ./panamax device virtio-blk --socket ").append(SOCKET)
+                .append(" --disk \"$DB\" --read-only >/tmp/panamax-bench-blk-server.log 2>&1 & server=$!\n")
+                .append("    for i in $(seq 1 600); do [ -S ").append(SOCKET).append(" ] && return 0; sleep 0.1; done\n")
+                .append("    echo \"BENCH-FAILED panamax-blk: no socket\"; tail -n 20 /tmp/panamax-bench-blk-server.log; return 1\n")
+                .append("}\n");
+        for (int r = 1; r <= runs; r++) {
+            // A fresh server per run (its start is outside the timed window: the guest's markers), killed after it.
+            sh.append("if blk_serve; then pt panamax-blk \"$CMD\" '").append(PANAMAX_BLK).append("'; fi\n");
+            sh.append("kill $server 2>/dev/null; wait $server 2>/dev/null\n");
+            sh.append("pt q35-blk \"$CMD\" '").append(QEMU_Q35_BLK).append("'\n");
+        }
+        return sh.toString();
+    }
+}
