@@ -211,6 +211,10 @@ public final class Bench {
                 sh.append("mem microvm \"$CMD bench.idle\" '").append(QEMU_MICROVM.replace("microvm,", "microvm,memory-backend=ram0,"))
                         .append(" -object memory-backend-memfd,id=ram0,size=").append(MEMORY).append("'\n");
             }
+            // Not in the table: where the JVM's own memory goes (Native Memory Tracking's summary, printed at exit
+            // into the session's output under "panamax-nmt|"): heap, metaspace, code cache, thread stacks, GC.
+            sh.append("boot panamax-nmt \"$CMD\" 'JAVA_TOOL_OPTIONS=\"-XX:NativeMemoryTracking=summary")
+                    .append(" -XX:+UnlockDiagnosticVMOptions -XX:+PrintNMTStatistics\" ").append(PANAMAX).append("'\n");
         }
         boolean passthrough = only.contains("passthrough");
         if (passthrough && mode == HostVirtualization.Mode.DIRECT && System.getenv(PT_DEVICE_VARIABLE) == null) {
