@@ -16,7 +16,7 @@ import java.lang.foreign.ValueLayout;
 /**
  * Migration v2 of a kernel VFIO device ({@code <linux/vfio.h>}: {@code VFIO_DEVICE_FEATURE} with
  * {@code VFIO_DEVICE_FEATURE_MIGRATION} and {@code VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE}): the device's migration
- * flags, its state, transitions walked arc by arc ({@link VfioMigState#nextStep}), and its data through the
+ * flags, its state, transitions walked arc by arc ({@link VfioDeviceMigState#nextStep}), and its data through the
  * {@code data_fd} the kernel returns on entering STOP_COPY (read until end of file) or RESUMING (written). The data fd
  * is closed when the device leaves that state and by {@link #close}. Errors are {@link LinuxException} (the ioctl or
  * read/write, naming the device) or {@link IllegalStateException} (one line naming the device).
@@ -83,14 +83,14 @@ public final class KernelVfioMigration implements AutoCloseable {
     }
 
     /** @return the device's state (GET {@code VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE}) */
-    public synchronized VfioMigState state() {
+    public synchronized VfioDeviceMigState state() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment f = feature(arena, vfio_h.VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE() | vfio_h.VFIO_DEVICE_FEATURE_GET(),
                     vfio_device_feature_mig_state.sizeof());
             Libc.ioctl(deviceFd, vfio_h.VFIO_DEVICE_FEATURE(), f, "VFIO_DEVICE_FEATURE GET MIG_DEVICE_STATE on " + name);
             int code = vfio_device_feature_mig_state.device_state(data(f));
             try {
-                return VfioMigState.of(code);
+                return VfioDeviceMigState.of(code);
             } catch (IllegalArgumentException e) {
                 throw new IllegalStateException(name + ": " + e.getMessage(), e);
             }
@@ -104,17 +104,17 @@ public final class KernelVfioMigration implements AutoCloseable {
      * @throws IllegalStateException when no path leads there for this device's flags
      * @throws LinuxException        when the kernel refuses an arc (the device may stand on an intermediate state)
      */
-    public synchronized void setState(VfioMigState target) {
-        VfioMigState now = state();
+    public synchronized void setState(VfioDeviceMigState target) {
+        VfioDeviceMigState now = state();
         while (now != target) {
-            VfioMigState next = now.nextStep(target, flags);
-            if (next == VfioMigState.ERROR) {
+            VfioDeviceMigState next = now.nextStep(target, flags);
+            if (next == VfioDeviceMigState.ERROR) {
                 throw new IllegalStateException(name + ": no migration arc from " + now + " to " + target
                         + " (flags 0x" + Long.toHexString(flags) + ")");
             }
             int fd = set(next);
             closeDataFd();
-            if (next == VfioMigState.STOP_COPY || next == VfioMigState.RESUMING) {
+            if (next == VfioDeviceMigState.STOP_COPY || next == VfioDeviceMigState.RESUMING) {
                 if (fd < 0) {
                     throw new IllegalStateException(name + ": the kernel returned no data_fd on entering " + next);
                 }
@@ -127,7 +127,7 @@ public final class KernelVfioMigration implements AutoCloseable {
     }
 
     /** One arc; returns {@code data_fd} (-1 when none). */
-    private int set(VfioMigState next) {
+    private int set(VfioDeviceMigState next) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment f = feature(arena, vfio_h.VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE() | vfio_h.VFIO_DEVICE_FEATURE_SET(),
                     vfio_device_feature_mig_state.sizeof());

@@ -7,9 +7,8 @@ import dev.panamax.vfio.AssignedPciDevice;
 import dev.panamax.vfio.KernelVfioDevice;
 import dev.panamax.vfio.KernelVfioMigration;
 import dev.panamax.vfio.VfioDeviceIo;
-import dev.panamax.vfio.VfioMigState;
+import dev.panamax.vfio.VfioDeviceMigState;
 import dev.panamax.vfiouser.client.VfioUserClient;
-import dev.panamax.vfiouser.protocol.VfioDeviceMigState;
 import dev.panamax.vfiouser.server.MigratableDevice;
 import dev.panamax.vmm.api.VmControl.ControlException;
 import dev.panamax.vmm.snapshot.SnapshotManifest;
@@ -82,7 +81,7 @@ final class AssignedDeviceSnapshot {
         /** @return whether the device offers migration v2 with STOP_COPY */
         boolean offered();
 
-        void setState(VfioMigState target);
+        void setState(VfioDeviceMigState target);
 
         byte[] readAll(long limitBytes);
 
@@ -96,7 +95,7 @@ final class AssignedDeviceSnapshot {
                 public String name() { return c.name(); }
                 public int kind() { return KIND_VFIO_USER; }
                 public boolean offered() { return c.migration().probe().isPresent(); }
-                public void setState(VfioMigState t) { c.migration().setState(VfioDeviceMigState.valueOf(t.name())); }
+                public void setState(VfioDeviceMigState t) { c.migration().setState(t); }
                 public byte[] readAll(long limit) { return c.migration().readAll(limit); }
                 public void writeAll(byte[] data) { c.migration().writeAll(data); }
             };
@@ -109,7 +108,7 @@ final class AssignedDeviceSnapshot {
                 private KernelVfioMigration m() {
                     return k.migration().orElseThrow(() -> new IllegalStateException(k.name() + ": no migration"));
                 }
-                public void setState(VfioMigState t) { m().setState(t); }
+                public void setState(VfioDeviceMigState t) { m().setState(t); }
                 public byte[] readAll(long limit) { return m().readAll(limit); }
                 public void writeAll(byte[] data) { m().writeAll(data); }
             };
@@ -185,9 +184,9 @@ final class AssignedDeviceSnapshot {
         for (Entry e : entries) {
             Migration m = migration(e.io());
             try {
-                m.setState(VfioMigState.STOP);
+                m.setState(VfioDeviceMigState.STOP);
                 stopped.add(m);
-                m.setState(VfioMigState.STOP_COPY);
+                m.setState(VfioDeviceMigState.STOP_COPY);
                 byte[] data = m.readAll(MAX_DATA);
                 byte[] client = e.device().saveState();
                 states.put(e.name(), encode(m.kind(), data, client));
@@ -208,7 +207,7 @@ final class AssignedDeviceSnapshot {
         String failure = null;
         for (Migration c : stopped) {
             try {
-                c.setState(VfioMigState.RUNNING);
+                c.setState(VfioDeviceMigState.RUNNING);
             } catch (RuntimeException x) {
                 log.error("{}: back to RUNNING failed: {}", c.name(), x.getMessage());
                 if (failure == null) {
@@ -309,10 +308,10 @@ final class AssignedDeviceSnapshot {
                     throw new ConfigException("restore", "{setting}: " + label(e) + ": " + transport(m.kind())
                             + " does not offer migration");
                 }
-                m.setState(VfioMigState.RESUMING);
+                m.setState(VfioDeviceMigState.RESUMING);
                 stopped.add(m);
                 m.writeAll(records.get(i).data());
-                m.setState(VfioMigState.STOP);
+                m.setState(VfioDeviceMigState.STOP);
                 e.device().restoreState(records.get(i).client());
                 log.info("{}: restored ({} bytes of device state)", e.name(), records.get(i).data().length);
             } catch (ConfigException x) {

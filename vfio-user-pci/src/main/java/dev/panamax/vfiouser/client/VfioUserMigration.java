@@ -1,11 +1,11 @@
 package dev.panamax.vfiouser.client;
 
 import dev.panamax.core.sys.Errno;
+import dev.panamax.vfio.VfioDeviceMigState;
 import dev.panamax.vfiouser.protocol.DeviceFeatureCodec;
 import dev.panamax.vfiouser.protocol.DeviceFeatureCodec.Feature;
 import dev.panamax.vfiouser.protocol.DeviceFeatureCodec.MigState;
 import dev.panamax.vfiouser.protocol.MigDataCodec;
-import dev.panamax.vfiouser.protocol.VfioDeviceMigState;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
 import dev.panamax.vfiouser.transport.ReceivedMessage;
@@ -70,7 +70,7 @@ public final class VfioUserMigration {
     public VfioDeviceMigState state() {
         byte[] data = feature(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE() | VFIO_DEVICE_FEATURE_GET(),
                 new byte[DeviceFeatureCodec.MIG_STATE_SIZE], DeviceFeatureCodec.MIG_STATE_SIZE, "GET MIG_DEVICE_STATE");
-        return decode(() -> VfioDeviceMigState.of(DeviceFeatureCodec.decodeMigState(data).deviceState()), "GET MIG_DEVICE_STATE");
+        return decode(() -> DeviceFeatureCodec.decodeMigState(data).state(), "GET MIG_DEVICE_STATE");
     }
 
     /**
@@ -84,7 +84,7 @@ public final class VfioUserMigration {
         String what = "SET MIG_DEVICE_STATE " + target;
         byte[] data = feature(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE() | VFIO_DEVICE_FEATURE_SET(),
                 DeviceFeatureCodec.encodeMigState(new MigState(target.code(), -1)), DeviceFeatureCodec.MIG_STATE_SIZE, what);
-        VfioDeviceMigState now = decode(() -> VfioDeviceMigState.of(DeviceFeatureCodec.decodeMigState(data).deviceState()), what);
+        VfioDeviceMigState now = decode(() -> DeviceFeatureCodec.decodeMigState(data).state(), what);
         if (now != target) {
             throw proxy.breakNow("DEVICE_FEATURE " + what + ": the server answered state " + now);
         }

@@ -1,8 +1,9 @@
 package dev.panamax.vfiouser.protocol;
 
 import dev.panamax.core.sys.Errno;
-import dev.panamax.vfiouser.bindings.vfio_device_feature_mig_state;
-import dev.panamax.vfiouser.bindings.vfio_device_feature_migration;
+import dev.panamax.vfio.VfioDeviceMigState;
+import dev.panamax.vfio.bindings.vfio_device_feature_mig_state;
+import dev.panamax.vfio.bindings.vfio_device_feature_migration;
 import dev.panamax.vfiouser.bindings.vfio_user_device_feature;
 import io.netty.buffer.ByteBuf;
 
@@ -29,11 +30,6 @@ public final class DeviceFeatureCodec {
     /** {@code sizeof(struct vfio_device_feature_migration)} and {@code sizeof(struct vfio_device_feature_mig_state)}: 8. */
     public static final int MIGRATION_SIZE = (int) vfio_device_feature_migration.sizeof();
     public static final int MIG_STATE_SIZE = (int) vfio_device_feature_mig_state.sizeof();
-    /**
-     * {@code VFIO_MIGRATION_PRE_COPY} (1 << 2) of {@code <linux/vfio.h>} since Linux 6.2; newer than the header the
-     * bindings are generated against, so written out here.
-     */
-    public static final long VFIO_MIGRATION_PRE_COPY = 1L << 2;
     /** {@code VFIO_DEVICE_FEATURE_DMA_LOGGING_START}, {@code _STOP}, {@code _REPORT} of {@code <linux/vfio.h>}: feature indexes. */
     public static final int VFIO_DEVICE_FEATURE_DMA_LOGGING_START = 6;
     public static final int VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP = 7;
@@ -95,6 +91,17 @@ public final class DeviceFeatureCodec {
      * @param dataFd      the kernel's data fd; over vfio-user always -1 (the data moves by MIG_DATA_READ/WRITE)
      */
     public record MigState(int deviceState, int dataFd) {
+        /**
+         * @return {@code deviceState} as the enum
+         * @throws VfioUserProtocolException EINVAL for a value the enum does not define (the number read unsigned)
+         */
+        public VfioDeviceMigState state() {
+            try {
+                return VfioDeviceMigState.of(deviceState);
+            } catch (IllegalArgumentException e) {
+                throw new VfioUserProtocolException(Errno.EINVAL, e.getMessage());
+            }
+        }
     }
 
     /**

@@ -1,12 +1,12 @@
 package dev.panamax.vfiouser.server;
 
 import dev.panamax.core.sys.Errno;
+import dev.panamax.vfio.VfioDeviceMigState;
 import dev.panamax.vfiouser.protocol.DeviceFeatureCodec;
 import dev.panamax.vfiouser.protocol.DeviceFeatureCodec.Feature;
 import dev.panamax.vfiouser.protocol.DeviceFeatureCodec.MigState;
 import dev.panamax.vfiouser.protocol.DeviceFeatureCodec.MigrationInfo;
 import dev.panamax.vfiouser.protocol.MigDataCodec;
-import dev.panamax.vfiouser.protocol.VfioDeviceMigState;
 import dev.panamax.vfiouser.protocol.VfioUserProtocolException;
 import io.netty.buffer.ByteBuf;
 import org.slf4j.Logger;
@@ -126,7 +126,7 @@ final class DeviceMigration {
         } else if (f.get()) {
             data = DeviceFeatureCodec.encodeMigState(new MigState(state.code(), -1));
         } else {
-            setState(VfioDeviceMigState.of(DeviceFeatureCodec.decodeMigState(f.data()).deviceState()));
+            setState(DeviceFeatureCodec.decodeMigState(f.data()).state());
             data = DeviceFeatureCodec.encodeMigState(new MigState(state.code(), -1));
         }
         DeviceFeatureCodec.encode(Feature.of(f.flags(), data), out);

@@ -26,8 +26,7 @@ class VfioUserLayoutTest {
             vfio_user_region_io_fds_request.class, vfio_user_sub_region_ioeventfd.class,
             vfio_user_sub_region_ioregionfd.class, vfio_user_region_io_fds_reply.class, vfio_user_write_one.class,
             vfio_user_region_write_multi.class, vfio_user_region_write_multi_reply.class,
-            vfio_user_device_feature.class, vfio_user_mig_data.class, vfio_device_feature_migration.class,
-            vfio_device_feature_mig_state.class);
+            vfio_user_device_feature.class, vfio_user_mig_data.class);
 
     static BindingsCheck check;
 
@@ -81,8 +80,6 @@ class VfioUserLayoutTest {
         assertEquals(18, vfio_user_h.VFIO_USER_MIG_DATA_WRITE());
         assertEquals(8, vfio_user_device_feature.sizeof());
         assertEquals(8, vfio_user_mig_data.sizeof());
-        assertEquals(8, vfio_device_feature_migration.sizeof());
-        assertEquals(8, vfio_device_feature_mig_state.sizeof());
         assertEquals(1, vfio_user_h.VFIO_DEVICE_FEATURE_MIGRATION());
         assertEquals(2, vfio_user_h.VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE());
         assertEquals(1 << 16, vfio_user_h.VFIO_DEVICE_FEATURE_GET());

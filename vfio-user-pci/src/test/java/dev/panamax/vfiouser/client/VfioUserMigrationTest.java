@@ -1,10 +1,10 @@
 package dev.panamax.vfiouser.client;
 
 import dev.panamax.core.sys.Errno;
+import dev.panamax.vfio.VfioDeviceMigState;
 import dev.panamax.vfio.bindings.vfio_h;
 import dev.panamax.vfiouser.protocol.DeviceFeatureCodec;
 import dev.panamax.vfiouser.protocol.MigDataCodec;
-import dev.panamax.vfiouser.protocol.VfioDeviceMigState;
 import dev.panamax.vfiouser.protocol.VfioUserCommand;
 import dev.panamax.vfiouser.server.MigratableDevice;
 import dev.panamax.vfiouser.server.RegionHandler;
@@ -29,7 +29,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
-import static dev.panamax.vfiouser.protocol.VfioDeviceMigState.*;
+import static dev.panamax.vfio.VfioDeviceMigState.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**

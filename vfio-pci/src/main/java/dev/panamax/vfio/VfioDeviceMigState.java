@@ -1,15 +1,15 @@
-package dev.panamax.vfiouser.protocol;
+package dev.panamax.vfio;
 
-import dev.panamax.core.sys.Errno;
-
-import static dev.panamax.vfiouser.bindings.vfio_user_h.*;
+import static dev.panamax.vfio.bindings.vfio_h.*;
 
 /**
  * {@code enum vfio_device_mig_state} of {@code <linux/vfio.h>} (migration v2), and the arcs of its state machine as
  * the kernel's {@code vfio_mig_get_next_state} (drivers/vfio/vfio_main.c) walks them: {@link #nextStep} gives the
  * next state on the way from one state to another, so that a combination transition (RUNNING -&gt; STOP_COPY) goes
  * through its intermediate states (RUNNING -&gt; STOP -&gt; STOP_COPY) in order, as the comment above the enum in
- * vfio.h describes. PRE_COPY (6) and PRE_COPY_P2P (7) came with Linux 6.2 and are written out here.
+ * vfio.h describes. PRE_COPY (6) and PRE_COPY_P2P (7) came with Linux 6.2, newer than the header the bindings are
+ * generated against, and are written out here. The one copy of the enum: kernel VFIO ({@link KernelVfioMigration})
+ * and vfio-user (whose DEVICE_FEATURE carries the same {@code struct vfio_device_feature_mig_state}) both use it.
  */
 public enum VfioDeviceMigState {
     ERROR(VFIO_DEVICE_STATE_ERROR()),
@@ -18,8 +18,17 @@ public enum VfioDeviceMigState {
     STOP_COPY(VFIO_DEVICE_STATE_STOP_COPY()),
     RESUMING(VFIO_DEVICE_STATE_RESUMING()),
     RUNNING_P2P(VFIO_DEVICE_STATE_RUNNING_P2P()),
+    /** {@code VFIO_DEVICE_STATE_PRE_COPY} (Linux 6.2). */
     PRE_COPY(6),
+    /** {@code VFIO_DEVICE_STATE_PRE_COPY_P2P} (Linux 6.2). */
     PRE_COPY_P2P(7);
+
+    /**
+     * {@code VFIO_MIGRATION_PRE_COPY} (1 &lt;&lt; 2), a bit of {@code struct vfio_device_feature_migration.flags}, of
+     * {@code <linux/vfio.h>} since Linux 6.2; newer than the header the bindings are generated against, so written
+     * out here.
+     */
+    public static final long VFIO_MIGRATION_PRE_COPY = 1L << 2;
 
     private final int code;
 
@@ -32,27 +41,30 @@ public enum VfioDeviceMigState {
         return code;
     }
 
-    /** @throws VfioUserProtocolException EINVAL for a value the enum does not define (the number read unsigned) */
+    /** @throws IllegalArgumentException for a value the enum does not define (the number read unsigned) */
     public static VfioDeviceMigState of(int code) {
         for (VfioDeviceMigState s : values()) {
             if (s.code == code) {
                 return s;
             }
         }
-        throw new VfioUserProtocolException(Errno.EINVAL, "device_state " + Integer.toUnsignedString(code)
+        throw new IllegalArgumentException("device_state " + Integer.toUnsignedString(code)
                 + " is no enum vfio_device_mig_state value");
     }
 
     /**
-     * Whether a device with migration {@code flags} ({@code VFIO_MIGRATION_STOP_COPY} | {@code _P2P} | {@code _PRE_COPY})
-     * has this state (vfio.h: "RUNNING and ERROR are always supported", STOP_COPY brings STOP, STOP_COPY, RESUMING).
+     * Whether a device with migration {@code flags} ({@code VFIO_MIGRATION_STOP_COPY} | {@code _P2P} |
+     * {@code _PRE_COPY}) has this state. vfio.h: "RUNNING and ERROR are always supported"; STOP_COPY brings STOP,
+     * STOP_COPY and RESUMING; the P2P and PRE_COPY states need their flag besides STOP_COPY, as the kernel's
+     * {@code state_flags_table} in {@code vfio_mig_get_next_state} has it.
      */
     public boolean supportedBy(long flags) {
-        boolean p2p = (flags & VFIO_MIGRATION_P2P()) != 0;
-        boolean pre = (flags & DeviceFeatureCodec.VFIO_MIGRATION_PRE_COPY) != 0;
+        boolean stopCopy = (flags & VFIO_MIGRATION_STOP_COPY()) != 0;
+        boolean p2p = stopCopy && (flags & VFIO_MIGRATION_P2P()) != 0;
+        boolean pre = stopCopy && (flags & VFIO_MIGRATION_PRE_COPY) != 0;
         return switch (this) {
             case ERROR, RUNNING -> true;
-            case STOP, STOP_COPY, RESUMING -> (flags & VFIO_MIGRATION_STOP_COPY()) != 0;
+            case STOP, STOP_COPY, RESUMING -> stopCopy;
             case RUNNING_P2P -> p2p;
             case PRE_COPY -> pre;
             case PRE_COPY_P2P -> pre && p2p;
@@ -74,7 +86,7 @@ public enum VfioDeviceMigState {
         if (this == ERROR || target == ERROR || !supportedBy(flags) || !target.supportedBy(flags)) {
             return ERROR;
         }
-        boolean p2p = (flags & VFIO_MIGRATION_P2P()) != 0;
+        boolean p2p = RUNNING_P2P.supportedBy(flags);
         VfioDeviceMigState next = switch (this) {
             case STOP -> switch (target) {
                 case STOP_COPY, RESUMING, RUNNING_P2P -> target;
