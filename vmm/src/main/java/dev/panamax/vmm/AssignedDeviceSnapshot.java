@@ -70,6 +70,9 @@ final class AssignedDeviceSnapshot {
     private final List<Entry> entries;
     /** The devices taken out of RUNNING by {@link #stopAndSave} or {@link #restore}, in order. Guarded by this. */
     private final List<Migration> stopped = new ArrayList<>();
+    /** By device name: the devices {@link #startPreCopy} took to PRE_COPY, and what was read from them. Guarded by this. */
+    private final Map<String, Migration> inPreCopy = new LinkedHashMap<>();
+    private final Map<String, byte[]> preCopied = new LinkedHashMap<>();
 
     /** Migration v2 of one device, whichever its transport. */
     interface Migration {
@@ -80,6 +83,9 @@ final class AssignedDeviceSnapshot {
 
         /** @return whether the device offers migration v2 with STOP_COPY */
         boolean offered();
+
+        /** @return whether it also offers PRE_COPY (only vfio-user's is used: the kernel's data fd is read in STOP_COPY) */
+        boolean offersPreCopy();
 
         void setState(VfioDeviceMigState target);
 
@@ -95,6 +101,9 @@ final class AssignedDeviceSnapshot {
                 public String name() { return c.name(); }
                 public int kind() { return KIND_VFIO_USER; }
                 public boolean offered() { return c.migration().probe().isPresent(); }
+                public boolean offersPreCopy() {
+                    return (c.migration().probe().orElse(0) & VfioDeviceMigState.VFIO_MIGRATION_PRE_COPY) != 0;
+                }
                 public void setState(VfioDeviceMigState t) { c.migration().setState(t); }
                 public byte[] readAll(long limit) { return c.migration().readAll(limit); }
                 public void writeAll(byte[] data) { c.migration().writeAll(data); }
@@ -105,6 +114,7 @@ final class AssignedDeviceSnapshot {
                 public String name() { return k.name(); }
                 public int kind() { return KIND_KERNEL_VFIO; }
                 public boolean offered() { return k.migration().isPresent(); }
+                public boolean offersPreCopy() { return false; }
                 private KernelVfioMigration m() {
                     return k.migration().orElseThrow(() -> new IllegalStateException(k.name() + ": no migration"));
                 }
@@ -182,12 +192,22 @@ final class AssignedDeviceSnapshot {
     synchronized Map<String, byte[]> stopAndSave() {
         Map<String, byte[]> states = new LinkedHashMap<>();
         for (Entry e : entries) {
-            Migration m = migration(e.io());
+            Migration m = inPreCopy.remove(e.name());
+            byte[] early = preCopied.remove(e.name());
             try {
-                m.setState(VfioDeviceMigState.STOP);
-                stopped.add(m);
-                m.setState(VfioDeviceMigState.STOP_COPY);
-                byte[] data = m.readAll(MAX_DATA);
+                byte[] data;
+                if (m != null) { // PRE_COPY -> STOP_COPY stops it; its stream goes on after what was read while it ran
+                    m.setState(VfioDeviceMigState.STOP_COPY);
+                    byte[] rest = m.readAll(MAX_DATA - early.length);
+                    data = java.util.Arrays.copyOf(early, early.length + rest.length);
+                    System.arraycopy(rest, 0, data, early.length, rest.length);
+                } else {
+                    m = migration(e.io());
+                    m.setState(VfioDeviceMigState.STOP);
+                    stopped.add(m);
+                    m.setState(VfioDeviceMigState.STOP_COPY);
+                    data = m.readAll(MAX_DATA);
+                }
                 byte[] client = e.device().saveState();
                 states.put(e.name(), encode(m.kind(), data, client));
                 log.info("{}: {} bytes of device state, {} bytes of client state", e.name(), data.length, client.length);
@@ -196,6 +216,47 @@ final class AssignedDeviceSnapshot {
             }
         }
         return states;
+    }
+
+    /**
+     * Live migration's start, the vCPUs running: each device that offers PRE_COPY goes RUNNING -&gt; PRE_COPY and its
+     * first migration data is read now, while it runs on, instead of with the VM paused; {@link #stopAndSave} takes it
+     * on from there (PRE_COPY -&gt; STOP_COPY), {@link #endPreCopy} back to RUNNING if the migration ends before.
+     *
+     * @throws ControlException naming the device whose server refused, failed or stalled (call {@link #endPreCopy})
+     */
+    synchronized void startPreCopy() {
+        for (Entry e : entries) {
+            Migration m = migration(e.io());
+            try {
+                if (m == null || !m.offersPreCopy()) {
+                    continue;
+                }
+                m.setState(VfioDeviceMigState.PRE_COPY);
+                stopped.add(m);
+                inPreCopy.put(e.name(), m);
+                byte[] early = m.readAll(MAX_DATA);
+                preCopied.put(e.name(), early);
+                log.info("{}: PRE_COPY: {} bytes of device state read while it runs", e.name(), early.length);
+            } catch (RuntimeException x) {
+                throw new ControlException("migrate failed: " + label(e) + ": PRE_COPY: " + x.getMessage() + "; the VM runs on", x);
+            }
+        }
+    }
+
+    /** Takes the devices still in PRE_COPY back to RUNNING (a migration that ended before {@link #stopAndSave}). */
+    synchronized void endPreCopy() {
+        for (var i = inPreCopy.entrySet().iterator(); i.hasNext(); ) {
+            var e = i.next();
+            stopped.remove(e.getValue());
+            try {
+                e.getValue().setState(VfioDeviceMigState.RUNNING);
+            } catch (RuntimeException x) {
+                log.error("{}: PRE_COPY back to RUNNING failed: {}", e.getKey(), x.getMessage());
+            }
+            i.remove();
+        }
+        preCopied.clear();
     }
 
     /**
@@ -216,6 +277,8 @@ final class AssignedDeviceSnapshot {
             }
         }
         stopped.clear();
+        inPreCopy.clear();
+        preCopied.clear();
         return failure;
     }
 

@@ -138,7 +138,7 @@ final class MachineControl implements VmControl {
     public synchronized MigrationResult migrate(Path socket) {
         assigned.checkSavable(); // as for a snapshot: a device that cannot migrate refuses before anything starts
         MachineMigration m = new MachineMigration(this, vm, ram, new SnapshotManifest.Machine(config.cpus(),
-                config.memoryBytes(), config.cmdline(), ram.backing().name()), devices, assigned.entries(), this::captureWithDevices);
+                config.memoryBytes(), config.cmdline(), ram.backing().name()), devices, assigned, this::captureWithDevices);
         try {
             dev.panamax.vmm.migration.MigrationSource.Result r =
                     dev.panamax.vmm.migration.MigrationSource.migrate(m, socket, MIGRATION_TIMEOUT);

@@ -19,7 +19,8 @@ import java.util.function.Supplier;
  * A running machine as {@link MigrationSource} sees it: guest RAM in host-mapping order, KVM's dirty log of each RAM
  * slot ({@link KvmVm#dirtyLog}) merged into one bitmap over that order with each assigned vfio-user device's DMA log
  * ({@link VfioUserMigration#reportDmaLogging}, the pages its server wrote through the shared memfd, which KVM never
- * sees), and pause, resume and capture through {@link MachineControl}. A device that keeps no DMA log (a server that
+ * sees), and pause, resume and capture through {@link MachineControl}. Devices that offer PRE_COPY go there when
+ * the dirty log starts ({@link AssignedDeviceSnapshot#startPreCopy}). A device that keeps no DMA log (a server that
  * does not offer {@code VFIO_DEVICE_FEATURE_DMA_LOGGING_START}, a kernel VFIO device) is an
  * {@link #unloggedWriters unlogged writer}.
  */
@@ -33,13 +34,13 @@ final class MachineMigration implements MigrationSource.Vm {
     private final SnapshotManifest.Machine machine;
     private final List<SnapshotManifest.Device> devices;
     private final Supplier<MachineState> capture;
-    private final List<AssignedDeviceSnapshot.Entry> assigned;
+    private final AssignedDeviceSnapshot assigned;
     /** The devices whose DMA logging runs, and those that keep no log; filled by {@link #startDirtyLog}. */
     private final List<VfioUserMigration> logging = new ArrayList<>();
     private final List<String> unlogged = new ArrayList<>();
 
     MachineMigration(MachineControl control, KvmVm vm, GuestRam ram, SnapshotManifest.Machine machine,
-                     List<SnapshotManifest.Device> devices, List<AssignedDeviceSnapshot.Entry> assigned,
+                     List<SnapshotManifest.Device> devices, AssignedDeviceSnapshot assigned,
                      Supplier<MachineState> capture) {
         this.control = control;
         this.vm = vm;
@@ -47,7 +48,7 @@ final class MachineMigration implements MigrationSource.Vm {
         this.machine = machine;
         this.devices = devices;
         this.capture = capture;
-        this.assigned = List.copyOf(assigned);
+        this.assigned = assigned;
     }
 
     @Override
@@ -70,7 +71,7 @@ final class MachineMigration implements MigrationSource.Vm {
     public void startDirtyLog() {
         vm.startDirtyLog();
         List<DmaRange> ranges = ram.regions().stream().map(r -> new DmaRange(r.guestPhysicalAddress(), r.size())).toList();
-        for (AssignedDeviceSnapshot.Entry e : assigned) {
+        for (AssignedDeviceSnapshot.Entry e : assigned.entries()) {
             if (e.io() instanceof VfioUserClient c && c.migration().dmaLoggingOffered()) {
                 c.migration().startDmaLogging(PAGE, ranges);
                 logging.add(c.migration());
@@ -79,6 +80,7 @@ final class MachineMigration implements MigrationSource.Vm {
                 unlogged.add(e.name());
             }
         }
+        assigned.startPreCopy(); // devices that offer PRE_COPY give their first data now, while they run
     }
 
     @Override
@@ -119,6 +121,7 @@ final class MachineMigration implements MigrationSource.Vm {
         }
         logging.clear();
         unlogged.clear();
+        assigned.endPreCopy(); // a migration that ended before the devices were saved: those in PRE_COPY run on
     }
 
     @Override

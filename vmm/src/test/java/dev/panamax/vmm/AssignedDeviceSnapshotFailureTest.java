@@ -131,20 +131,31 @@ class AssignedDeviceSnapshotFailureTest {
 
     /** Serves {@code d} (with migration when {@code migratable}) and attaches a client with a 500 ms request timeout. */
     AssignedPciDevice serve(FaultyDevice d, boolean migratable) throws Exception {
-        VfioUserDevice.Builder b = VfioUserDevice.builder(VfioUserDevice.pciFunction("bad0", 0x1af4, 0x10ff, 0xff0000, 0))
-                .region(VfioUserRegion.trapped(vfio_h.VFIO_PCI_BAR0_REGION_INDEX(), 4096, d));
-        if (migratable) {
-            b.migration(d);
+        AssignedPciDevice a = serve(dir, blk.open, "bad0", d, migratable ? d : null, Duration.ofMillis(500));
+        blk.open.add(d.release::countDown); // closed first: a stalled request thread ends before its server closes
+        return a;
+    }
+
+    /**
+     * Serves a device named {@code name} with a trapped 4 KiB BAR0 ({@code bar}) and, unless null, {@code migration},
+     * on {@code dir/name.sock}, and attaches a client whose requests wait at most {@code timeout}, as a machine does.
+     * What it opens goes into {@code open}.
+     */
+    static AssignedPciDevice serve(Path dir, List<AutoCloseable> open, String name, RegionHandler bar,
+                                   MigratableDevice migration, Duration timeout) throws Exception {
+        VfioUserDevice.Builder b = VfioUserDevice.builder(VfioUserDevice.pciFunction(name, 0x1af4, 0x10ff, 0xff0000, 0))
+                .region(VfioUserRegion.trapped(vfio_h.VFIO_PCI_BAR0_REGION_INDEX(), 4096, bar));
+        if (migration != null) {
+            b.migration(migration);
         }
         VfioUserDevice device = b.build();
-        Path socket = dir.resolve("bad0.sock");
+        Path socket = dir.resolve(name + ".sock");
         CompletableFuture<VfioUserServer> accepted = CompletableFuture.supplyAsync(() -> {
             VfioUserServer s = VfioUserServer.accept(socket, device, Duration.ofSeconds(10));
             s.start();
             return s;
         });
-        VfioUserClient.Options options = VfioUserClient.Options.defaults().withPostedWrites(false)
-                .withRequestTimeout(Duration.ofMillis(500));
+        VfioUserClient.Options options = VfioUserClient.Options.defaults().withPostedWrites(false).withRequestTimeout(timeout);
         VfioUserClient c;
         long deadline = System.nanoTime() + 5_000_000_000L;
         while (true) {
@@ -159,12 +170,11 @@ class AssignedDeviceSnapshotFailureTest {
             }
         }
         VfioUserServer server = accepted.get();
-        blk.open.add(server);
-        blk.open.add(d.release::countDown); // closed first: a stalled request thread ends before its server closes
+        open.add(server);
         AssignedPciDevice a = AssignedPciDevice.attach(c, new PciBus(gsi -> level -> { }), new AddressSpace(),
                 new AssignedDeviceSnapshotTest.Routes(), AssignedDeviceSnapshotTest.NO_TRAPS,
                 new PciBarAllocator(0xC000_0000L, 0xE000_0000L, 1L << 36, 1L << 40));
-        blk.open.add(a);
+        open.add(a);
         return a;
     }
 

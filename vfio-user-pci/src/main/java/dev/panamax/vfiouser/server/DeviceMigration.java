@@ -25,17 +25,19 @@ import static dev.panamax.vfiouser.bindings.vfio_user_h.*;
  * as the kernel's {@code vfio_ioctl_device_feature} does, walks {@code enum vfio_device_mig_state} arc by arc
  * ({@link VfioDeviceMigState#nextStep}) calling the {@link MigratableDevice}, serves the saved state by
  * MIG_DATA_READ in STOP_COPY and takes it by MIG_DATA_WRITE in RESUMING, bounded by
- * {@link MigratableDevice#maxStateSize()}. Offers {@code VFIO_MIGRATION_STOP_COPY} only (no P2P, no PRE_COPY).
+ * {@link MigratableDevice#maxStateSize()}. Offers {@code VFIO_MIGRATION_STOP_COPY}, and {@code VFIO_MIGRATION_PRE_COPY}
+ * for a device that {@link MigratableDevice#offersPreCopy() offers it} (no P2P): in PRE_COPY, MIG_DATA_READ serves
+ * {@link MigratableDevice#preCopyState()} while the device runs, and PRE_COPY -&gt; STOP_COPY stops the device and goes
+ * on with what is unread of it followed by {@link MigratableDevice#saveState()}: one stream, as the kernel's data fd.
  * A device with migration also offers DMA logging ({@code VFIO_DEVICE_FEATURE_DMA_LOGGING_START} 6, {@code _STOP} 7,
  * {@code _REPORT} 8; {@link DmaDirtyLog}): the pages its {@link DeviceDma#write}s touch, which the client's own dirty
  * log (KVM's, of the vCPUs' writes) cannot see. Runs on the server's request thread only.
  */
 final class DeviceMigration {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceMigration.class);
-    /** The migration flags we offer: {@code VFIO_MIGRATION_STOP_COPY}. */
-    static final long FLAGS = VFIO_MIGRATION_STOP_COPY();
-
     private final MigratableDevice device;
+    /** The migration flags we offer: {@code VFIO_MIGRATION_STOP_COPY}, with {@code _PRE_COPY} when the device has it. */
+    private final long flags;
     private final DeviceDma dma;
     private VfioDeviceMigState state = VfioDeviceMigState.RUNNING;
     /** STOP_COPY: the state being read, and how much of it the client has. */
@@ -48,6 +50,8 @@ final class DeviceMigration {
     DeviceMigration(MigratableDevice device, DeviceDma dma) {
         this.device = device;
         this.dma = dma;
+        this.flags = VFIO_MIGRATION_STOP_COPY()
+                | (device != null && device.offersPreCopy() ? VfioDeviceMigState.VFIO_MIGRATION_PRE_COPY : 0);
     }
 
     /**
@@ -122,7 +126,7 @@ final class DeviceMigration {
             }
             data = DeviceFeatureCodec.encodeDmaLoggingReport(r, dma.report(r));
         } else if (index == VFIO_DEVICE_FEATURE_MIGRATION()) {
-            data = DeviceFeatureCodec.encodeMigrationInfo(new MigrationInfo(FLAGS));
+            data = DeviceFeatureCodec.encodeMigrationInfo(new MigrationInfo(flags));
         } else if (f.get()) {
             data = DeviceFeatureCodec.encodeMigState(new MigState(state.code(), -1));
         } else {
@@ -139,7 +143,7 @@ final class DeviceMigration {
     private void setState(VfioDeviceMigState target) {
         List<VfioDeviceMigState> path = new ArrayList<>();
         for (VfioDeviceMigState at = state; at != target; ) {
-            at = at.nextStep(target, FLAGS);
+            at = at.nextStep(target, flags);
             if (at == VfioDeviceMigState.ERROR || path.size() > 8) {
                 throw new VfioUserProtocolException(Errno.EINVAL, "no migration state transition from " + state + " to " + target);
             }
@@ -154,16 +158,32 @@ final class DeviceMigration {
 
     private void arc(VfioDeviceMigState from, VfioDeviceMigState to) {
         switch (from) {
-            case RUNNING -> device.stop(); // only RUNNING -> STOP with STOP_COPY alone
+            case RUNNING -> {
+                if (to == VfioDeviceMigState.PRE_COPY) { // the device runs on; its first data is readable now
+                    saved = bounded(device.preCopyState(), 0);
+                    readOffset = 0;
+                } else {
+                    device.stop(); // RUNNING -> STOP (no P2P)
+                }
+            }
+            case PRE_COPY -> {
+                if (to == VfioDeviceMigState.STOP_COPY) { // the stream goes on: what PRE_COPY left unread, then the rest
+                    device.stop();
+                    byte[] unread = Arrays.copyOfRange(saved, readOffset, saved.length);
+                    byte[] rest = device.saveState();
+                    byte[] all = Arrays.copyOf(unread, unread.length + rest.length);
+                    System.arraycopy(rest, 0, all, unread.length, rest.length);
+                    saved = bounded(all, readOffset);
+                } else {
+                    saved = null; // PRE_COPY -> RUNNING: the session ends, the device never stopped
+                }
+                readOffset = 0;
+            }
             case STOP -> {
                 switch (to) {
                     case RUNNING -> device.resume();
                     case STOP_COPY -> {
-                        byte[] s = device.saveState();
-                        if (s.length > device.maxStateSize()) {
-                            throw new IllegalStateException("the device saved " + s.length + " bytes, above its maximum of " + device.maxStateSize());
-                        }
-                        saved = s;
+                        saved = bounded(device.saveState(), 0);
                         readOffset = 0;
                     }
                     case RESUMING -> incoming = new ByteArrayOutputStream();
@@ -183,15 +203,26 @@ final class DeviceMigration {
         }
     }
 
+    /** @return {@code data}, checked: with {@code before} bytes of the stream already read, within the device's maximum */
+    private byte[] bounded(byte[] data, long before) {
+        if (data.length + before > device.maxStateSize()) {
+            throw new IllegalStateException("the device saved " + (data.length + before) + " bytes, above its maximum of "
+                    + device.maxStateSize());
+        }
+        return data;
+    }
+
     /**
-     * MIG_DATA_READ: the next at most {@code min(size, clientMaxXfer)} bytes of the saved state; 0 at its end.
+     * MIG_DATA_READ: the next at most {@code min(size, clientMaxXfer)} bytes of the saved state; 0 at its end (in
+     * PRE_COPY: at the end of what there is now).
      *
-     * @throws VfioUserProtocolException EINVAL outside STOP_COPY or for a malformed request, E2BIG above {@code clientMaxXfer}
+     * @throws VfioUserProtocolException EINVAL outside PRE_COPY and STOP_COPY or for a malformed request, E2BIG above
+     *         {@code clientMaxXfer}
      */
     void read(ByteBuf in, ByteBuf out, long clientMaxXfer) {
         MigDataCodec.ReadRequest r = MigDataCodec.decodeReadRequest(in, clientMaxXfer);
-        if (state != VfioDeviceMigState.STOP_COPY) {
-            throw new VfioUserProtocolException(Errno.EINVAL, "MIG_DATA_READ in " + state + ", not STOP_COPY");
+        if (state != VfioDeviceMigState.STOP_COPY && state != VfioDeviceMigState.PRE_COPY) {
+            throw new VfioUserProtocolException(Errno.EINVAL, "MIG_DATA_READ in " + state + ", not PRE_COPY or STOP_COPY");
         }
         int n = (int) Math.min(r.size(), saved.length - readOffset);
         MigDataCodec.encode(MigDataCodec.Data.of(Arrays.copyOfRange(saved, readOffset, readOffset + n)), out);
@@ -221,9 +252,12 @@ final class DeviceMigration {
         if (device == null || state == VfioDeviceMigState.RUNNING) {
             return;
         }
+        boolean stopped = state != VfioDeviceMigState.PRE_COPY; // in PRE_COPY the device runs
         saved = null;
         incoming = null;
         state = VfioDeviceMigState.RUNNING;
-        device.resume();
+        if (stopped) {
+            device.resume();
+        }
     }
 }

@@ -33,6 +33,24 @@ public interface MigratableDevice {
      */
     void loadState(byte[] state);
 
+    /**
+     * Whether the device offers PRE_COPY ({@code VFIO_MIGRATION_PRE_COPY}, Linux 6.2's {@code vfio.h}): part of its
+     * state can be read while it runs, so that less is left for STOP_COPY. Default: no.
+     */
+    default boolean offersPreCopy() {
+        return false;
+    }
+
+    /**
+     * RUNNING -&gt; PRE_COPY, the device running: the first part of its migration data, served by MIG_DATA_READ while
+     * the device runs on. The data stream goes on in STOP_COPY with {@link #saveState()} (after what PRE_COPY's reads
+     * left unread), and {@link #loadState} at the destination gets the whole stream, this part first. Called only when
+     * {@link #offersPreCopy()}. With {@link #saveState()}, at most {@link #maxStateSize()} bytes.
+     */
+    default byte[] preCopyState() {
+        throw new UnsupportedOperationException("no PRE_COPY");
+    }
+
     /** @return the most bytes MIG_DATA_WRITE may bring in one RESUMING; more are refused with EFBIG-like E2BIG */
     default long maxStateSize() {
         return DEFAULT_MAX_STATE_SIZE;

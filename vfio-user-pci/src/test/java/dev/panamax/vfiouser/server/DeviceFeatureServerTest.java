@@ -29,14 +29,24 @@ class DeviceFeatureServerTest {
     TestClient client;
     byte[] state = new byte[10_000];
 
+    /** PRE_COPY's first data, for {@link #start(boolean, boolean)} with PRE_COPY. */
+    byte[] early = new byte[5000];
+    final java.util.List<String> calls = new java.util.ArrayList<>();
+
     void start(boolean migratable) {
+        start(migratable, false);
+    }
+
+    void start(boolean migratable, boolean preCopy) {
         VfioUserDevice.Builder b = VfioUserDevice.builder(VfioUserDevice.pciFunction("feat", 0x1af4, 0x10ff, 0xff0000, 0));
         if (migratable) {
             b.migration(new MigratableDevice() {
-                public void stop() { }
-                public void resume() { }
-                public byte[] saveState() { return state; }
+                public void stop() { calls.add("stop"); }
+                public void resume() { calls.add("resume"); }
+                public byte[] saveState() { calls.add("save"); return state; }
                 public void loadState(byte[] s) { }
+                public boolean offersPreCopy() { return preCopy; }
+                public byte[] preCopyState() { calls.add("pre"); return early; }
             });
         }
         UnixSocket[] pair = UnixSocket.pair();
@@ -99,6 +109,77 @@ class DeviceFeatureServerTest {
         assertEquals(Errno.ENOTTY, featureError(16, GET | 2, new byte[0]));
         assertEquals(Errno.ENOTTY, featureError(8, PROBE | 1, new byte[0]));
         assertEquals(Errno.ENOTTY, featureError(8, PROBE | SET | 6, new byte[0]), "no migration, no DMA logging");
+    }
+
+    /** One MIG_DATA_READ of at most {@code size} bytes. */
+    byte[] migRead(int size) {
+        return MigDataCodec.decodeData(client.ok(VfioUserCommand.MIG_DATA_READ,
+                payload(o -> MigDataCodec.encode(MigDataCodec.ReadRequest.of(size), o))), size, "t").data();
+    }
+
+    void setState(int state) {
+        feature(16, SET | 2, DeviceFeatureCodec.encodeMigState(new DeviceFeatureCodec.MigState(state, -1)));
+    }
+
+    /**
+     * PRE_COPY: offered only by a device that has it; the first data is read while the device runs; PRE_COPY ->
+     * STOP_COPY stops it and the stream goes on with what was left unread, then saveState's bytes; PRE_COPY ->
+     * RUNNING ends the session without a stop or resume; a reset in PRE_COPY does not resume a running device.
+     */
+    @Test
+    void preCopyDataIsReadWhileRunningAndTheStreamGoesOnInStopCopy() {
+        start(true, true);
+        for (int i = 0; i < early.length; i++) {
+            early[i] = (byte) (i * 7);
+        }
+        for (int i = 0; i < state.length; i++) {
+            state[i] = (byte) i;
+        }
+        assertEquals(VFIO_MIGRATION_STOP_COPY() | dev.panamax.vfio.VfioDeviceMigState.VFIO_MIGRATION_PRE_COPY,
+                DeviceFeatureCodec.decodeMigrationInfo(feature(16, GET | 1, new byte[0]).data()).flags());
+        setState(6); // VFIO_DEVICE_STATE_PRE_COPY
+        assertEquals(java.util.List.of("pre"), calls, "the device runs on in PRE_COPY");
+        byte[] first = migRead(3000);
+        assertEquals(3000, first.length);
+        setState(VFIO_DEVICE_STATE_STOP_COPY());
+        assertEquals(java.util.List.of("pre", "stop", "save"), calls);
+        java.io.ByteArrayOutputStream rest = new java.io.ByteArrayOutputStream();
+        for (byte[] d = migRead(4096); d.length > 0; d = migRead(4096)) {
+            rest.writeBytes(d);
+        }
+        java.io.ByteArrayOutputStream want = new java.io.ByteArrayOutputStream();
+        want.write(early, 3000, early.length - 3000);
+        want.writeBytes(state);
+        assertArrayEquals(want.toByteArray(), rest.toByteArray(), "PRE_COPY's unread bytes, then saveState's");
+
+        setState(VFIO_DEVICE_STATE_RUNNING());
+        calls.clear();
+        setState(6);
+        assertArrayEquals(early, readToEnd(), "all of PRE_COPY's data, then 0: nothing more for now");
+        assertEquals(0, migRead(100).length, "still nothing");
+        setState(VFIO_DEVICE_STATE_RUNNING());
+        assertEquals(java.util.List.of("pre"), calls, "PRE_COPY -> RUNNING neither stops nor resumes");
+        assertEquals(Errno.EINVAL, client.error(VfioUserCommand.MIG_DATA_READ,
+                payload(o -> MigDataCodec.encode(MigDataCodec.ReadRequest.of(100), o))), "no reads in RUNNING");
+        setState(6);
+        client.ok(VfioUserCommand.DEVICE_RESET, payload(o -> { }));
+        assertEquals(java.util.List.of("pre", "pre"), calls, "a reset in PRE_COPY does not resume a running device");
+    }
+
+    byte[] readToEnd() {
+        java.io.ByteArrayOutputStream all = new java.io.ByteArrayOutputStream();
+        for (byte[] d = migRead(4096); d.length > 0; d = migRead(4096)) {
+            all.writeBytes(d);
+        }
+        return all.toByteArray();
+    }
+
+    @Test
+    void aDeviceWithoutPreCopyRefusesIt() {
+        start(true);
+        assertEquals(VFIO_MIGRATION_STOP_COPY(), DeviceFeatureCodec.decodeMigrationInfo(feature(16, GET | 1, new byte[0]).data()).flags());
+        assertEquals(Errno.EINVAL, featureError(16, SET | 2, DeviceFeatureCodec.encodeMigState(new DeviceFeatureCodec.MigState(6, -1))));
+        assertEquals(java.util.List.of(), calls);
     }
 
     @Test
