@@ -464,6 +464,8 @@ public final class Bench {
                 v.get("panamax-pt.MiBs"), v.get("q35-pt.MiBs"), 1));
         rows.add(Row.of("virtio-blk over vfio-user sequential read in the guest, MiB/s, vs QEMU q35 virtio-blk (same file)" + where,
                 v.get("panamax-blk.MiBs"), v.get("q35-blk.MiBs"), 1));
+        rows.add(Row.of("virtio-blk over vfio-user, MiB/s, with ioeventfds (doorbells through KVM_IOEVENTFD) vs without (Panamax both)" + where,
+                v.get("panamax-blk-iofd.MiBs"), v.get("panamax-blk.MiBs"), 1));
         rows.add(Row.of("panamax test of a one-line script, start to verdict, ms, vs QEMU microvm (same script)" + where,
                 v.get("test-panamax.verdict_ns"), v.get("test-microvm.verdict_ns"), 0));
         rows.removeIf(row -> row.panamax == null && row.other == null);

@@ -12,7 +12,9 @@ import java.util.Random;
 /**
  * The {@code vfio-user-blk} piece of the runner script: a virtio-blk disk served over vfio-user by Panamax's own
  * server ({@code panamax device virtio-blk}, a second process) beside QEMU q35's built-in {@code virtio-blk-pci}
- * on the same file. The guest image loads {@code virtio_pci} and {@code virtio_blk}; its script reads 4 MiB of
+ * on the same file, and Panamax once more with {@code ioeventfd=on} (the doorbells the server offers by
+ * {@code VFIO_USER_DEVICE_GET_REGION_IO_FDS} registered with {@code KVM_IOEVENTFD}: no socket round trip per notify;
+ * off by default). The guest image loads {@code virtio_pci} and {@code virtio_blk}; its script reads 4 MiB of
  * {@code /dev/vda} to warm up, then the whole disk {@value #PASSES} times with {@code dd bs=1M iflag=direct}
  * between the {@code BENCH-PT-START} and {@code BENCH-PT-END} lines that {@link Bench}'s {@code pt} function
  * stamps with L1's clock (MiB/s, as the passthrough piece).
@@ -74,6 +76,10 @@ final class DiskBench {
             sh.append("if blk_serve; then pt panamax-blk \"$CMD\" '").append(PANAMAX_BLK).append("'; fi\n");
             sh.append("kill $server 2>/dev/null; wait $server 2>/dev/null\n");
             sh.append("pt q35-blk \"$CMD\" '").append(QEMU_Q35_BLK).append("'\n");
+            // The same with the doorbells the server offers (VFIO_USER_DEVICE_GET_REGION_IO_FDS) registered with KVM.
+            sh.append("if blk_serve; then pt panamax-blk-iofd \"$CMD\" '").append(PANAMAX_BLK.replace("timeout=60s", "timeout=60s,ioeventfd=on"))
+                    .append("'; fi\n");
+            sh.append("kill $server 2>/dev/null; wait $server 2>/dev/null\n");
         }
         return sh.toString();
     }
