@@ -68,8 +68,11 @@ final class ApiProtocol {
             LOG.debug("control socket: bad request: {}", e.getMessage());
             return error(e.getMessage());
         } catch (VmControl.ControlException e) {
-            LOG.info("control socket: {} refused: {}", command, e.getMessage());
-            return error(command + ": " + oneLine(e));
+            // The machine's refusals name their request already ("snapshot refused: ...", "migrate failed: ...").
+            String reason = oneLine(e);
+            String reply = reason.startsWith(command + " ") ? reason : command + ": " + reason;
+            LOG.info("control socket: {}", reply);
+            return error(reply);
         } catch (RuntimeException e) {
             LOG.warn("control socket: {} failed", command, e);
             return error(command + ": " + oneLine(e));
