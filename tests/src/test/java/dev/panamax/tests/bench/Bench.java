@@ -280,19 +280,7 @@ public final class Bench {
      */
     static String passthroughScript(int runs, HostVirtualization.Mode mode) throws Exception {
         Path init = WORK.resolve("init-nvme.sh");
-        Files.writeString(init, """
-                #!/bin/sh
-                # The passthrough bench guest: read the assigned NVMe namespace whole, %d times, with O_DIRECT.
-                for i in $(seq 1 300); do [ -b /dev/nvme0n1 ] && break; sleep 0.1; done
-                [ -b /dev/nvme0n1 ] || { echo "BENCH-PT-FAIL no /dev/nvme0n1"; exit 1; }
-                dd if=/dev/nvme0n1 of=/dev/null bs=1M count=4 iflag=direct 2>/dev/null || { echo "BENCH-PT-FAIL read"; exit 1; }
-                bytes=$(( $(cat /sys/block/nvme0n1/size) * 512 ))
-                echo "BENCH-PT-START"
-                for pass in $(seq 1 %d); do dd if=/dev/nvme0n1 of=/dev/null bs=1M iflag=direct 2>/dev/null; done
-                echo "BENCH-PT-END bytes=$(( bytes * %d ))"
-                grep nvme0q1 /proc/interrupts | head -n 1
-                exit 0
-                """.formatted(PT_PASSES, PT_PASSES, PT_PASSES));
+        Files.writeString(init, readPassesScript("nvme0n1", PT_PASSES, "grep nvme0q1 /proc/interrupts | head -n 1"));
         GuestImage image = new ImageBuilder(DebianPackages.inDefaultCache()).modules(GuestModules.NVME).initScript(init)
                 .build(WORK.resolve("image-nvme"));
         if (mode == HostVirtualization.Mode.NESTED) {
@@ -317,6 +305,28 @@ public final class Bench {
             sh.append("pt q35-pt \"$CMD\" '").append(QEMU_Q35_PT).append("'\n");
         }
         return sh.toString();
+    }
+
+    /**
+     * A throughput bench guest's script: waits for block device {@code dev}, reads 4 MiB of it to warm up, prints
+     * {@code BENCH-PT-START}, reads it whole {@code passes} times with {@code dd bs=1M iflag=direct}, prints
+     * {@code BENCH-PT-END bytes=N} (what the {@code pt} function stamps with L1's clock), then runs {@code irqs} (the
+     * interrupt lines that show how completions came) and exits 0; {@code BENCH-PT-FAIL} and 1 when the device is not there.
+     */
+    static String readPassesScript(String dev, int passes, String irqs) {
+        return """
+                #!/bin/sh
+                # A bench guest: read /dev/%1$s whole, %2$d times, with O_DIRECT, between two marker lines.
+                for i in $(seq 1 300); do [ -b /dev/%1$s ] && break; sleep 0.1; done
+                [ -b /dev/%1$s ] || { echo "BENCH-PT-FAIL no /dev/%1$s"; exit 1; }
+                dd if=/dev/%1$s of=/dev/null bs=1M count=4 iflag=direct 2>/dev/null || { echo "BENCH-PT-FAIL read"; exit 1; }
+                bytes=$(( $(cat /sys/block/%1$s/size) * 512 ))
+                echo "BENCH-PT-START"
+                for pass in $(seq 1 %2$d); do dd if=/dev/%1$s of=/dev/null bs=1M iflag=direct 2>/dev/null; done
+                echo "BENCH-PT-END bytes=$(( bytes * %2$d ))"
+                %3$s
+                exit 0
+                """.formatted(dev, passes, irqs);
     }
 
     /** L1's extra devices for the passthrough piece: an IOMMU, and an NVMe controller on the bench's disk file. */

@@ -42,19 +42,7 @@ final class DiskBench {
     /** Builds the image and the disk file under {@link Bench#WORK}, and returns this piece's part of the runner script. */
     static String script(int runs) throws Exception {
         Path init = Bench.WORK.resolve("init-blk.sh");
-        Files.writeString(init, """
-                #!/bin/sh
-                # The vfio-user-blk bench guest: read the virtio disk whole, %d times, with O_DIRECT.
-                for i in $(seq 1 300); do [ -b /dev/vda ] && break; sleep 0.1; done
-                [ -b /dev/vda ] || { echo "BENCH-PT-FAIL no /dev/vda"; exit 1; }
-                dd if=/dev/vda of=/dev/null bs=1M count=4 iflag=direct 2>/dev/null || { echo "BENCH-PT-FAIL read"; exit 1; }
-                bytes=$(( $(cat /sys/block/vda/size) * 512 ))
-                echo "BENCH-PT-START"
-                for pass in $(seq 1 %d); do dd if=/dev/vda of=/dev/null bs=1M iflag=direct 2>/dev/null; done
-                echo "BENCH-PT-END bytes=$(( bytes * %d ))"
-                grep -i virtio /proc/interrupts | head -n 3
-                exit 0
-                """.formatted(PASSES, PASSES, PASSES));
+        Files.writeString(init, Bench.readPassesScript("vda", PASSES, "grep -i virtio /proc/interrupts | head -n 3"));
         GuestImage image = new ImageBuilder(DebianPackages.inDefaultCache()).modules(GuestModules.VIRTIO_BLK).initScript(init)
                 .build(Bench.WORK.resolve("image-blk"));
         Path disk = Bench.WORK.resolve("blk-disk.img");

@@ -8,6 +8,10 @@ import dev.panamax.vfiouser.bindings.vfio_user_device_feature;
 import io.netty.buffer.ByteBuf;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
 
 import static dev.panamax.vfiouser.bindings.vfio_user_h.*;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
@@ -119,9 +123,9 @@ public final class DeviceFeatureCodec {
      * @param pageSize bytes one bit of the log stands for, u64
      * @param ranges   the ranges to log; none means every DMA_MAP range (libvfio-user)
      */
-    public record DmaLoggingControl(long pageSize, java.util.List<DmaRange> ranges) {
+    public record DmaLoggingControl(long pageSize, List<DmaRange> ranges) {
         public DmaLoggingControl {
-            ranges = java.util.List.copyOf(ranges);
+            ranges = List.copyOf(ranges);
         }
     }
 
@@ -156,8 +160,8 @@ public final class DeviceFeatureCodec {
     }
 
     public static byte[] encodeDmaLoggingControl(DmaLoggingControl c) {
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(DMA_LOGGING_CONTROL_SIZE + c.ranges().size() * DMA_LOGGING_RANGE_SIZE)
-                .order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = ByteBuffer.allocate(DMA_LOGGING_CONTROL_SIZE + c.ranges().size() * DMA_LOGGING_RANGE_SIZE)
+                .order(ByteOrder.LITTLE_ENDIAN);
         b.putLong(c.pageSize()).putInt(c.ranges().size()).putInt(0);
         for (DmaRange r : c.ranges()) {
             b.putLong(r.iova()).putLong(r.length());
@@ -170,11 +174,7 @@ public final class DeviceFeatureCodec {
      *         num_ranges ranges, for a non-zero reserved field, or above {@value #MAX_DMA_LOGGING_RANGES} ranges
      */
     public static DmaLoggingControl decodeDmaLoggingControl(byte[] data) {
-        if (data.length < DMA_LOGGING_CONTROL_SIZE) {
-            throw new VfioUserProtocolException(Errno.EINVAL, "struct vfio_user_device_feature_dma_logging_control is "
-                    + data.length + " bytes, below " + DMA_LOGGING_CONTROL_SIZE);
-        }
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(data).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = atLeast(data, DMA_LOGGING_CONTROL_SIZE, "struct vfio_user_device_feature_dma_logging_control");
         long pageSize = b.getLong();
         long count = Integer.toUnsignedLong(b.getInt());
         if (b.getInt() != 0) {
@@ -188,7 +188,7 @@ public final class DeviceFeatureCodec {
             throw new VfioUserProtocolException(Errno.EINVAL, "DMA logging control names " + count + " ranges in "
                     + (data.length - DMA_LOGGING_CONTROL_SIZE) + " bytes");
         }
-        java.util.List<DmaRange> ranges = new java.util.ArrayList<>();
+        List<DmaRange> ranges = new ArrayList<>();
         for (long i = 0; i < count; i++) {
             ranges.add(new DmaRange(b.getLong(), b.getLong()));
         }
@@ -197,19 +197,23 @@ public final class DeviceFeatureCodec {
 
     /** @return the report struct followed by {@code bitmap} (empty in a request) */
     public static byte[] encodeDmaLoggingReport(DmaLoggingReport r, byte[] bitmap) {
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(DMA_LOGGING_REPORT_SIZE + bitmap.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = ByteBuffer.allocate(DMA_LOGGING_REPORT_SIZE + bitmap.length).order(ByteOrder.LITTLE_ENDIAN);
         b.putLong(r.iova()).putLong(r.length()).putLong(r.pageSize()).put(bitmap);
         return b.array();
     }
 
     /** @throws VfioUserProtocolException EINVAL when {@code data} is shorter than the 24-byte struct */
     public static DmaLoggingReport decodeDmaLoggingReport(byte[] data) {
-        if (data.length < DMA_LOGGING_REPORT_SIZE) {
-            throw new VfioUserProtocolException(Errno.EINVAL, "struct vfio_user_device_feature_dma_logging_report is "
-                    + data.length + " bytes, below " + DMA_LOGGING_REPORT_SIZE);
-        }
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(data).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = atLeast(data, DMA_LOGGING_REPORT_SIZE, "struct vfio_user_device_feature_dma_logging_report");
         return new DmaLoggingReport(b.getLong(), b.getLong(), b.getLong());
+    }
+
+    /** @return {@code data} to read little-endian; @throws VfioUserProtocolException EINVAL when shorter than {@code size} */
+    private static ByteBuffer atLeast(byte[] data, int size, String struct) {
+        if (data.length < size) {
+            throw new VfioUserProtocolException(Errno.EINVAL, struct + " is " + data.length + " bytes, below " + size);
+        }
+        return ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
     }
 
     public static void encode(Feature f, ByteBuf out) {

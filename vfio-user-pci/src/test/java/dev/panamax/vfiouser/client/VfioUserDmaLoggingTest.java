@@ -15,10 +15,8 @@ import dev.panamax.core.sys.MemFd;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static org.junit.jupiter.api.Assertions.*;
@@ -45,19 +43,10 @@ class VfioUserDmaLoggingTest {
             b.migration(d);
         }
         b.dmaByMessages(dmaByMessages);
-        VfioUserDevice device = b.build();
-        Path socket = dir.resolve("log.sock");
-        CompletableFuture<VfioUserServer> accepted = CompletableFuture.supplyAsync(() -> {
-            VfioUserServer s = VfioUserServer.accept(socket, device, Duration.ofSeconds(10));
-            s.start();
-            return s;
-        });
-        VfioUserClient c = VfioUserClientTest.connectWhenListening(socket, VfioUserClient.Options.defaults()
-                .withPostedWrites(false).withMaxDataXferSize(maxXfer));
-        server = accepted.get();
-        open.add(server);
-        open.add(c);
-        return c;
+        VfioUserMigrationTest.Served served = VfioUserMigrationTest.serve(dir, open, b.build(), "log",
+                VfioUserClient.Options.defaults().withPostedWrites(false).withMaxDataXferSize(maxXfer));
+        server = served.server();
+        return served.client();
     }
 
     @AfterEach

@@ -115,19 +115,28 @@ class VfioUserMigrationTest {
         if (migratable) {
             b.migration(d);
         }
-        VfioUserDevice device = b.build();
+        return serve(dir, open, b.build(), name, VfioUserClient.Options.defaults().withPostedWrites(false)
+                .withMaxDataXferSize(clientMaxXfer)).client();
+    }
+
+    /** A started server and the client connected to it. */
+    record Served(VfioUserClient client, VfioUserServer server) {
+    }
+
+    /** Serves {@code device} on {@code dir/name.sock} and connects a client with {@code options}; both go into {@code open}. */
+    static Served serve(Path dir, List<AutoCloseable> open, VfioUserDevice device, String name, VfioUserClient.Options options)
+            throws Exception {
         Path socket = dir.resolve(name + ".sock");
         CompletableFuture<VfioUserServer> accepted = CompletableFuture.supplyAsync(() -> {
             VfioUserServer s = VfioUserServer.accept(socket, device, Duration.ofSeconds(10));
             s.start();
             return s;
         });
-        VfioUserClient c = VfioUserClientTest.connectWhenListening(socket, VfioUserClient.Options.defaults()
-                .withPostedWrites(false).withMaxDataXferSize(clientMaxXfer));
+        VfioUserClient c = VfioUserClientTest.connectWhenListening(socket, options);
         VfioUserServer s = accepted.get();
         open.add(s);
         open.add(c);
-        return c;
+        return new Served(c, s);
     }
 
     @AfterEach
