@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -123,6 +124,9 @@ class BootEndToEndTest {
         assertTrue(out.contains("input-42-ok"), "the guest's shell did not answer piped input:\n" + out);
         assertTrue(out.contains("guest kernel panic: Kernel panic - not syncing: sysrq triggered crash"), out);
         assertTrue(out.contains("guest still running after 25 s: killed"), out);
+        // The idle guest's one vCPU is in the guest, not stuck in the VMM; mostly halted in the idle loop.
+        assertTrue(Pattern.compile("at the timeout vCPU 0 was at rip 0x[0-9a-f]+, (halted \\(waiting for an interrupt\\)|runnable), after \\d+ exits")
+                .matcher(out).find(), "no vCPU state at the timeout:\n" + out);
         assertTrue(out.contains("guest init reached"), out);
     }
 }

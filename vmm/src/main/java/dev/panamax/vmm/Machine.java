@@ -21,6 +21,7 @@ import dev.panamax.kvm.KvmVcpu;
 import dev.panamax.kvm.KvmException;
 import dev.panamax.kvm.KvmVm;
 import dev.panamax.kvm.VcpuStop;
+import dev.panamax.kvm.bindings.kvm_h;
 import dev.panamax.core.state.Snapshottable;
 import dev.panamax.vmm.api.ApiServer;
 import dev.panamax.vmm.api.VmControl;
@@ -429,10 +430,41 @@ public final class Machine {
                 Thread.currentThread().interrupt();
             }
         }
+        if (verdict.get().kind() == Verdict.Kind.TIMEOUT) {
+            reportTimeout(vcpus, threads);
+        }
         if (config.stats()) {
             printStats(vcpus, pio, mmio);
         }
         return verdict.get();
+    }
+
+    /**
+     * At the timeout, says where each vCPU was, so that a hung guest can be told from a hung VMM: a vCPU thread that
+     * stopped gives its RIP, whether KVM had it halted (HLT: waiting for an interrupt) and its exit count; one still in
+     * the VMM (a device call that does not return) gives its Java stack instead.
+     */
+    private static void reportTimeout(List<KvmVcpu> vcpus, List<Thread> threads) {
+        for (int i = 0; i < vcpus.size(); i++) {
+            KvmVcpu vcpu = vcpus.get(i);
+            Thread t = threads.get(i);
+            if (t.isAlive()) {
+                StringBuilder at = new StringBuilder();
+                StackTraceElement[] stack = t.getStackTrace();
+                for (int f = 0; f < Math.min(8, stack.length); f++) {
+                    at.append(f == 0 ? "" : " <- ").append(stack[f]);
+                }
+                log.warn("at the timeout vCPU {} was in the VMM, not the guest: {}", vcpu.id(), at);
+                continue;
+            }
+            try {
+                boolean halted = vcpu.mpState() == kvm_h.KVM_MP_STATE_HALTED();
+                log.warn("at the timeout vCPU {} was at rip 0x{}, {}, after {} exits", vcpu.id(), Long.toHexString(vcpu.rip()),
+                        halted ? "halted (waiting for an interrupt)" : "runnable", vcpu.exitCounts().total());
+            } catch (RuntimeException e) {
+                log.warn("at the timeout vCPU {}: its registers cannot be read: {}", vcpu.id(), e.getMessage());
+            }
+        }
     }
 
     /** Runs a vCPU until it stops for another reason than a pause ({@link VcpuPause}). */
