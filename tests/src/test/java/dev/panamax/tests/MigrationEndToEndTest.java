@@ -46,7 +46,8 @@ class MigrationEndToEndTest {
                 "dpid=$!",
                 // A JVM start next to a busy guest can take a minute nested: wait for the destination's listen line.
                 "for i in $(seq 1 600); do grep -q 'waiting up to' /tmp/dst.log && break; sleep 0.5; done; sleep 1",
-                "./panamax ctl --api-socket $api migrate $mig; rc=$?; echo \"E2E migrate=$rc\"; [ $rc = 0 ] || kill $spid",
+                // A failed migrate: the source runs on; it gets 3 s to log why before it is killed (a CI run once lost them).
+                "./panamax ctl --api-socket $api migrate $mig; rc=$?; echo \"E2E migrate=$rc\"; [ $rc = 0 ] || { sleep 3; kill $spid; }",
                 "wait $spid; echo \"E2E source=$?\"",
                 "wait $dpid; echo \"E2E destination=$?\"",
                 "sed 's/^/src: /' /tmp/src.log",

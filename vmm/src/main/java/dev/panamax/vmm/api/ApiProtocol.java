@@ -76,6 +76,11 @@ final class ApiProtocol {
         } catch (RuntimeException e) {
             LOG.warn("control socket: {} failed", command, e);
             return error(command + ": " + oneLine(e));
+        } catch (Error e) {
+            // An OutOfMemoryError or an InternalError (a fault in guest memory) in the request's work: said here and
+            // answered, not left to end the connection without a reply and be logged only after it closed.
+            LOG.error("control socket: {} failed", command, e);
+            return error(command + ": " + e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + oneLine(e)));
         } finally {
             serial.unlock();
         }

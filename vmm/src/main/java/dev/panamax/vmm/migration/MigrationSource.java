@@ -124,13 +124,19 @@ public final class MigrationSource {
         try (FrameChannel c = new FrameChannel(ch, timeout)) {
             return new MigrationSource(vm, c).run(start, wasPaused);
         } catch (IOException e) {
+            runOn(vm, wasPaused);
             throw new MigrationException("migration to " + socket + ": " + e.getMessage(), e);
-        } catch (RuntimeException e) {
-            vm.stopDirtyLog();
-            if (!wasPaused && vm.paused()) {
-                vm.resume();
-            }
+        } catch (RuntimeException | Error e) {
+            runOn(vm, wasPaused);
             throw e;
+        }
+    }
+
+    /** After a failed migration the VM goes on as it was: no dirty log, running again if the migration paused it. */
+    private static void runOn(Vm vm, boolean wasPaused) {
+        vm.stopDirtyLog();
+        if (!wasPaused && vm.paused()) {
+            vm.resume();
         }
     }
 

@@ -49,7 +49,7 @@ class ApiServerTest {
     /** A VM stand-in: records calls, throws {@link #failWith} when set, and counts calls in progress at once. */
     static final class FakeVm implements VmControl {
         volatile String state = Status.RUNNING;
-        volatile RuntimeException failWith;
+        volatile Throwable failWith;
         volatile Path lastSnapshot, lastMigrate;
         volatile CountDownLatch gate; // snapshot waits on it when set
         final AtomicInteger inside = new AtomicInteger(), mostInside = new AtomicInteger();
@@ -58,7 +58,11 @@ class ApiServerTest {
             mostInside.accumulateAndGet(inside.incrementAndGet(), Math::max);
             if (failWith != null) {
                 inside.decrementAndGet();
-                throw failWith;
+                switch (failWith) {
+                    case RuntimeException e -> throw e;
+                    case Error e -> throw e;
+                    default -> throw new IllegalStateException(failWith);
+                }
             }
         }
 
@@ -245,6 +249,12 @@ class ApiServerTest {
         assertEquals("pause: two lines", ApiClient.send(sock(), ApiClient.Request.pause()).error());
         vm.failWith = new NullPointerException();
         assertEquals("status: NullPointerException", ApiClient.send(sock(), ApiClient.Request.status()).error());
+        // An Error (here as a fault in guest memory surfaces) is answered too, not a connection closed without a reply.
+        vm.failWith = new InternalError("a fault occurred in an unsafe memory access");
+        assertEquals("migrate: InternalError: a fault occurred in an unsafe memory access",
+                ApiClient.send(sock(), ApiClient.Request.migrate(dir.resolve("m.sock"))).error());
+        vm.failWith = new OutOfMemoryError();
+        assertEquals("pause: OutOfMemoryError", ApiClient.send(sock(), ApiClient.Request.pause()).error());
         vm.failWith = null;
         assertTrue(ApiClient.send(sock(), ApiClient.Request.status()).ok(), "the server lives on");
     }
