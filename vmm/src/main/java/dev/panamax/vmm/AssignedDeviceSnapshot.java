@@ -159,24 +159,25 @@ final class AssignedDeviceSnapshot {
      * Checks that every device can be saved: a vfio-user device whose server, or a kernel VFIO device whose driver,
      * offers migration v2 with STOP_COPY.
      *
+     * @param request what is asked ("snapshot", "migrate"): the refusal starts with it
      * @throws ControlException naming the first device that cannot; nothing was changed
      */
-    void checkSavable() {
+    void checkSavable(String request) {
         for (Entry e : entries) {
             Migration m = migration(e.io());
             if (m == null) {
-                throw new ControlException("snapshot refused: " + label(e) + " cannot be saved: it is neither a vfio-user "
+                throw new ControlException(request + " refused: " + label(e) + " cannot be saved: it is neither a vfio-user "
                         + "nor a kernel VFIO device; the VM runs on");
             }
             boolean offered;
             try {
                 offered = m.offered();
             } catch (RuntimeException x) {
-                throw new ControlException("snapshot refused: " + label(e) + ": migration probe failed: " + x.getMessage()
+                throw new ControlException(request + " refused: " + label(e) + ": migration probe failed: " + x.getMessage()
                         + "; the VM runs on", x);
             }
             if (!offered) {
-                throw new ControlException("snapshot refused: " + label(e) + " cannot be saved: " + transport(m.kind())
+                throw new ControlException(request + " refused: " + label(e) + " cannot be saved: " + transport(m.kind())
                         + " does not offer migration (VFIO_DEVICE_FEATURE_MIGRATION); the VM runs on");
             }
         }

@@ -10,6 +10,8 @@ import dev.panamax.kvm.KvmVm;
 import dev.panamax.kvm.VcpuState;
 import dev.panamax.kvm.VmState;
 import dev.panamax.vmm.api.VmControl;
+import dev.panamax.vmm.migration.MigrationException;
+import dev.panamax.vmm.migration.MigrationSource;
 import dev.panamax.vmm.snapshot.MachineState;
 import dev.panamax.vmm.snapshot.Snapshot;
 import dev.panamax.vmm.snapshot.SnapshotException;
@@ -18,10 +20,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
  * A running machine as the control socket sees it ({@link VmControl}): pause and resume through {@link VcpuPause},
@@ -97,7 +101,7 @@ final class MachineControl implements VmControl {
 
     @Override
     public synchronized SnapshotResult snapshot(Path dir) {
-        assigned.checkSavable(); // a device that cannot be saved refuses before anything stops
+        assigned.checkSavable("snapshot"); // a device that cannot be saved refuses before anything stops
         boolean wasPaused = pause.paused();
         long t0 = System.nanoTime();
         pause();
@@ -123,30 +127,29 @@ final class MachineControl implements VmControl {
     }
 
     /** Called with the verdict that ends this machine once it runs at a migration's destination. */
-    private volatile java.util.function.Consumer<dev.panamax.vmm.Verdict> onMigrated = v -> { };
+    private volatile Consumer<Verdict> onMigrated = v -> { };
 
-    void onMigrated(java.util.function.Consumer<dev.panamax.vmm.Verdict> finish) {
+    void onMigrated(Consumer<Verdict> finish) {
         this.onMigrated = finish;
     }
 
     /**
-     * Live migration ({@link dev.panamax.vmm.migration.MigrationSource}), assigned devices' state included (refused
+     * Live migration ({@link MigrationSource}), assigned devices' state included (refused
      * for a device that cannot migrate, as {@link #snapshot}). On success the machine ends here with
      * {@link Verdict#migrated} (status 0).
      */
     @Override
     public synchronized MigrationResult migrate(Path socket) {
-        assigned.checkSavable(); // as for a snapshot: a device that cannot migrate refuses before anything starts
+        assigned.checkSavable("migrate"); // as for a snapshot: a device that cannot migrate refuses before anything starts
         MachineMigration m = new MachineMigration(this, vm, ram, new SnapshotManifest.Machine(config.cpus(),
                 config.memoryBytes(), config.cmdline(), ram.backing().name()), devices, assigned, this::captureWithDevices);
         try {
-            dev.panamax.vmm.migration.MigrationSource.Result r =
-                    dev.panamax.vmm.migration.MigrationSource.migrate(m, socket, MIGRATION_TIMEOUT);
+            MigrationSource.Result r = MigrationSource.migrate(m, socket, MIGRATION_TIMEOUT);
             log.info("migrated to {}; downtime {} ms ({} rounds, {} MiB sent, {} pages with the VM paused, {} ms in all)",
                     socket, r.downtimeMillis(), r.rounds(), r.pagesSent() * 4096 >> 20, r.finalPages(), r.totalMillis());
             onMigrated.accept(Verdict.migrated(socket + "; downtime " + r.downtimeMillis() + " ms"));
             return new MigrationResult(socket, r.downtimeMillis(), r.rounds(), r.pagesSent() * 4096, r.totalMillis());
-        } catch (dev.panamax.vmm.migration.MigrationException | KvmException | LinuxException | StateException e) {
+        } catch (MigrationException | KvmException | LinuxException | StateException e) {
             throw new ControlException("migrate failed: " + e.getMessage() + "; the VM runs on", e);
         }
     }
@@ -167,7 +170,7 @@ final class MachineControl implements VmControl {
     }
 
     /** How long the destination may go silent during a migration. */
-    static final java.time.Duration MIGRATION_TIMEOUT = java.time.Duration.ofSeconds(60);
+    static final Duration MIGRATION_TIMEOUT = Duration.ofSeconds(60);
 
     /**
      * @param clock the kvmclock when the vCPUs were paused (nanoseconds), saved instead of the clock now

@@ -6,6 +6,7 @@ import dev.panamax.kvm.KvmVm;
 import dev.panamax.vfiouser.client.VfioUserClient;
 import dev.panamax.vfiouser.client.VfioUserMigration;
 import dev.panamax.vfiouser.protocol.DeviceFeatureCodec.DmaRange;
+import dev.panamax.vmm.api.VmControl;
 import dev.panamax.vmm.migration.MigrationSource;
 import dev.panamax.vmm.snapshot.MachineState;
 import dev.panamax.vmm.snapshot.SnapshotManifest;
@@ -126,7 +127,7 @@ final class MachineMigration implements MigrationSource.Vm {
 
     @Override
     public boolean paused() {
-        return control.status().state().equals(dev.panamax.vmm.api.VmControl.Status.PAUSED);
+        return control.status().state().equals(VmControl.Status.PAUSED);
     }
 
     @Override

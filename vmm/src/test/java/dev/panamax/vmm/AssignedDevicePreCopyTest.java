@@ -79,7 +79,7 @@ class AssignedDevicePreCopyTest {
         PreCopyDevice d = new PreCopyDevice();
         AssignedPciDevice pre = AssignedDeviceSnapshotFailureTest.serve(dir, blk.open, "pre0", d, d, Duration.ofSeconds(10));
         AssignedDeviceSnapshot snap = new AssignedDeviceSnapshot(SAVED, List.of(good, pre));
-        snap.checkSavable();
+        snap.checkSavable("snapshot");
         return new Machine(good, pre, d, snap);
     }
 

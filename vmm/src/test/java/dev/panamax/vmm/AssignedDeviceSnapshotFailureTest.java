@@ -187,7 +187,7 @@ class AssignedDeviceSnapshotFailureTest {
         FaultyDevice faulty = new FaultyDevice(fault);
         AssignedPciDevice bad = serve(faulty, true);
         AssignedDeviceSnapshot snap = new AssignedDeviceSnapshot(SAVED, List.of(good, bad));
-        snap.checkSavable();
+        snap.checkSavable("snapshot");
         return new Machine(good, bad, faulty, snap);
     }
 
@@ -260,9 +260,12 @@ class AssignedDeviceSnapshotFailureTest {
         AssignedPciDevice good = blk.serve("blk0", new AssignedDeviceSnapshotTest.Routes());
         AssignedPciDevice bad = serve(new FaultyDevice(Fault.REFUSE_STOP), false);
         AssignedDeviceSnapshot snap = new AssignedDeviceSnapshot(SAVED, List.of(good, bad));
-        ControlException e = assertThrows(ControlException.class, snap::checkSavable);
+        ControlException e = assertThrows(ControlException.class, () -> snap.checkSavable("snapshot"));
         assertEquals("snapshot refused: " + BAD + " cannot be saved: its vfio-user server does not offer migration "
                 + "(VFIO_DEVICE_FEATURE_MIGRATION); the VM runs on", e.getMessage());
+        // A migration is refused in the same words, under its own name.
+        assertTrue(assertThrows(ControlException.class, () -> snap.checkSavable("migrate")).getMessage()
+                .startsWith("migrate refused: " + BAD + " cannot be saved"));
         assertEquals(VfioDeviceMigState.RUNNING, state(good), "nothing stopped");
         assertNull(snap.resumeAll());
     }

@@ -174,7 +174,7 @@ class AssignedDeviceSnapshotTest {
         AssignedPciDevice source = serve("src", new Routes());
         program(source);
         AssignedDeviceSnapshot snap = new AssignedDeviceSnapshot(SAVED, List.of(source));
-        snap.checkSavable();
+        snap.checkSavable("snapshot");
         Map<String, byte[]> states = snap.stopAndSave();
         assertEquals(VfioDeviceMigState.STOP_COPY, client(source).migration().state());
         assertNull(snap.resumeAll());
