@@ -42,7 +42,12 @@ final class DiskBench {
     /** Builds the image and the disk file under {@link Bench#WORK}, and returns this piece's part of the runner script. */
     static String script(int runs) throws Exception {
         Path init = Bench.WORK.resolve("init-blk.sh");
-        Files.writeString(init, Bench.readPassesScript("vda", PASSES, "grep -i virtio /proc/interrupts | head -n 3"));
+        // After the passes: the interrupts, and how the guest's block layer cut the reads (/sys/block/vda/stat: read
+        // I/Os, merges, sectors; the request size limits), to set beside the server's own counts.
+        Files.writeString(init, Bench.readPassesScript("vda", PASSES, "grep -i virtio /proc/interrupts | head -n 3;"
+                + " echo \"bench: vda stat $(cat /sys/block/vda/stat)\";"
+                + " echo \"bench: vda max_segments=$(cat /sys/block/vda/queue/max_segments)"
+                + " max_sectors_kb=$(cat /sys/block/vda/queue/max_sectors_kb) max_segment_size=$(cat /sys/block/vda/queue/max_segment_size)\""));
         GuestImage image = new ImageBuilder(DebianPackages.inDefaultCache()).modules(GuestModules.VIRTIO_BLK).initScript(init)
                 .build(Bench.WORK.resolve("image-blk"));
         Path disk = Bench.WORK.resolve("blk-disk.img");
@@ -59,15 +64,21 @@ final class DiskBench {
                 .append("    for i in $(seq 1 600); do [ -S ").append(SOCKET).append(" ] && return 0; sleep 0.1; done\n")
                 .append("    echo \"BENCH-FAILED panamax-blk: no socket\"; tail -n 20 /tmp/panamax-bench-blk-server.log; return 1\n")
                 .append("}\n");
+        // blk_stop: the server's line for the client that just left (its counts and where its time went), then kill it.
+        sh.append("blk_stop() {\n")
+                .append("    for i in $(seq 1 50); do grep -q 'client disconnected' /tmp/panamax-bench-blk-server.log && break; sleep 0.1; done\n")
+                .append("    grep 'client disconnected' /tmp/panamax-bench-blk-server.log | sed \"s/^/  $1-server| /\"\n")
+                .append("    kill $server 2>/dev/null; wait $server 2>/dev/null\n")
+                .append("}\n");
         for (int r = 1; r <= runs; r++) {
             // A fresh server per run (its start is outside the timed window: the guest's markers), killed after it.
             sh.append("if blk_serve; then pt panamax-blk \"$CMD\" '").append(PANAMAX_BLK).append("'; fi\n");
-            sh.append("kill $server 2>/dev/null; wait $server 2>/dev/null\n");
+            sh.append("blk_stop panamax-blk\n");
             sh.append("pt q35-blk \"$CMD\" '").append(QEMU_Q35_BLK).append("'\n");
             // The same with the doorbells the server offers (VFIO_USER_DEVICE_GET_REGION_IO_FDS) registered with KVM.
             sh.append("if blk_serve; then pt panamax-blk-iofd \"$CMD\" '").append(PANAMAX_BLK.replace("timeout=60s", "timeout=60s,ioeventfd=on"))
                     .append("'; fi\n");
-            sh.append("kill $server 2>/dev/null; wait $server 2>/dev/null\n");
+            sh.append("blk_stop panamax-blk-iofd\n");
         }
         return sh.toString();
     }

@@ -103,6 +103,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     /** Capacity in 512-byte sectors (the file's size rounded down). */
     private final long capacity;
     private final byte[] chunk = new byte[CHUNK];
+    /** What the device did for its client: counts, bytes, and time ({@link System#nanoTime}) for {@link #statistics}. */
+    private long doorbells, requestsIn, requestsOut, requestsOther, bytesIn, bytesOut, servingNanos, fileNanos, dmaNanos;
 
     /**
      * Opens the disk image.
@@ -247,6 +249,8 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
     /** The driver rang the doorbell: serve every available request. */
     @Override
     public boolean queueNotified(Virtqueue queue, DeviceDma dma) {
+        long start = System.nanoTime();
+        doorbells++;
         boolean used = false;
         Virtqueue.Chain chain;
         while ((chain = queue.pop(dma)) != null) {
@@ -254,7 +258,23 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
             queue.push(dma, chain.head(), written);
             used = true;
         }
+        servingNanos += System.nanoTime() - start;
         return used;
+    }
+
+    /**
+     * What the device did since it was made, one line: doorbells served, requests by type with their bytes (and so
+     * the mean request size the driver chose), and where the serving time went: moving data between the file and
+     * the host (file), between the host and the client's memory (DMA), the rest (rings, parsing). Read it after the
+     * client is gone (its request thread ended) or under the transport's lock.
+     */
+    public String statistics() {
+        long requests = requestsIn + requestsOut + requestsOther;
+        return String.format("%d doorbells, %d requests (IN %d: %d KiB, OUT %d: %d KiB, other %d; %d KiB per IN);"
+                        + " serving took %d ms: file %d ms, DMA %d ms, rings and parsing %d ms",
+                doorbells, requests, requestsIn, bytesIn >> 10, requestsOut, bytesOut >> 10, requestsOther,
+                requestsIn == 0 ? 0 : (bytesIn >> 10) / requestsIn, servingNanos / 1_000_000, fileNanos / 1_000_000,
+                dmaNanos / 1_000_000, Math.max(0, servingNanos - fileNanos - dmaNanos) / 1_000_000);
     }
 
     /**
@@ -292,22 +312,33 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 List<Virtqueue.Buffer> out = slice(readable, REQUEST_HEADER_SIZE, readableBytes - REQUEST_HEADER_SIZE);
                 switch (type) {
                     case VIRTIO_BLK_T_IN -> {
+                        requestsIn++;
                         result = transfer(dma, sector, in, false);
                         written += result == VIRTIO_BLK_S_OK ? writableBytes - 1 : 0;
+                        bytesIn += written - 1;
                     }
-                    case VIRTIO_BLK_T_OUT -> result = options.readOnly() ? VIRTIO_BLK_S_IOERR : transfer(dma, sector, out, true);
+                    case VIRTIO_BLK_T_OUT -> {
+                        requestsOut++;
+                        result = options.readOnly() ? VIRTIO_BLK_S_IOERR : transfer(dma, sector, out, true);
+                        bytesOut += result == VIRTIO_BLK_S_OK ? readableBytes - REQUEST_HEADER_SIZE : 0;
+                    }
                     case VIRTIO_BLK_T_FLUSH -> {
+                        requestsOther++;
                         file.force(true);
                         result = VIRTIO_BLK_S_OK;
                     }
                     case VIRTIO_BLK_T_GET_ID -> {
+                        requestsOther++;
                         byte[] id = serialId();
                         long n = Math.min(VIRTIO_BLK_ID_BYTES, writableBytes - 1);
                         scatter(dma, slice(in, 0, n), id);
                         written += n;
                         result = VIRTIO_BLK_S_OK;
                     }
-                    default -> result = VIRTIO_BLK_S_UNSUPP;
+                    default -> {
+                        requestsOther++;
+                        result = VIRTIO_BLK_S_UNSUPP;
+                    }
                 }
             } catch (IOException | DmaException e) {
                 // The disk failed, or a header or data buffer lies outside DMA-mapped memory.
@@ -339,18 +370,26 @@ public final class VirtioBlk implements VirtioDevice, AutoCloseable {
                 int n = (int) Math.min(chunk.length, b.len() - done);
                 ByteBuffer bb = ByteBuffer.wrap(chunk, 0, n);
                 MemorySegment part = MemorySegment.ofArray(chunk).asSlice(0, n);
+                long t0 = System.nanoTime();
+                long t1;
                 if (toFile) {
                     dma.read(b.addr() + done, part);
+                    t1 = System.nanoTime();
                     while (bb.hasRemaining()) {
                         file.write(bb, position + bb.position());
                     }
+                    dmaNanos += t1 - t0;
+                    fileNanos += System.nanoTime() - t1;
                 } else {
                     while (bb.hasRemaining()) {
                         if (file.read(bb, position + bb.position()) < 0) {
                             throw new IOException("disk image " + disk + " ended before byte " + (position + bb.position()));
                         }
                     }
+                    t1 = System.nanoTime();
                     dma.write(b.addr() + done, part);
+                    fileNanos += t1 - t0;
+                    dmaNanos += System.nanoTime() - t1;
                 }
                 done += n;
                 position += n;

@@ -150,7 +150,7 @@ public final class VirtioBlkServer implements AutoCloseable {
                 // until the client goes or close() disconnects it
             }
             server.close();
-            LOG.info("virtio-blk: client disconnected");
+            LOG.info("virtio-blk: client disconnected: {}", blk.statistics());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             closing = true;

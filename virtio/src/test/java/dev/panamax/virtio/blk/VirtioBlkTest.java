@@ -228,6 +228,9 @@ class VirtioBlkTest {
         assertArrayEquals(Arrays.copyOfRange(initial, 2 * SECTOR_SIZE, 3 * SECTOR_SIZE), Arrays.copyOf(read, SECTOR_SIZE));
         assertArrayEquals(data, Arrays.copyOfRange(read, SECTOR_SIZE, 3 * SECTOR_SIZE));
         assertEquals(1, queue.read());
+        // The disconnect line's counts so far: one doorbell and one request each, 1024 bytes out, 1536 in.
+        assertTrue(blk.statistics().startsWith("2 doorbells, 2 requests (IN 1: 1 KiB, OUT 1: 1 KiB, other 0; 1 KiB per IN);"
+                + " serving took "), blk.statistics());
 
         // FLUSH.
         driver.header(FREE + 0x300, VIRTIO_BLK_T_FLUSH, 0);
