@@ -47,8 +47,8 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class VirtioBlkTest {
     static final long BASE = 0x1_0000_0000L;
-    static final int MEMORY = 1 << 20;
-    static final int DISK_SECTORS = 2048;
+    static final int MEMORY = 8 << 20;
+    static final int DISK_SECTORS = 8192;
     static final long FEATURES = (1L << VIRTIO_F_VERSION_1) | (1L << VIRTIO_BLK_F_FLUSH) | (1L << VIRTIO_BLK_F_SEG_MAX)
             | (1L << VIRTIO_BLK_F_BLK_SIZE) | (1L << VIRTIO_F_RING_INDIRECT_DESC);
 
@@ -307,6 +307,37 @@ class VirtioBlkTest {
         } else {
             assertTrue(client.dmaMessages > 50, "DMA went by messages: " + client.dmaMessages);
         }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = Dma.class, names = {"MAPPED", "FORCED_MESSAGES"})
+    void aRequestLargerThanOneFileCallIsMovedWindowByWindow(Dma dma) throws IOException {
+        start(dma, false);
+        driver.enableMsix(true);
+        driver.init(FEATURES, 16, 0, 1);
+        // 2.5 file calls' worth (IO_MAX each), in buffers that end neither where a window ends nor together.
+        int len = 5 * IO_MAX / 2;
+        byte[] data = new byte[len];
+        new Random(11).nextBytes(data);
+        long src = 1 << 20;
+        long dst = 4 << 20;
+        java.lang.foreign.MemorySegment.copy(data, 0, guest.mapping(), JAVA_BYTE, src, len);
+        int a = 700 << 10;
+        int b = 1100 << 10;
+        driver.header(FREE, VIRTIO_BLK_T_OUT, 100);
+        request(ro(FREE, 16), ro(src, a), ro(src + a, b), ro(src + a + b, len - a - b), rw(FREE + 0x80, 1));
+        assertEquals(VIRTIO_BLK_S_OK, driver.get(FREE + 0x80, 1)[0]);
+        assertArrayEquals(data, diskBytes(100L * SECTOR_SIZE, len));
+        assertArrayEquals(Arrays.copyOf(initial, 100 * SECTOR_SIZE), diskBytes(0, 100 * SECTOR_SIZE), "before the range");
+        int after = 100 * SECTOR_SIZE + len;
+        assertArrayEquals(Arrays.copyOfRange(initial, after, initial.length), diskBytes(after, initial.length - after), "after it");
+        int c = 300 << 10;
+        int d = 2000 << 10;
+        driver.header(FREE + 0x100, VIRTIO_BLK_T_IN, 100);
+        long[] used = request(ro(FREE + 0x100, 16), rw(dst, c), rw(dst + c, d), rw(dst + c + d, len - c - d), rw(FREE + 0x81, 1));
+        assertEquals(VIRTIO_BLK_S_OK, driver.get(FREE + 0x81, 1)[0]);
+        assertEquals(len + 1, used[1], "IN's used len: data and status");
+        assertArrayEquals(data, guest.mapping().asSlice(dst, len).toArray(JAVA_BYTE));
     }
 
     @Test
