@@ -25,6 +25,21 @@ class E2eSessionTest {
     }
 
     @Test
+    void aGuestThatNeverExitedIsTheEmulatorsOnlyWhenNested() {
+        // The line of the CI run of 2026-12-02; a timed-out guest that did exit (an idle one, a hung script) is not.
+        Result r = result(0, "panamax: at the timeout vCPU 0 was at rip 0xffffffffc04ce20c, runnable, after 0 exits\n"
+                + "panamax: guest still running after 300 s: killed\nE2E fd-msix=124\n");
+        assertTrue(E2eSession.emulatorFault(Mode.NESTED, r).contains("without one exit"));
+        assertNull(E2eSession.emulatorFault(Mode.DIRECT, r));
+        assertTrue(E2eSession.emulatorFault(Mode.NESTED, result(0, "panamax: at the timeout vCPU 0 was at rip 0x100200,"
+                + " halted (waiting for an interrupt), after 0 exits\n")).contains("without one exit"));
+        assertNull(E2eSession.emulatorFault(Mode.NESTED, result(0, "panamax: at the timeout vCPU 0 was at rip 0xffffffffa58592eb,"
+                + " halted (waiting for an interrupt), after 17352 exits\nE2E timeout=124\n")));
+        assertNull(E2eSession.emulatorFault(Mode.NESTED, result(0, "panamax: at the timeout vCPU 1 was at rip 0xffffffff81000000,"
+                + " runnable, after 10 exits\n")));
+    }
+
+    @Test
     void aJvmCrashAndATimeoutAreTheEmulatorsAnywhere() {
         Result crash = result(1, "# A fatal error has been detected by the Java Runtime Environment:\n");
         assertTrue(E2eSession.emulatorFault(Mode.DIRECT, crash).contains("JVM crashed"));
